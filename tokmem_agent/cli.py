@@ -1,0 +1,138 @@
+"""Command line: ``tokmem train | inspect | predict``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import TokMemError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="TokMem: one trainable memory token per tool on a frozen language model.")
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+@app.command()
+def train(
+    data: str = typer.Option(..., "--data", help="APIGen JSONL file (ours or original xLAM shape) or a HF dataset id."),
+    out: Path = typer.Option(..., "--out", help="Directory to write the memory bank (and checkpoints) to."),
+    model: Optional[str] = typer.Option(None, "--model", help="HF id or local dir; default SmolLM2-135M-Instruct."),
+    bank: Optional[Path] = typer.Option(None, "--bank", help="Start from this bank (its tokens not in --data stay frozen)."),
+    epochs: int = typer.Option(2, help="Passes over the data."),
+    batch_size: int = typer.Option(4, help="Traces per step."),
+    grad_accum: int = typer.Option(1, help="Micro-batches per optimizer step."),
+    lr: float = typer.Option(5e-3, help="AdamW learning rate of the memory rows."),
+    max_length: int = typer.Option(1024, help="Max tokens per trace (context is cut first, never the target)."),
+    mode: str = typer.Option("tied", help="tied | decoupled memory matrices."),
+    init: str = typer.Option("mean", help="Row init: mean | random | orthogonal."),
+    reading: str = typer.Option("compositional", help="compositional (all calls at once) | chain (calls, results, answer)."),
+    lora: bool = typer.Option(False, "--lora", help="Adaptation round: also train LoRA on attention projections."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N records."),
+    seed: int = typer.Option(0),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
+    no_autocast: bool = typer.Option(False, "--no-autocast", help="Train in float32 instead of bf16 autocast."),
+) -> None:
+    """Train memory tokens for the tools called in --data."""
+    from .config import LoraSettings, MemoryConfig, TrainConfig
+    from .tokmem import TokMem
+    from .traces import load_traces, tools_in
+
+    try:
+        traces = load_traces(data, limit=limit)
+        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_length=max_length,
+                          seed=seed, lora=LoraSettings() if lora else None, autocast=None if no_autocast else "bf16")
+        if bank is not None:
+            tm = TokMem.load(bank, model)
+        elif resume and (out / "checkpoint").exists():
+            tm = TokMem.load(out / "checkpoint", model)
+        else:
+            defs = tools_in(traces)
+            called = sorted({c.name for t in traces for c in t.calls})
+            tm = TokMem.create([defs[n] for n in called], model, memory=MemoryConfig(mode=mode, init=init), seed=seed)
+        typer.echo(f"{len(traces)} traces, {len(tm.tool_names)} tools, base model {tm.loaded.model_id}")
+        result = tm.train(traces, cfg, out_dir=out, resume=resume, reading=reading)
+    except TokMemError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"trained {len(result.trained_tools)} tool tokens in {result.seconds:.0f} s "
+               f"({result.steps} steps, {result.tokens_per_s:.0f} tokens/s); bank saved to {out}")
+
+
+@app.command()
+def inspect(bank: Path = typer.Argument(..., help="Memory bank directory."),
+            as_json: bool = typer.Option(False, "--json", help="Print the raw config.")) -> None:
+    """Show what a memory bank holds (no model is loaded)."""
+    from safetensors.torch import load_file
+
+    from .serialization import WEIGHTS_NAME, read_config
+
+    try:
+        cfg = read_config(bank)
+    except TokMemError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps(cfg, indent=2, ensure_ascii=False))
+        return
+    tensors = load_file(str(bank / WEIGHTS_NAME))
+    norms = tensors["steer"].norm(dim=-1).tolist()
+    n_params = sum(t.numel() for t in tensors.values())
+    typer.echo(f"bank {bank}  (format v{cfg['format_version']})")
+    typer.echo(f"  base model   {cfg['base_model']}  (hidden {cfg['hidden_size']}, vocab {cfg['vocab_size']}, "
+               f"tokenizer {cfg['tokenizer_fingerprint']})")
+    typer.echo(f"  memory       {len(cfg['tools'])} tokens, {cfg['mode']} mode, {n_params:,} parameters"
+               + (f", LoRA r={cfg['lora']['r']}" if cfg.get("lora") else ""))
+    training = (cfg.get("meta") or {}).get("training")
+    if training:
+        last = training["history"][-1] if training.get("history") else {}
+        typer.echo(f"  training     {training['steps']} steps, {training['seconds']} s, {training['n_train']} traces"
+                   + (f", held-out tool selection {last['eval_tool_acc']:.3f}" if "eval_tool_acc" in last else ""))
+    typer.echo("  tools:")
+    width = max((len(t["name"]) for t in cfg["tools"]), default=4)
+    for t, norm in zip(cfg["tools"], norms):
+        args = ", ".join(t["parameters"].get("properties", {}))
+        typer.echo(f"    {t['name']:<{width}}  |M|={norm:6.3f}  ({args})")
+
+
+@app.command()
+def predict(bank: Path = typer.Argument(..., help="Memory bank directory."),
+            query: str = typer.Argument(..., help="The user request."),
+            model: Optional[str] = typer.Option(None, "--model"),
+            max_new_tokens: int = typer.Option(256)) -> None:
+    """Which tools (and argument text) the memory tokens choose for a query (plain greedy decoding)."""
+    from .tokmem import TokMem
+
+    try:
+        tm = TokMem.load(bank, model)
+        pred = tm.predict(query, max_new_tokens=max_new_tokens)
+    except TokMemError as exc:
+        _fail(exc)
+        return
+    if pred.text.strip():
+        typer.echo(f"text: {pred.text.strip()}")
+    for c in pred.calls:
+        typer.echo(f"{c.name} {c.arguments}")
+    if not pred.calls:
+        typer.echo("(no tool call)")
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

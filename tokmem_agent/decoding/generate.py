@@ -1,0 +1,100 @@
+"""Incremental greedy decoding over a :class:`TokMemModel` with a KV cache.
+
+:class:`DecodeSession` is the piece the controller drives: feed ids (prompt, generated tokens, tool turns),
+read the next-token logits. :func:`greedy_generate` is the plain paper-protocol loop (full-vocabulary
+argmax, memory tokens included) built on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache
+
+from ..model.wrapped import TokMemModel
+
+#: A logits processor: (generated ids so far, logits [V+N]) → logits [V+N].
+LogitsProcessor = Callable[[Sequence[int], torch.Tensor], torch.Tensor]
+
+
+class DecodeSession:
+    """One sequence being decoded: the ids so far and their KV cache."""
+
+    def __init__(self, model: TokMemModel):
+        self.model = model
+        self.ids: list[int] = []
+        self.cache = DynamicCache(config=model.base.config)
+        self._last_logits: torch.Tensor | None = None  # [V+N]
+
+    @torch.no_grad()
+    def feed(self, ids: Sequence[int]) -> torch.Tensor:
+        """Append ids (prefill or one step); return the float32 logits [V+N] after the last one."""
+        if not ids:
+            if self._last_logits is None:
+                raise ValueError("feed() needs at least one id on an empty session")
+            return self._last_logits
+        x = torch.tensor([list(ids)], dtype=torch.long)  # [1, T]
+        h, self.cache = self.model.hidden(x, past_key_values=self.cache, use_cache=True)  # [1, T, d]
+        self.ids.extend(ids)
+        self._last_logits = self.model.logits(h[0, -1])  # [V+N]
+        return self._last_logits
+
+    @property
+    def logits(self) -> torch.Tensor:
+        if self._last_logits is None:
+            raise ValueError("nothing fed yet")
+        return self._last_logits
+
+
+@dataclass
+class Generation:
+    """Output of :func:`greedy_generate`."""
+
+    prompt_ids: list[int]
+    ids: list[int]  # generated ids (stop token included if one was produced)
+    stopped: bool  # a stop token ended it (False: max_new_tokens reached)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def greedy_generate(model: TokMemModel, prompt_ids: Sequence[int], *, max_new_tokens: int,
+                    stop_ids: Iterable[int], processors: Sequence[LogitsProcessor] = ()) -> Generation:
+    """Greedy decoding from ``prompt_ids`` until a stop id or ``max_new_tokens``."""
+    import time
+
+    stop = set(stop_ids)
+    session = DecodeSession(model)
+    t0 = time.perf_counter()
+    logits = session.feed(prompt_ids)
+    t1 = time.perf_counter()
+    out: list[int] = []
+    stopped = False
+    for _ in range(max_new_tokens):
+        for proc in processors:
+            logits = proc(out, logits)
+        nxt = int(torch.argmax(logits))
+        out.append(nxt)
+        if nxt in stop:
+            stopped = True
+            break
+        logits = session.feed([nxt])
+    t2 = time.perf_counter()
+    return Generation(list(prompt_ids), out, stopped, {"prefill_s": t1 - t0, "decode_s": t2 - t1})
+
+
+def mask_memory_tokens(model: TokMemModel, allowed: Iterable[str] | None) -> LogitsProcessor:
+    """A processor that masks the memory tokens of tools not in ``allowed`` (None = allow all)."""
+    if allowed is None:
+        return lambda _ids, logits: logits
+    keep = {model.memory_id(n) for n in allowed}
+    blocked = torch.tensor([i for i in range(model.vocab_size, model.total_vocab) if i not in keep], dtype=torch.long)
+
+    def proc(_ids: Sequence[int], logits: torch.Tensor) -> torch.Tensor:
+        if len(blocked):
+            logits = logits.clone()
+            logits[blocked] = float("-inf")
+        return logits
+
+    return proc

@@ -1,0 +1,95 @@
+"""A frozen causal LM with a memory bank attached, without patching transformers' classes.
+
+Token ids ``< V`` are ordinary vocabulary (V = the model's embedding rows); id ``V + i`` is memory token i.
+Inputs go through ``inputs_embeds`` (memory rows substituted), logits are extended with ``h @ Mᵀ``.
+The KV cache works as usual since the decoder only ever sees embeddings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .memory import MemoryBank
+
+
+class TokMemModel(nn.Module):
+    """Base model (frozen) + :class:`MemoryBank`."""
+
+    def __init__(self, base: nn.Module, bank: MemoryBank):
+        super().__init__()
+        self.base = base
+        self.bank = bank
+        self.vocab_size = base.get_input_embeddings().num_embeddings  # V
+        for p in base.parameters():
+            p.requires_grad_(False)
+
+    # ----- pieces -------------------------------------------------------------------------------------
+    @property
+    def decoder(self) -> nn.Module:
+        get = getattr(self.base, "get_decoder", None)
+        dec = get() if callable(get) else None
+        return dec if dec is not None else getattr(self.base, self.base.base_model_prefix)
+
+    @property
+    def total_vocab(self) -> int:
+        """Logit width: V + N."""
+        return self.vocab_size + len(self.bank)
+
+    def memory_id(self, name: str) -> int:
+        return self.vocab_size + self.bank.index(name)
+
+    def is_memory(self, token_id: int) -> bool:
+        return token_id >= self.vocab_size
+
+    def tool_of(self, token_id: int) -> str:
+        return self.bank.names[token_id - self.vocab_size]
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """input_ids [B, T] (may hold memory ids) → embeddings [B, T, d] in the backbone's dtype."""
+        emb = self.base.get_input_embeddings()
+        is_mem = input_ids >= self.vocab_size  # [B, T]
+        e = emb(input_ids.clamp(max=self.vocab_size - 1))  # [B, T, d]
+        if is_mem.any():
+            rows = self.bank.steer[(input_ids - self.vocab_size).clamp(min=0)]  # [B, T, d] float32
+            e = torch.where(is_mem.unsqueeze(-1), rows.to(e.dtype), e)
+        return e
+
+    def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               past_key_values: Any = None, use_cache: bool = False) -> tuple[torch.Tensor, Any]:
+        """Final hidden states [B, T, d] and the (updated) KV cache."""
+        out = self.decoder(inputs_embeds=self.embed(input_ids), attention_mask=attention_mask,
+                           past_key_values=past_key_values, use_cache=use_cache)
+        return out.last_hidden_state, getattr(out, "past_key_values", None)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """h [..., d] → float32 logits [..., V + N]: vocabulary logits, then memory logits h · M_outᵀ."""
+        vocab = self.base.get_output_embeddings()(h).float()  # [..., V]
+        with torch.autocast(device_type=h.device.type, enabled=False):  # memory logits stay float32
+            mem = h.float() @ self.bank.address.t()  # [..., N]
+        return torch.cat([vocab, mem], dim=-1)
+
+    def target_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Cross-entropy on target positions only (the LM head runs only there).
+
+        input_ids, attention_mask, labels: [B, T]; labels = -100 where no loss. Returns the summed loss,
+        the number of targets, and correct/total counts at memory-token targets (tool selection).
+        """
+        h, _ = self.hidden(input_ids, attention_mask)  # [B, T, d]
+        tgt = labels[:, 1:]  # [B, T-1]: token t+1 is predicted from position t
+        sel = tgt != -100
+        logits = self.logits(h[:, :-1][sel])  # [K, V+N]
+        y = tgt[sel]  # [K]
+        loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+        is_mem = y >= self.vocab_size
+        correct = (logits[is_mem].argmax(-1) == y[is_mem]).sum()
+        return {"loss_sum": loss, "n": sel.sum(), "mem_correct": correct, "mem_n": is_mem.sum()}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                past_key_values: Any = None, use_cache: bool = False) -> tuple[torch.Tensor, Any]:
+        """Logits [B, T, V + N] at every position, and the KV cache."""
+        h, past = self.hidden(input_ids, attention_mask, past_key_values, use_cache)
+        return self.logits(h), past

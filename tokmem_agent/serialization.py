@@ -1,0 +1,128 @@
+"""Memory bank directories: ``memory.safetensors`` + ``tokmem_config.json`` (+ ``adapter/`` for LoRA).
+
+Writes are atomic: everything goes to a temporary sibling directory which then replaces the target; an
+existing bank is kept until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import BankFormatError
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "tokmem_config.json"
+WEIGHTS_NAME = "memory.safetensors"
+ADAPTER_DIR = "adapter"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+KEEP = ("checkpoint",)  # sub-directories carried over when a bank directory is replaced
+
+
+def atomic_dir(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Run ``write(tmpdir)`` then move ``tmpdir`` to ``path`` (replacing an existing directory).
+
+    Entries of the old directory named in ``KEEP`` (a training checkpoint) move into the new one.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        write(tmp)
+        if target.exists():
+            for name in KEEP:
+                if (target / name).exists() and not (tmp / name).exists():
+                    os.replace(target / name, tmp / name)
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / "bank")
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def write_bank(dirpath: Path, *, tensors: dict[str, torch.Tensor], config: dict[str, Any],
+               adapter: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None,
+               extra_files: dict[str, bytes] | None = None) -> None:
+    """Write bank files into an (already created, usually temporary) directory."""
+    save_file({k: v.detach().float().contiguous().cpu() for k, v in tensors.items()}, str(dirpath / WEIGHTS_NAME),
+              metadata={"format": "pt", "tokmem_format_version": str(FORMAT_VERSION)})
+    cfg = {"format_version": FORMAT_VERSION, **config}
+    (dirpath / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if adapter is not None:
+        state, acfg = adapter
+        (dirpath / ADAPTER_DIR).mkdir()
+        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()},
+                  str(dirpath / ADAPTER_DIR / ADAPTER_WEIGHTS))
+        (dirpath / ADAPTER_DIR / "adapter_config.json").write_text(json.dumps(acfg, indent=2) + "\n")
+    for name, data in (extra_files or {}).items():
+        (dirpath / name).write_bytes(data)
+
+
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a bank's JSON config."""
+    p = Path(path)
+    if not p.is_dir():
+        raise BankFormatError(f"no memory bank at {p} (expected a directory with {CONFIG_NAME})")
+    cfg_path = p / CONFIG_NAME
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BankFormatError(f"{cfg_path}: missing; {p} is not a memory bank directory") from None
+    except json.JSONDecodeError as exc:
+        raise BankFormatError(f"{cfg_path}: corrupt JSON at line {exc.lineno}: {exc.msg}") from None
+    version = cfg.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BankFormatError(f"{cfg_path}: format_version {version!r} is not supported (this library reads "
+                              f"{FORMAT_VERSION})")
+    for key in ("tools", "mode", "hidden_size", "vocab_size", "base_model", "tokenizer_fingerprint"):
+        if key not in cfg:
+            raise BankFormatError(f"{cfg_path}: missing field '{key}'")
+    return cfg
+
+
+def read_tensors(path: str | os.PathLike[str], config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Read and shape-check a bank's tensors against its config."""
+    wpath = Path(path) / WEIGHTS_NAME
+    try:
+        tensors = load_file(str(wpath))
+    except FileNotFoundError:
+        raise BankFormatError(f"{wpath}: missing") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BankFormatError(f"{wpath}: corrupt or unreadable safetensors file ({exc})") from None
+    n, d = len(config["tools"]), config["hidden_size"]
+    needed = ["steer"] + (["address"] if config["mode"] == "decoupled" else [])
+    for key in needed:
+        t = tensors.get(key)
+        if t is None:
+            raise BankFormatError(f"{wpath}: tensor '{key}' missing")
+        if tuple(t.shape) != (n, d):
+            raise BankFormatError(f"{wpath}: tensor '{key}' has shape {list(t.shape)}, config says [{n}, {d}]")
+        if not torch.isfinite(t).all():
+            raise BankFormatError(f"{wpath}: tensor '{key}' holds NaN/inf values")
+    return tensors
+
+
+def read_adapter(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    adir = Path(path) / ADAPTER_DIR
+    if not adir.exists():
+        return None
+    try:
+        return load_file(str(adir / ADAPTER_WEIGHTS)), json.loads((adir / "adapter_config.json").read_text())
+    except Exception as exc:
+        raise BankFormatError(f"{adir}: corrupt LoRA adapter ({exc})") from None

@@ -1,0 +1,273 @@
+"""The user-facing object: a base model + a memory bank + the tools it knows.
+
+>>> tm = TokMem.create(tools=[add, convert_currency])          # default model, one token per tool
+>>> tm.train(load_traces("traces.jsonl"), TrainConfig(epochs=2))
+>>> tm.save("banks/my-tools")
+>>> tm = TokMem.load("banks/my-tools")
+>>> tm.predict("What is 2 + 3?").calls
+[RawCall(name='add', arguments='{"a":2,"b":3}')]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .chat import ChatFormat
+from .config import DEFAULT_SYSTEM_PROMPT, LoraSettings, MemoryConfig, ModelConfig, TrainConfig
+from .errors import ModelMismatchError, ToolNotFoundError
+from .model.loader import LoadedModel, load_base_model
+from .model.memory import MemoryBank, init_rows
+from .model.wrapped import TokMemModel
+from .registry import Tool, ToolRegistry
+from .serialization import atomic_dir, read_adapter, read_config, read_tensors, write_bank
+from .traces import Message, Trace
+
+ModelLike = LoadedModel | ModelConfig | str | None
+
+
+@dataclass
+class RawCall:
+    """A call as generated: the tool chosen by a memory token and the argument text that followed it."""
+
+    name: str
+    arguments: str
+
+    def parsed(self) -> Any:
+        """The arguments as JSON (raises ``json.JSONDecodeError`` when they are not valid JSON)."""
+        return json.loads(self.arguments)
+
+
+@dataclass
+class Prediction:
+    """Result of :meth:`TokMem.predict`."""
+
+    calls: list[RawCall]
+    text: str  # text generated before the first memory token (usually empty)
+    ids: list[int] = field(repr=False)
+    prompt_tokens: int = 0
+    stopped: bool = True
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class TokMem:
+    """A frozen base model with one trainable memory token per tool."""
+
+    def __init__(self, loaded: LoadedModel, bank: MemoryBank, tools: ToolRegistry, *,
+                 system_prompt: str | None = DEFAULT_SYSTEM_PROMPT, memory: MemoryConfig | None = None,
+                 meta: dict[str, Any] | None = None):
+        self.loaded = loaded
+        self.tokenizer = loaded.tokenizer
+        self.tools = tools
+        self.memory_config = memory or MemoryConfig(mode=bank.mode)
+        self.system_prompt = system_prompt
+        self.model = TokMemModel(loaded.model, bank)
+        self.chat = ChatFormat(loaded.tokenizer, self.model.memory_id, system_prompt)
+        self.lora: LoraSettings | None = None
+        self.meta: dict[str, Any] = dict(meta or {})
+
+    # ----- construction -------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, tools: Iterable[Any], model: ModelLike = None, *, memory: MemoryConfig | None = None,
+               system_prompt: str | None = DEFAULT_SYSTEM_PROMPT, seed: int = 0) -> TokMem:
+        """A new bank with one freshly initialised token per tool (functions, pydantic models, dicts, Tools)."""
+        memory = memory or MemoryConfig()
+        loaded = _load(model)
+        bank = MemoryBank(loaded.model.get_input_embeddings().embedding_dim, memory.mode)
+        tm = cls(loaded, bank, ToolRegistry(), system_prompt=system_prompt, memory=memory)
+        tm.add_tools(tools, seed=seed)
+        return tm
+
+    @property
+    def bank(self) -> MemoryBank:
+        return self.model.bank
+
+    @property
+    def tool_names(self) -> list[str]:
+        return list(self.bank.names)
+
+    def add_tools(self, tools: Iterable[Any], *, init: str | None = None, seed: int = 0) -> list[str]:
+        """Give each new tool a memory row (initialised per ``MemoryConfig.init``); returns the new names."""
+        new: list[Tool] = []
+        for t in tools:
+            tool = Tool.coerce(t)
+            if tool.name in self.bank.names:
+                self.tools.register(tool)  # same schema: just attaches the callable; else SchemaError
+                continue
+            new.append(self.tools.register(tool))
+        if not new:
+            return []
+        emb = self.model.base.get_input_embeddings().weight  # [V, d]
+        toks = [self.chat.text_ids(f"{t.name.replace('_', ' ')}: {t.description}") for t in new]
+        gen = torch.Generator().manual_seed(seed)
+        rows = init_rows(emb, toks, init or self.memory_config.init, generator=gen)  # [n, d]
+        self.bank.add([t.name for t in new], rows)
+        return [t.name for t in new]
+
+    def require_tools(self, tools: Iterable[Any]) -> list[Tool]:
+        """Check that every tool has a token here with the same schema; attach callables. Returns Tools."""
+        out = []
+        for t in tools:
+            tool = Tool.coerce(t)
+            if tool.name not in self.bank.names:
+                raise ToolNotFoundError(
+                    f"tool '{tool.name}' has no memory token in this bank (it knows: {', '.join(self.tool_names)}). "
+                    f"Train one with `tokmem train` / TokMem.add_tools + train.")
+            known = self.tools.get(tool.name)
+            if known.hash != tool.hash:
+                raise ModelMismatchError(
+                    f"tool '{tool.name}': its schema changed since the bank was trained (bank {known.hash}, "
+                    f"given {tool.hash}); retrain its token")
+            if tool.fn is not None:
+                known.fn = tool.fn
+            out.append(known)
+        return out
+
+    # ----- LoRA adaptation round ----------------------------------------------------------------
+    def enable_lora(self, settings: LoraSettings) -> None:
+        """Inject LoRA adapters (peft) into the backbone's attention projections (trainable)."""
+        from peft import LoraConfig, inject_adapter_in_model
+
+        if self.lora is not None:
+            return
+        cfg = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                         target_modules=list(settings.target_modules), bias="none")
+        inject_adapter_in_model(cfg, self.model.base)
+        self.lora = settings
+
+    def lora_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for n, p in self.model.base.named_parameters() if "lora_" in n]
+
+    def _lora_state(self) -> dict[str, torch.Tensor]:
+        from peft import get_peft_model_state_dict
+
+        return get_peft_model_state_dict(self.model.base)
+
+    # ----- persistence ----------------------------------------------------------------------------
+    def config_dict(self) -> dict[str, Any]:
+        base_cfg = self.model.base.config
+        return {
+            "tools": [{**t.to_dict(), "hash": t.hash} for t in (self.tools.get(n) for n in self.bank.names)],
+            "mode": self.bank.mode,
+            "init": self.memory_config.init,
+            "base_model": self.loaded.model_id,
+            "model_type": getattr(base_cfg, "model_type", None),
+            "hidden_size": self.bank.hidden_size,
+            "vocab_size": self.model.vocab_size,
+            "tokenizer_fingerprint": self.loaded.fingerprint,
+            "system_prompt": self.system_prompt,
+            "lora": asdict(self.lora) if self.lora else None,
+            "meta": self.meta,
+        }
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        t = {"steer": self.bank.steer.detach()}
+        if self.bank.address_ is not None:
+            t["address"] = self.bank.address_.detach()
+        return t
+
+    def write_to(self, dirpath: Path) -> None:
+        """Write the bank files into an existing directory (used for atomic saves and checkpoints)."""
+        adapter = None
+        if self.lora is not None:
+            adapter = (self._lora_state(), asdict(self.lora))
+        write_bank(dirpath, tensors=self.state_tensors(), config=self.config_dict(), adapter=adapter)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save the bank (atomically: an existing bank at ``path`` is replaced only once this one is whole)."""
+        return atomic_dir(path, self.write_to)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], model: ModelLike = None) -> TokMem:
+        """Load a bank onto its base model (or onto ``model``, which must match it)."""
+        cfg = read_config(path)
+        tensors = read_tensors(path, cfg)
+        loaded = _load(model if model is not None else cfg["base_model"])
+        check_compatible(cfg, loaded, where=str(path))
+        tools = ToolRegistry()
+        for d in cfg["tools"]:
+            tool = tools.register(Tool.from_dict(d))
+            if d.get("hash") and d["hash"] != tool.hash:
+                raise ModelMismatchError(f"{path}: stored hash of tool '{tool.name}' does not match its schema "
+                                         "(config edited or corrupt)")
+        bank = MemoryBank(cfg["hidden_size"], cfg["mode"])
+        names = [d["name"] for d in cfg["tools"]]
+        if names:
+            bank.add(names, tensors["steer"], tensors.get("address"))
+        tm = cls(loaded, bank, tools, system_prompt=cfg.get("system_prompt"),
+                 memory=MemoryConfig(mode=cfg["mode"], init=cfg.get("init", "mean")), meta=cfg.get("meta"))
+        adapter = read_adapter(path)
+        if adapter is not None:
+            from peft import set_peft_model_state_dict
+
+            tm.enable_lora(LoraSettings(**adapter[1]))
+            set_peft_model_state_dict(tm.model.base, adapter[0])
+            for p in tm.lora_parameters():
+                p.requires_grad_(False)
+        return tm
+
+    # ----- training ----------------------------------------------------------------------------------
+    def train(self, traces: Sequence[Trace], config: TrainConfig | None = None, **kwargs: Any) -> Any:
+        """Train the memory rows (see :func:`tokmem_agent.training.trainer.train`)."""
+        from .training.trainer import train
+
+        return train(self, traces, config or TrainConfig(), **kwargs)
+
+    # ----- inference -----------------------------------------------------------------------------------
+    def messages_for(self, query: str | Sequence[Message]) -> list[Message]:
+        return [{"role": "user", "content": query}] if isinstance(query, str) else list(query)
+
+    def predict(self, query: str | Sequence[Message], *, max_new_tokens: int = 256,
+                allowed_tools: Iterable[str] | None = None) -> Prediction:
+        """Greedy full-vocabulary decoding (paper protocol) → calls split at memory tokens."""
+        from .decoding.generate import greedy_generate, mask_memory_tokens
+
+        prompt = self.chat.prompt_ids(self.messages_for(query))
+        procs = [mask_memory_tokens(self.model, allowed_tools)] if allowed_tools is not None else []
+        gen = greedy_generate(self.model, prompt, max_new_tokens=max_new_tokens, stop_ids=self.chat.stop_ids,
+                              processors=procs)
+        text, calls = self.split_calls(gen.ids)
+        return Prediction(calls, text, gen.ids, len(prompt), gen.stopped, gen.timings)
+
+    def split_calls(self, ids: Sequence[int]) -> tuple[str, list[RawCall]]:
+        """Split generated ids at memory tokens: (leading text, [RawCall(tool, argument text)])."""
+        stop = self.chat.stop_ids
+        ids = [i for i in ids if i not in stop]
+        lead: list[int] = []
+        calls: list[tuple[str, list[int]]] = []
+        for i in ids:
+            if self.model.is_memory(i):
+                calls.append((self.model.tool_of(i), []))
+            elif calls:
+                calls[-1][1].append(i)
+            else:
+                lead.append(i)
+        dec = self.tokenizer.decode
+        return dec(lead), [RawCall(n, dec(a).strip()) for n, a in calls]
+
+
+def _load(model: ModelLike) -> LoadedModel:
+    return model if isinstance(model, LoadedModel) else load_base_model(model)
+
+
+def check_compatible(cfg: dict[str, Any], loaded: LoadedModel, *, where: str) -> None:
+    """Refuse a base model that does not match the one a bank was trained on."""
+    hidden = loaded.model.get_input_embeddings().embedding_dim
+    vocab = loaded.model.get_input_embeddings().num_embeddings
+    problems = []
+    if hidden != cfg["hidden_size"]:
+        problems.append(f"hidden size {cfg['hidden_size']} vs {hidden}")
+    if vocab != cfg["vocab_size"]:
+        problems.append(f"vocabulary size {cfg['vocab_size']} vs {vocab}")
+    if loaded.fingerprint != cfg["tokenizer_fingerprint"]:
+        problems.append(f"tokenizer fingerprint {cfg['tokenizer_fingerprint']} vs {loaded.fingerprint}")
+    if problems:
+        raise ModelMismatchError(
+            f"memory bank {where} was trained on base model '{cfg['base_model']}' but is being attached to "
+            f"'{loaded.model_id}': " + "; ".join(problems))

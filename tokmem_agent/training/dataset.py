@@ -1,0 +1,81 @@
+"""Traces → token ids with a loss mask; length-bucketed, padded batches."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..chat import ChatFormat, trace_conversation
+from ..traces import Trace
+
+log = logging.getLogger("tokmem_agent")
+IGNORE = -100
+
+
+@dataclass
+class Example:
+    trace_id: str
+    ids: list[int]
+    labels: list[int]  # IGNORE where no loss
+    tools: list[str]
+
+
+def encode_traces(chat: ChatFormat, traces: Sequence[Trace], *, max_length: int,
+                  reading: str = "compositional") -> tuple[list[Example], list[str]]:
+    """Encode each trace; returns (examples, ids of skipped traces whose targets do not fit)."""
+    examples: list[Example] = []
+    skipped: list[str] = []
+    for t in traces:
+        enc = chat.truncated(trace_conversation(t, reading), max_length)
+        if enc is None:
+            skipped.append(t.id)
+            continue
+        labels = [i if m else IGNORE for i, m in zip(enc.ids, enc.targets)]
+        examples.append(Example(t.id, enc.ids, labels, t.tool_names))
+    if skipped:
+        log.warning("skipped %d of %d traces whose target alone exceeds max_length=%d (e.g. %s)",
+                    len(skipped), len(traces), max_length, skipped[0])
+    return examples, skipped
+
+
+def split_heldout(examples: list[Example], fraction: float, max_eval: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """Deterministic (train, held-out) split."""
+    n_eval = min(max_eval, int(round(len(examples) * fraction)))
+    if n_eval == 0 or len(examples) < 2:
+        return examples, []
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:n_eval])
+    return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
+
+
+def make_batches(examples: Sequence[Example], batch_size: int, seed: int) -> list[list[int]]:
+    """Shuffled batches of indices; examples of similar length are grouped (less padding)."""
+    rng = random.Random(seed)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches: list[list[int]] = []
+    for s in range(0, len(order), chunk):
+        part = sorted(order[s:s + chunk], key=lambda i: len(examples[i].ids))
+        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded tensors: input_ids, attention_mask, labels, each [B, T]."""
+    t = max(len(e.ids) for e in examples)
+    ids = torch.full((len(examples), t), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), t), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), t), dtype=torch.long)
+    for b, e in enumerate(examples):
+        n = len(e.ids)
+        ids[b, :n] = torch.tensor(e.ids)
+        labels[b, :n] = torch.tensor(e.labels)
+        mask[b, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}

@@ -1,0 +1,266 @@
+"""Training memory tokens: frozen backbone, loss on assistant targets only, only active rows move.
+
+Runs unchanged under ``accelerate launch`` (batches are sharded by process, gradients synchronised by the
+prepared model); on one CPU process Accelerate is a thin no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..errors import BankFormatError, ConfigError
+from ..serialization import atomic_dir, read_adapter, read_config, read_tensors
+from ..traces import Trace, tools_in
+from .dataset import Example, collate, encode_traces, make_batches, split_heldout
+
+if TYPE_CHECKING:
+    from ..tokmem import TokMem
+
+log = logging.getLogger("tokmem_agent")
+CHECKPOINT_DIR = "checkpoint"
+STATE_NAME = "trainer_state.pt"
+
+
+@dataclass
+class TrainResult:
+    """What a training run did."""
+
+    steps: int
+    epochs: int
+    seconds: float
+    tokens: int
+    n_train: int
+    n_eval: int
+    skipped: int
+    trained_tools: list[str]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+class _LossModule(nn.Module):
+    """What Accelerate prepares (and DDP wraps): forward = target loss of a TokMemModel."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model.target_loss(input_ids, attention_mask, labels)
+
+
+def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str | os.PathLike[str] | None = None,
+          resume: bool = False, active_tools: Sequence[str] | None = None, reading: str = "compositional",
+          callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> TrainResult:
+    """Train the rows of the tools called in ``traces`` (or ``active_tools``); all other rows stay bit-identical.
+
+    Tools called in the traces that have no token yet get one (from the records' tool definitions).
+    With ``out_dir``, checkpoints go to ``out_dir/checkpoint`` (atomic) and the final bank to ``out_dir``;
+    ``resume=True`` continues from that checkpoint.
+    """
+    from accelerate import Accelerator
+
+    if not traces:
+        raise ConfigError("no training traces")
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    torch.manual_seed(cfg.seed)
+    called = sorted({c.name for t in traces for c in t.calls})
+    defs = tools_in(traces)
+    tm.add_tools([defs[n] for n in called if n not in tm.bank.names], seed=cfg.seed)
+    active_names = list(active_tools) if active_tools is not None else called
+    bank = tm.bank
+    active = torch.tensor([n in set(active_names) for n in bank.names])  # [N] bool
+    if cfg.lora is not None:
+        tm.enable_lora(cfg.lora)
+
+    # ----- data -------------------------------------------------------------------------------------
+    examples, skipped = encode_traces(tm.chat, traces, max_length=cfg.max_length, reading=reading)
+    if not examples:
+        raise ConfigError(f"every trace exceeds max_length={cfg.max_length}; raise it")
+    train_ex, eval_ex = split_heldout(examples, cfg.eval_fraction, cfg.max_eval, cfg.seed)
+    pad_id = tm.tokenizer.pad_token_id if tm.tokenizer.pad_token_id is not None else 0
+
+    # ----- parameters: only memory rows (and LoRA, if enabled) are trainable ----------------------
+    for p in tm.model.base.parameters():
+        p.requires_grad_(False)
+    lora_params = tm.lora_parameters() if cfg.lora is not None else []
+    for p in lora_params:
+        p.requires_grad_(True)
+    mats = bank.matrices()
+    for m in mats:
+        m.requires_grad_(True)
+    allowed = {id(p) for p in [*mats, *lora_params]}
+    stray = [n for n, p in tm.model.named_parameters() if p.requires_grad and id(p) not in allowed]
+    assert not stray, f"backbone parameters would be trained: {stray[:5]}"
+    row_mask = active.float().unsqueeze(-1)  # [N, 1]
+    hooks = [m.register_hook(lambda g: g * row_mask.to(g.dtype)) for m in mats]
+    frozen = [m.detach()[~active].clone() for m in mats]  # inactive rows, restored after every step
+
+    groups: list[dict[str, Any]] = [{"params": mats, "lr": cfg.lr}]
+    if lora_params:
+        groups.append({"params": lora_params, "lr": cfg.lora_lr})
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_module, optimizer = accelerator.prepare(_LossModule(tm.model), optimizer)
+
+    steps_per_epoch = math.ceil(math.ceil(len(train_ex) / cfg.batch_size) / accelerator.num_processes / cfg.grad_accum)
+    total_steps = steps_per_epoch * cfg.epochs
+    state = {"epoch": 0, "batch": 0, "step": 0, "history": [], "tokens": 0, "seconds": 0.0}
+    ckpt = Path(out_dir) / CHECKPOINT_DIR if out_dir is not None else None
+    if resume:
+        if ckpt is None or not (ckpt / STATE_NAME).exists():
+            raise BankFormatError(f"nothing to resume: no checkpoint at {ckpt}")
+        state = _load_checkpoint(tm, ckpt, optimizer)
+        log.info("resuming at epoch %d, step %d", state["epoch"] + 1, state["step"])
+
+    autocast = cfg.autocast == "bf16"
+    progress = _progress(total_steps, initial=state["step"],
+                         enabled=cfg.progress and accelerator.is_main_process)
+    t_start = time.perf_counter() - state["seconds"]
+    model_ref = tm.model
+    try:
+        for epoch in range(state["epoch"], cfg.epochs):
+            batches = make_batches(train_ex, cfg.batch_size, cfg.seed + epoch)
+            batches = batches[accelerator.process_index::accelerator.num_processes]
+            loss_sum, loss_n = 0.0, 0
+            micro = 0
+            for b in range(state["batch"], len(batches)):
+                batch = collate([train_ex[i] for i in batches[b]], pad_id)
+                batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+                with torch.autocast(device_type=accelerator.device.type, dtype=torch.bfloat16, enabled=autocast):
+                    out = loss_module(**batch)
+                loss = out["loss_sum"] / out["n"].clamp_min(1)
+                accelerator.backward(loss / cfg.grad_accum)
+                loss_sum += float(out["loss_sum"].detach())
+                loss_n += int(out["n"])
+                state["tokens"] += int(batch["attention_mask"].sum())
+                micro += 1
+                if micro % cfg.grad_accum and b + 1 < len(batches):
+                    continue
+                if cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_([*mats, *lora_params], cfg.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                _after_step(bank, active, frozen, renormalize=cfg.renormalize)
+                state["step"] += 1
+                state["batch"] = b + 1
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss_sum / max(loss_n, 1):.4f}", epoch=epoch + 1)
+                if ckpt is not None and state["step"] % cfg.checkpoint_every == 0:
+                    state["seconds"] = time.perf_counter() - t_start
+                    _save_checkpoint(tm, ckpt, optimizer, state, cfg, accelerator)
+            record = {"epoch": epoch + 1, "train_loss": loss_sum / max(loss_n, 1), "step": state["step"]}
+            if eval_ex:
+                record.update(evaluate(model_ref, eval_ex, pad_id, cfg.batch_size, autocast))
+            state["history"].append(record)
+            log.info("epoch %d: %s", epoch + 1, record)
+            if accelerator.is_main_process:
+                progress.write("epoch {epoch}: train loss {train_loss:.4f}".format(**record) + (
+                    "  held-out loss {eval_loss:.4f}  tool selection (teacher-forced) {eval_tool_acc:.3f}".format(**record)
+                    if "eval_loss" in record else ""))
+            for cb in callbacks:
+                cb(record)
+            state["epoch"], state["batch"] = epoch + 1, 0
+            state["seconds"] = time.perf_counter() - t_start
+            if ckpt is not None:
+                _save_checkpoint(tm, ckpt, optimizer, state, cfg, accelerator)
+    finally:
+        progress.close()
+        for h in hooks:
+            h.remove()
+        for m in mats:
+            m.requires_grad_(False)
+        for p in lora_params:
+            p.requires_grad_(False)
+    seconds = time.perf_counter() - t_start
+    result = TrainResult(steps=state["step"], epochs=cfg.epochs, seconds=seconds, tokens=state["tokens"],
+                         n_train=len(train_ex), n_eval=len(eval_ex), skipped=len(skipped),
+                         trained_tools=[n for n, a in zip(bank.names, active.tolist()) if a],
+                         history=state["history"])
+    tm.meta["training"] = {"config": asdict(cfg), "reading": reading, "steps": result.steps,
+                           "seconds": round(seconds, 1), "n_train": result.n_train, "history": result.history}
+    if out_dir is not None and accelerator.is_main_process:
+        tm.save(out_dir)
+    return result
+
+
+@torch.no_grad()
+def _after_step(bank: Any, active: torch.Tensor, frozen: list[torch.Tensor], *, renormalize: bool) -> None:
+    """Put inactive rows back exactly; rescale active rows to the inactive rows' mean norm."""
+    for m, rows in zip(bank.matrices(), frozen):
+        m.data[~active] = rows
+    if renormalize:
+        bank.renormalize(active)
+
+
+@torch.no_grad()
+def evaluate(model: Any, examples: Sequence[Example], pad_id: int, batch_size: int,
+             autocast: bool = False) -> dict[str, float]:
+    """Held-out loss and teacher-forced tool selection (argmax over the full vocabulary at tool positions)."""
+    was_training = model.training
+    model.eval()
+    loss, n, correct, mem_n = 0.0, 0, 0, 0
+    for s in range(0, len(examples), batch_size):
+        batch = collate(examples[s:s + batch_size], pad_id)
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = model.target_loss(**batch)
+        loss += float(out["loss_sum"])
+        n += int(out["n"])
+        correct += int(out["mem_correct"])
+        mem_n += int(out["mem_n"])
+    model.train(was_training)
+    return {"eval_loss": loss / max(n, 1), "eval_tool_acc": correct / max(mem_n, 1)}
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc="training memory tokens", unit="step",
+                dynamic_ncols=True)
+
+
+def _save_checkpoint(tm: TokMem, ckpt: Path, optimizer: Any, state: dict[str, Any], cfg: TrainConfig,
+                     accelerator: Any) -> None:
+    if not accelerator.is_main_process:
+        return
+
+    def write(d: Path) -> None:
+        tm.write_to(d)
+        torch.save({**state, "optimizer": optimizer.state_dict(), "config": asdict(cfg),
+                    "tools": list(tm.bank.names)}, d / STATE_NAME)
+
+    atomic_dir(ckpt, write)
+
+
+def _load_checkpoint(tm: TokMem, ckpt: Path, optimizer: Any) -> dict[str, Any]:
+    cfg = read_config(ckpt)
+    names = [d["name"] for d in cfg["tools"]]
+    if names != tm.bank.names:
+        raise BankFormatError(f"checkpoint {ckpt} has tools {names[:5]}… but this run has {tm.bank.names[:5]}…; "
+                              "resume with the same data and tools")
+    tensors = read_tensors(ckpt, cfg)
+    with torch.no_grad():
+        tm.bank.steer.data.copy_(tensors["steer"])
+        if tm.bank.address_ is not None:
+            tm.bank.address_.data.copy_(tensors["address"])
+    adapter = read_adapter(ckpt)
+    if adapter is not None:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(tm.model.base, adapter[0])
+    state = torch.load(ckpt / STATE_NAME, weights_only=False)
+    optimizer.load_state_dict(state.pop("optimizer"))
+    return state
