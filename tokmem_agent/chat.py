@@ -140,8 +140,9 @@ class ChatFormat:
             ids += body
             targets += [is_target] * len(body)
             pos, expect_eot = m.end(), is_target
+        tail_start = len(ids)
         self._extend(ids, targets, self.text_ids(text[pos:]), expect_eot)
-        return Encoded(ids, targets)
+        return Encoded(ids, targets, meta={"tail_start": tail_start})
 
     def _extend(self, ids: list[int], targets: list[bool], piece: list[int], expect_eot: bool) -> None:
         ids += piece
@@ -152,6 +153,19 @@ class ChatFormat:
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Ids to feed before generating the next assistant turn."""
         return self.encode(messages, add_generation_prompt=True).ids
+
+    def continuation_ids(self, messages: Sequence[Message], *, eot_generated: bool) -> list[int]:
+        """Ids that follow the last assistant turn of ``messages`` up to the next generation prompt.
+
+        This is what the controller feeds after executing calls (tool turns, then the assistant header),
+        so the KV cache of everything before is reused. Skips the end-of-turn token when the model
+        already produced it.
+        """
+        enc = self.encode(messages, add_generation_prompt=True)
+        tail = enc.ids[enc.meta["tail_start"]:]
+        if eot_generated and tail and tail[0] == self.eot_id:
+            tail = tail[1:]
+        return tail
 
     def truncated(self, messages: Sequence[Message], max_length: int) -> Encoded | None:
         """Encode, dropping the oldest context messages until it fits (see TrainConfig.max_length).

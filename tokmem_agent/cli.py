@@ -44,7 +44,7 @@ def train(
     limit: Optional[int] = typer.Option(None, help="Use only the first N records."),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
-    no_autocast: bool = typer.Option(False, "--no-autocast", help="Train in float32 instead of bf16 autocast."),
+    autocast: str = typer.Option("auto", help="auto | bf16 | none: bf16 autocast only helps where the hardware has bf16."),
 ) -> None:
     """Train memory tokens for the tools called in --data."""
     from .config import LoraSettings, MemoryConfig, TrainConfig
@@ -54,7 +54,7 @@ def train(
     try:
         traces = load_traces(data, limit=limit)
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_length=max_length,
-                          seed=seed, lora=LoraSettings() if lora else None, autocast=None if no_autocast else "bf16")
+                          seed=seed, lora=LoraSettings() if lora else None, autocast=None if autocast == "none" else autocast)
         if bank is not None:
             tm = TokMem.load(bank, model)
         elif resume and (out / "checkpoint").exists():

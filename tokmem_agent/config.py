@@ -70,8 +70,10 @@ class TrainConfig:
     oldest context messages are dropped first (system prompt and the last user turn are kept), then the
     context is cut from the left. A record whose target alone does not fit is skipped and counted.
     eval_fraction: share of records held out to report teacher-forced tool-selection accuracy each epoch.
-    autocast: "bf16" runs the frozen backbone under bfloat16 autocast (~1.5x faster on CPU, memory rows
-        and optimizer stay float32), or None for full float32.
+    autocast: "bf16" runs the frozen backbone under bfloat16 autocast (memory rows and optimizer stay
+        float32); None is full float32; "auto" (default) picks bf16 only where the hardware computes it
+        natively (a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX). On a CPU without them bf16 is
+        emulated and was measured ~30x *slower* than float32 (see docs/benchmarks.md).
     renormalize: after every step, rescale the trained rows to the mean norm of the frozen rows (paper eq. 5-6).
     """
 
@@ -85,7 +87,7 @@ class TrainConfig:
     max_length: int = 1024
     eval_fraction: float = 0.05
     max_eval: int = 200
-    autocast: Literal["bf16"] | None = "bf16"
+    autocast: Literal["auto", "bf16"] | None = "auto"
     renormalize: bool = True
     checkpoint_every: int = 200
     lora: LoraSettings | None = None
@@ -100,8 +102,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.lr must be > 0, got {self.lr}")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ConfigError(f"TrainConfig.eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        if self.autocast not in (None, "bf16"):
-            raise ConfigError(f"TrainConfig.autocast must be 'bf16' or None, got {self.autocast!r}")
+        if self.autocast not in (None, "bf16", "auto"):
+            raise ConfigError(f"TrainConfig.autocast must be 'auto', 'bf16' or None, got {self.autocast!r}")
         if isinstance(self.lora, dict):
             self.lora = LoraSettings(**self.lora)
 
@@ -115,6 +117,58 @@ class GenerationConfig:
     allowed_tools: list[str] | None = None
 
 
+@dataclass
+class ControllerConfig:
+    """Run-time decoding controller settings.
+
+    max_steps: tool-execution rounds before the run stops (outcome "max_steps").
+    max_new_tokens: generated tokens over the whole run (outcome "token_budget").
+    max_arg_tokens: tokens of one call's arguments before it is cut off (error "token_budget").
+    constrained: decode arguments under the tool's JSON schema (False: the paper's free decoding).
+    parallel: run the calls of one turn concurrently.
+    tool_timeout: seconds per tool call.
+    max_result_chars: tool results are cut to this many characters before the model sees them.
+    strict: raise ToolCallError / GenerationError instead of recording failures in the trace.
+    """
+
+    max_steps: int = 6
+    max_new_tokens: int = 512
+    max_arg_tokens: int = 160
+    constrained: bool = True
+    parallel: bool = True
+    tool_timeout: float = 30.0
+    max_result_chars: int = 2000
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "max_new_tokens", "max_arg_tokens", "max_result_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"ControllerConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.tool_timeout <= 0:
+            raise ConfigError(f"ControllerConfig.tool_timeout must be > 0, got {self.tool_timeout}")
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-friendly dict of a config dataclass."""
     return dataclasses.asdict(cfg)
+
+
+def fast_bf16_available(device_type: str = "cpu") -> bool:
+    """Whether bfloat16 matmuls run natively (not emulated) on this device."""
+    import torch
+
+    if device_type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_autocast(setting: str | None, device_type: str = "cpu") -> bool:
+    """Whether to train under bf16 autocast for a TrainConfig.autocast value."""
+    if setting == "auto":
+        return fast_bf16_available(device_type)
+    return setting == "bf16"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import TrainConfig, resolve_autocast
 from ..errors import BankFormatError, ConfigError
 from ..serialization import atomic_dir, read_adapter, read_config, read_tensors
 from ..traces import Trace, tools_in
@@ -126,7 +126,7 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
         state = _load_checkpoint(tm, ckpt, optimizer)
         log.info("resuming at epoch %d, step %d", state["epoch"] + 1, state["step"])
 
-    autocast = cfg.autocast == "bf16"
+    autocast = resolve_autocast(cfg.autocast, accelerator.device.type)
     progress = _progress(total_steps, initial=state["step"],
                          enabled=cfg.progress and accelerator.is_main_process)
     t_start = time.perf_counter() - state["seconds"]
@@ -215,7 +215,9 @@ def evaluate(model: Any, examples: Sequence[Example], pad_id: int, batch_size: i
     loss, n, correct, mem_n = 0.0, 0, 0, 0
     for s in range(0, len(examples), batch_size):
         batch = collate(examples[s:s + batch_size], pad_id)
-        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=autocast):
+        device = next(model.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
             out = model.target_loss(**batch)
         loss += float(out["loss_sum"])
         n += int(out["n"])

@@ -1,0 +1,69 @@
+"""TokMemAgent: a trained memory bank + callables = an agent that runs multi-step tool chains.
+
+>>> agent = TokMemAgent.from_pretrained("banks/my-tools", tools=[add, convert_currency, add_todo])
+>>> result = agent.run("Convert 120 USD to EUR, add 15% tip and put a todo to pay it on Friday")
+>>> result.answer, [s.tool for s in result.steps]
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .config import ControllerConfig
+from .decoding.controller import Controller, ToolChoice
+from .decoding.runlog import RunResult
+from .registry import Tool
+from .tokmem import ModelLike, TokMem
+from .traces import Message
+
+
+class TokMemAgent:
+    """Runs a :class:`TokMem` model with the decoding controller and real tools."""
+
+    def __init__(self, tm: TokMem, tools: Iterable[Any] = (), config: ControllerConfig | None = None):
+        self.tm = tm
+        self.controller = Controller(tm, config)
+        self._lock = threading.Lock()  # one generation at a time per model
+        self.bind(tools)
+
+    @classmethod
+    def from_pretrained(cls, bank: str | os.PathLike[str], tools: Iterable[Any] = (), *, model: ModelLike = None,
+                        config: ControllerConfig | None = None, **overrides: Any) -> TokMemAgent:
+        """Load a bank and bind tools (functions, pydantic models, dicts or Tools with callables)."""
+        if overrides:
+            config = ControllerConfig(**{**(config.__dict__ if config else {}), **overrides})
+        return cls(TokMem.load(bank, model), tools, config)
+
+    @property
+    def config(self) -> ControllerConfig:
+        return self.controller.config
+
+    def bind(self, tools: Iterable[Any]) -> list[Tool]:
+        """Attach callables to the bank's tools; each must have a memory token with the same schema."""
+        bound = self.tm.require_tools(tools)
+        return bound
+
+    @property
+    def tools(self) -> list[Tool]:
+        """Tools with a callable (what :meth:`run` may call by default)."""
+        return [t for t in (self.tm.tools.get(n) for n in self.tm.tool_names) if t.fn is not None]
+
+    def run(self, query: str | Sequence[Message], *, tools: Iterable[Any] | None = None,
+            tool_choice: ToolChoice = None) -> RunResult:
+        """Answer a request, calling tools until the model gives a final answer (see :class:`RunResult`).
+
+        tools: restrict (or extend, with callables) the tools of this run; default: every bound tool.
+        tool_choice: None/"auto", "none", "any"/"required" or a tool name (applies to the first turn).
+        """
+        active = self.bind(tools) if tools is not None else self.tools
+        with self._lock:
+            return self.controller.run(self.tm.messages_for(query), active, tool_choice=tool_choice)
+
+    def as_runnable(self) -> Any:
+        """A LangChain runnable that runs the whole loop (needs langchain-core)."""
+        from .integrations.langchain import agent_runnable
+
+        return agent_runnable(self)

@@ -1,0 +1,287 @@
+"""The decoding controller: watch for memory tokens, decode arguments under the tool's schema, validate,
+execute, feed results back as a tool turn (reusing the KV cache), and go on until a final answer.
+
+Per assistant turn the state machine is::
+
+    text ──memory token k──► args(k) ──JSON object complete──► after-call ──memory token──► args(…)
+      │                                                            │
+      └──────────── end of turn ◄──────────────────────────────────┘
+
+Outside arguments, memory tokens of tools not bound to this run are masked. Inside arguments (constrained
+mode) the schema's grammar masks every other token, memory tokens included; in unconstrained mode (the
+paper's protocol) decoding is free and a memory token starts the next call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..config import ControllerConfig
+from ..errors import GenerationError, ToolCallError
+from ..executor import execute_many, serialize
+from ..registry import Tool
+from ..traces import Call, Message
+from ..validation import ArgCheck, check_arguments
+from .generate import DecodeSession
+from .runlog import RunResult, Step
+
+if TYPE_CHECKING:
+    from ..tokmem import TokMem
+
+#: tool_choice values: None/"auto" (model decides), "none" (no tools), "any"/"required" (must call one),
+#: or a tool name (must call that one first).
+ToolChoice = str | None
+
+
+@dataclass
+class PendingCall:
+    tool: str
+    arg_ids: list[int] = field(default_factory=list)
+    cut: bool = False  # hit max_arg_tokens
+    decode_s: float = 0.0
+    text: str = ""
+    check: ArgCheck | None = None
+
+
+@dataclass
+class Turn:
+    """One generated assistant turn."""
+
+    text: str
+    calls: list[PendingCall]
+    ended: bool  # produced an end-of-turn token
+    generated: int
+    out_of_budget: bool = False
+    decode_s: float = 0.0
+    ids: list[int] = field(default_factory=list)
+
+
+class Controller:
+    """Runs a :class:`TokMem` model as a tool-using agent."""
+
+    def __init__(self, tm: TokMem, config: ControllerConfig | None = None,
+                 session_factory: Callable[[Any], DecodeSession] = DecodeSession):
+        self.tm = tm
+        self.config = config or ControllerConfig()
+        self.session_factory = session_factory  # tests inject scripted sessions
+        self._constraint: Any = None
+        self._constraint_width = -1
+
+    # ----- masks ----------------------------------------------------------------------------------------
+    def constraint(self) -> Any:
+        """The JSON-schema constraint for the current logit width (rebuilt when tools are added)."""
+        if self._constraint is None or self._constraint_width != self.tm.model.total_vocab:
+            from .constraint import SchemaConstraint
+
+            self._constraint = SchemaConstraint(self.tm.tokenizer, self.tm.model.total_vocab)
+            self._constraint_width = self.tm.model.total_vocab
+        return self._constraint
+
+    def _memory_bias(self, allowed: set[str], *, allow_text: bool = True, allow_stop: bool = True) -> torch.Tensor:
+        """Additive mask [V+N]: 0 where allowed, -inf elsewhere."""
+        model = self.tm.model
+        bias = torch.zeros(model.total_vocab)
+        for i, name in enumerate(self.tm.bank.names):
+            if name not in allowed:
+                bias[model.vocab_size + i] = float("-inf")
+        if not allow_text:
+            bias[: model.vocab_size] = float("-inf")
+            if allow_stop:
+                for s in self.tm.chat.stop_ids:
+                    bias[s] = 0.0
+        elif not allow_stop:
+            for s in self.tm.chat.stop_ids:
+                bias[s] = float("-inf")
+        return bias
+
+    # ----- one assistant turn ---------------------------------------------------------------------
+    def generate_turn(self, session: DecodeSession, bound: Sequence[str], *, tool_choice: ToolChoice = None,
+                      budget: int | None = None) -> Turn:
+        """Generate one assistant turn from the session's current position (no execution)."""
+        cfg = self.config
+        model, chat = self.tm.model, self.tm.chat
+        budget = cfg.max_new_tokens if budget is None else budget
+        bound_set = set(bound)
+        if tool_choice in ("none",):
+            open_bias = self._memory_bias(set())
+        else:
+            open_bias = self._memory_bias(bound_set)
+        first_bias = open_bias
+        if tool_choice in ("any", "required"):
+            first_bias = self._memory_bias(bound_set, allow_text=False, allow_stop=False)
+        elif tool_choice not in (None, "auto", "none"):
+            first_bias = self._memory_bias({tool_choice}, allow_text=False, allow_stop=False)
+        after_bias = self._memory_bias(bound_set, allow_text=False) if cfg.constrained else open_bias
+
+        text_ids: list[int] = []
+        calls: list[PendingCall] = []
+        ids: list[int] = []
+        matcher = None
+        state = "text"
+        logits = session.logits
+        t0 = time.perf_counter()
+        t_call = t0
+        ended = out_of_budget = False
+        while True:
+            if len(ids) >= budget:
+                out_of_budget = True
+                break
+            if state == "args" and matcher is not None:
+                scores = matcher.mask_logits(logits)
+            else:
+                scores = logits + (first_bias if not ids else after_bias if state == "after" else open_bias)
+            tok = int(torch.argmax(scores))
+            if not torch.isfinite(scores[tok]):
+                raise GenerationError("every token is masked; the schema grammar and tool masks disagree")
+            ids.append(tok)
+            if state == "args" and matcher is not None:
+                matcher.advance(tok)
+                call = calls[-1]
+                call.arg_ids.append(tok)
+                if matcher.is_done():
+                    call.decode_s = time.perf_counter() - t_call
+                    state, matcher = "after", None
+                elif len(call.arg_ids) >= cfg.max_arg_tokens:
+                    call.cut, call.decode_s = True, time.perf_counter() - t_call
+                    logits = session.feed([tok])
+                    break
+            elif tok in chat.stop_ids:  # not fed: the tool turn's text starts with the end-of-turn token
+                ended = True
+                if calls and not calls[-1].decode_s:
+                    calls[-1].decode_s = time.perf_counter() - t_call
+                break
+            elif model.is_memory(tok):
+                if calls and not calls[-1].decode_s:
+                    calls[-1].decode_s = time.perf_counter() - t_call
+                name = model.tool_of(tok)
+                calls.append(PendingCall(name))
+                t_call = time.perf_counter()
+                state = "args"
+                matcher = None
+                if cfg.constrained:
+                    tool = self.tm.tools.get(name)
+                    matcher = self.constraint().matcher(tool.parameters)
+            elif state == "args":  # unconstrained argument text
+                calls[-1].arg_ids.append(tok)
+                if len(calls[-1].arg_ids) >= cfg.max_arg_tokens:
+                    calls[-1].cut = True
+                    logits = session.feed([tok])
+                    break
+            else:
+                text_ids.append(tok)
+            logits = session.feed([tok])
+        dec = self.tm.tokenizer.decode
+        for c in calls:
+            c.text = dec(c.arg_ids).strip()
+        return Turn(dec(text_ids).strip(), calls, ended, len(ids), out_of_budget, time.perf_counter() - t0, ids)
+
+    # ----- the loop -------------------------------------------------------------------------------------
+    def run(self, messages: Sequence[Message], tools: Sequence[Tool], *, tool_choice: ToolChoice = None) -> RunResult:
+        """Answer ``messages`` calling ``tools`` (which need callables) as often as needed."""
+        cfg = self.config
+        t_start = time.perf_counter()
+        chat, tm = self.tm.chat, self.tm
+        by_name = {t.name: t for t in tools}
+        bound = [t.name for t in tools]
+        convo: list[Message] = list(messages)
+        session = self.session_factory(tm.model)
+        prompt = chat.prompt_ids(convo)
+        session.feed(prompt)
+        timings = {"prefill_s": time.perf_counter() - t_start, "decode_s": 0.0, "execute_s": 0.0, "feed_s": 0.0}
+        steps: list[Step] = []
+        generated = fed = 0
+        rounds = 0
+        answer, outcome = "", "answer"
+        all_ids: list[int] = []
+        choice = tool_choice
+        while True:
+            turn = self.generate_turn(session, bound, tool_choice=choice, budget=cfg.max_new_tokens - generated)
+            choice = None if tool_choice not in ("none",) else "none"  # forcing applies to the first turn only
+            generated += turn.generated
+            all_ids += turn.ids
+            timings["decode_s"] += turn.decode_s
+            if not turn.calls:
+                answer = turn.text
+                convo.append({"role": "assistant", "content": turn.text})
+                outcome = "token_budget" if turn.out_of_budget else "answer"
+                break
+            rounds += 1
+            new_steps = self._execute(turn, by_name, rounds)
+            steps += new_steps
+            timings["execute_s"] += sum(s.execute_s for s in new_steps)
+            convo.append({"role": "assistant", "content": turn.text,
+                          "calls": [Call(s.tool, s.arguments if s.arguments is not None else {}) for s in new_steps]})
+            convo += [{"role": "tool", "name": s.tool, "content": s.result_text} for s in new_steps]
+            if turn.out_of_budget or generated >= cfg.max_new_tokens:
+                outcome = "token_budget"
+                break
+            if rounds >= cfg.max_steps:
+                outcome = "max_steps"
+                break
+            t_feed = time.perf_counter()
+            tail = chat.continuation_ids(convo, eot_generated=False)  # the stop token was not fed
+            session.feed(tail)
+            fed += len(tail)
+            timings["feed_s"] += time.perf_counter() - t_feed
+        timings["total_s"] = time.perf_counter() - t_start
+        if cfg.strict and outcome != "answer":
+            raise GenerationError(f"run ended with outcome '{outcome}' after {rounds} rounds")
+        return RunResult(answer=answer, steps=steps, outcome=outcome, text=self.render(all_ids),
+                         prompt_tokens=len(prompt), generated_tokens=generated, fed_tokens=fed,
+                         timings=timings, messages=convo)
+
+    def _execute(self, turn: Turn, tools: dict[str, Tool], round_no: int) -> list[Step]:
+        """Validate each call of a turn and run the valid ones (concurrently when configured)."""
+        steps: list[Step] = []
+        runnable: list[tuple[Step, Any, dict[str, Any]]] = []
+        for c in turn.calls:
+            tool = tools.get(c.tool)
+            step = Step(round=round_no, tool=c.tool, argument_text=c.text, arguments=None, status="ok",
+                        tokens=len(c.arg_ids), decode_s=c.decode_s)
+            if c.cut:
+                step.status, step.error = "token_budget", f"arguments exceeded {self.config.max_arg_tokens} tokens"
+            elif tool is None or tool.fn is None:
+                step.status = "unknown_tool"
+                step.error = f"tool '{c.tool}' is not available in this run"
+            else:
+                chk = check_arguments(c.text, tool.parameters)
+                step.arguments = chk.arguments
+                if not chk.ok:
+                    step.status, step.error = chk.kind, chk.error
+                else:
+                    runnable.append((step, tool.fn, chk.arguments or {}))
+            steps.append(step)
+        results = execute_many([(fn, a) for _, fn, a in runnable], timeout=self.config.tool_timeout,
+                               parallel=self.config.parallel)
+        for (step, _, _), res in zip(runnable, results):
+            step.execute_s = res.seconds
+            if res.ok:
+                step.result = res.value
+            else:
+                step.status, step.error = res.kind, res.error
+        for step in steps:
+            step.result_text = (serialize(step.result, self.config.max_result_chars) if step.ok
+                                else serialize({"error": step.error}, self.config.max_result_chars))
+            if self.config.strict and not step.ok:
+                raise ToolCallError(f"call to '{step.tool}' failed ({step.status}): {step.error}",
+                                    kind=step.status, tool=step.tool)
+        return steps
+
+    def render(self, ids: Sequence[int]) -> str:
+        """Generated ids as text with memory tokens shown as ``[tool_name]``."""
+        out: list[str] = []
+        run: list[int] = []
+        for i in ids:
+            if self.tm.model.is_memory(i):
+                out.append(self.tm.tokenizer.decode(run))
+                run = []
+                out.append(f"[{self.tm.model.tool_of(i)}]")
+            else:
+                run.append(i)
+        out.append(self.tm.tokenizer.decode(run))
+        return "".join(out)
