@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .config import ControllerConfig
 from .decoding.controller import Controller, ToolChoice
-from .decoding.runlog import RunResult
+from .decoding.runlog import RunResult, Step
 from .registry import Tool
 from .tokmem import ModelLike, TokMem
 from .traces import Message
@@ -52,15 +52,17 @@ class TokMemAgent:
         return [t for t in (self.tm.tools.get(n) for n in self.tm.tool_names) if t.fn is not None]
 
     def run(self, query: str | Sequence[Message], *, tools: Iterable[Any] | None = None,
-            tool_choice: ToolChoice = None) -> RunResult:
+            tool_choice: ToolChoice = None, on_step: Callable[[Step], None] | None = None) -> RunResult:
         """Answer a request, calling tools until the model gives a final answer (see :class:`RunResult`).
 
         tools: restrict (or extend, with callables) the tools of this run; default: every bound tool.
         tool_choice: None/"auto", "none", "any"/"required" or a tool name (applies to the first turn).
+        on_step: called with each call's :class:`Step` as soon as it has run.
         """
         active = self.bind(tools) if tools is not None else self.tools
         with self._lock:
-            return self.controller.run(self.tm.messages_for(query), active, tool_choice=tool_choice)
+            return self.controller.run(self.tm.messages_for(query), active, tool_choice=tool_choice,
+                                       on_step=on_step)
 
     def as_runnable(self) -> Any:
         """A LangChain runnable that runs the whole loop (needs langchain-core)."""

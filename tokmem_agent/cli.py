@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -128,6 +128,79 @@ def predict(bank: Path = typer.Argument(..., help="Memory bank directory."),
         typer.echo(f"{c.name} {c.arguments}")
     if not pred.calls:
         typer.echo("(no tool call)")
+
+
+def load_tool_objects(spec: str) -> list[Any]:
+    """Tools from ``pkg.module`` (its ``make_tools()`` or ``TOOLS``) or ``pkg.module:attr`` (a callable tool
+    or a list of tools)."""
+    import importlib
+
+    mod_name, _, attr = spec.partition(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise typer.BadParameter(f"cannot import tool module '{mod_name}': {exc}") from None
+    if attr:
+        if not hasattr(mod, attr):
+            raise typer.BadParameter(f"module '{mod_name}' has no attribute '{attr}'")
+        obj = getattr(mod, attr)
+        return list(obj) if isinstance(obj, (list, tuple)) else [obj]
+    if hasattr(mod, "make_tools"):
+        return list(mod.make_tools())
+    if hasattr(mod, "TOOLS"):
+        return list(mod.TOOLS)
+    raise typer.BadParameter(f"module '{mod_name}' has neither make_tools() nor TOOLS; use module:attr")
+
+
+@app.command()
+def chat(bank: Path = typer.Argument(..., help="Memory bank directory."),
+         tools: list[str] = typer.Option(..., "--tools", help="Tool module (pkg.mod) or pkg.mod:attr; repeatable."),
+         model: Optional[str] = typer.Option(None, "--model"),
+         unconstrained: bool = typer.Option(False, "--unconstrained", help="Free argument decoding (paper protocol)."),
+         max_steps: int = typer.Option(6, help="Tool rounds per request."),
+         query: Optional[str] = typer.Option(None, "--query", "-q", help="Answer one request and exit.")) -> None:
+    """Talk to an agent: each tool call and its result is printed as it happens."""
+    from .agent import TokMemAgent
+    from .config import ControllerConfig
+
+    try:
+        objs = [t for spec in tools for t in load_tool_objects(spec)]
+        agent = TokMemAgent.from_pretrained(bank, objs, model=model,
+                                            config=ControllerConfig(constrained=not unconstrained, max_steps=max_steps))
+    except TokMemError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"{len(agent.tools)} tools bound: {', '.join(t.name for t in agent.tools)}. Empty line or Ctrl-D quits.")
+
+    def show(step: Any) -> None:
+        args = json.dumps(step.arguments, ensure_ascii=False) if step.arguments is not None else step.argument_text
+        typer.secho(f"  → {step.tool}({args})", fg=typer.colors.CYAN)
+        if step.ok:
+            typer.echo(f"    ← {step.result_text}")
+        else:
+            typer.secho(f"    ✗ {step.status}: {step.error}", fg=typer.colors.YELLOW)
+
+    while True:
+        text = query if query is not None else _read_line()
+        if not text:
+            break
+        try:
+            result = agent.run(text, on_step=show)
+        except TokMemError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            continue
+        typer.secho(result.answer or f"(no answer: {result.outcome})", bold=True)
+        typer.echo(f"  [{result.outcome}; {result.prompt_tokens} prompt tokens, {result.generated_tokens} generated, "
+                   f"{result.timings.get('total_s', 0):.1f} s]")
+        if query is not None:
+            break
+
+
+def _read_line() -> str:
+    try:
+        return input("you> ").strip()
+    except EOFError:
+        return ""
 
 
 def main() -> None:  # pragma: no cover

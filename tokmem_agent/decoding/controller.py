@@ -181,8 +181,12 @@ class Controller:
         return Turn(dec(text_ids).strip(), calls, ended, len(ids), out_of_budget, time.perf_counter() - t0, ids)
 
     # ----- the loop -------------------------------------------------------------------------------------
-    def run(self, messages: Sequence[Message], tools: Sequence[Tool], *, tool_choice: ToolChoice = None) -> RunResult:
-        """Answer ``messages`` calling ``tools`` (which need callables) as often as needed."""
+    def run(self, messages: Sequence[Message], tools: Sequence[Tool], *, tool_choice: ToolChoice = None,
+            on_step: Callable[[Step], None] | None = None) -> RunResult:
+        """Answer ``messages`` calling ``tools`` (which need callables) as often as needed.
+
+        on_step: called with each :class:`Step` as soon as its call has run (for live display).
+        """
         cfg = self.config
         t_start = time.perf_counter()
         chat, tm = self.tm.chat, self.tm
@@ -213,6 +217,8 @@ class Controller:
             rounds += 1
             new_steps = self._execute(turn, by_name, rounds)
             steps += new_steps
+            for st in new_steps if on_step else ():
+                on_step(st)
             timings["execute_s"] += sum(s.execute_s for s in new_steps)
             convo.append({"role": "assistant", "content": turn.text,
                           "calls": [Call(s.tool, s.arguments if s.arguments is not None else {}) for s in new_steps]})

@@ -1,0 +1,92 @@
+"""Shared fixtures: a tiny random Llama and a small byte-level BPE tokenizer, both built in code (no downloads)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: SmolLM2's chat template, verbatim (ChatML; inserts its own system prompt when none is given).
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+#: Same ids as SmolLM2: <|endoftext|> 0 (unk), <|im_start|> 1 (bos), <|im_end|> 2 (eos and pad).
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+_CORPUS = [
+    'You are a helpful assistant. {"name": "get_weather", "arguments": {"city": "Paris", "unit": "C"}}',
+    "system user assistant tool: what is the weather in Paris, Rome, Oslo? add 1 and 2, send an email",
+    '[{"name": "add", "arguments": {"a": 1, "b": 2}}] {"type": "object", "properties": {}, "required": []}',
+]
+
+
+def build_tiny_tokenizer(vocab_size: int = 320, chat_template: str = CHATML_TEMPLATE,
+                         corpus: list[str] | None = None) -> Any:
+    """A byte-level BPE (256 byte tokens + 3 specials + merges learnt on a tiny corpus): tokenizes any text.
+
+    Deterministic, ~10 ms. ``vocab_size``/``corpus`` give a different vocabulary (e.g. for fingerprint tests).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator((corpus or _CORPUS) * 4, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   pad_token="<|im_end|>", unk_token="<|endoftext|>", chat_template=chat_template)
+
+
+def build_tiny_model(vocab_size: int, seed: int = 0, **overrides: Any) -> Any:
+    """A randomly initialised 2-layer Llama (hidden 32, 4 heads, 2 kv heads, tied embeddings), eval mode."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    kw: dict[str, Any] = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                              max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    kw.update(overrides)
+    return LlamaForCausalLM(LlamaConfig(**kw)).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer() -> Any:
+    """Small byte-level BPE with SmolLM2's special-token ids and ChatML template (shared: do not mutate)."""
+    return build_tiny_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def make_tiny_tokenizer() -> Any:
+    """The tokenizer builder itself (see :func:`build_tiny_tokenizer`), for tests that need a variant."""
+    return build_tiny_tokenizer
+
+
+@pytest.fixture(scope="session")
+def make_tiny_model() -> Any:
+    """The model builder itself (see :func:`build_tiny_model`)."""
+    return build_tiny_model
+
+
+@pytest.fixture()
+def tiny_model(tiny_tokenizer: Any) -> Any:
+    """A seeded random 2-layer Llama over ``tiny_tokenizer``'s vocabulary; built in milliseconds."""
+    return build_tiny_model(len(tiny_tokenizer))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (or $TOKMEM_SHARED_DIR/data): the APIGen-format traces the project evaluates on."""
+    root = Path(os.environ.get("TOKMEM_SHARED_DIR", REPO.parent / "shared"))
+    data = root / "data"
+    if not data.is_dir():
+        pytest.fail(f"shared data not found at {data}; set TOKMEM_SHARED_DIR")
+    return data

@@ -1,0 +1,71 @@
+"""`tokmem train | inspect | predict` end to end on a tiny model saved to disk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tokmem_agent.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def tiny_dir(tmp_path, tiny_model, tiny_tokenizer):
+    d = tmp_path / "tiny-llama"
+    tiny_model.save_pretrained(d)
+    tiny_tokenizer.save_pretrained(d)
+    return d
+
+
+@pytest.fixture()
+def data(tmp_path):
+    tools = [{"name": "add", "description": "Add numbers",
+              "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                             "required": ["a", "b"]}},
+             {"name": "echo", "description": "Echo text",
+              "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}]
+    path = tmp_path / "traces.jsonl"
+    with open(path, "w") as fh:
+        for i in range(6):
+            fh.write(json.dumps({"query": f"add {i} {i}", "tools": tools,
+                                 "answers": [{"name": "add", "arguments": {"a": i, "b": i}}]}) + "\n")
+            fh.write(json.dumps({"query": f"say {i}", "tools": tools,
+                                 "answers": [{"name": "echo", "arguments": {"text": str(i)}}]}) + "\n")
+    return path
+
+
+def test_train_inspect_predict(tmp_path, tiny_dir, data):
+    out = tmp_path / "bank"
+    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(out), "--model", str(tiny_dir),
+                            "--epochs", "1", "--autocast", "none"])
+    assert r.exit_code == 0, r.output
+    assert "trained 2 tool tokens" in r.output and (out / "memory.safetensors").exists()
+    r = runner.invoke(app, ["inspect", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "2 tokens, tied mode" in r.output and "add" in r.output and "echo" in r.output
+    r = runner.invoke(app, ["inspect", str(out), "--json"])
+    assert json.loads(r.output)["format_version"] == 1
+    r = runner.invoke(app, ["predict", str(out), "add 1 1", "--model", str(tiny_dir), "--max-new-tokens", "4"])
+    assert r.exit_code == 0, r.output
+
+
+def test_resume_continues_a_checkpoint(tmp_path, tiny_dir, data):
+    out = tmp_path / "bank"
+    args = ["train", "--data", str(data), "--out", str(out), "--model", str(tiny_dir), "--autocast", "none"]
+    assert runner.invoke(app, args + ["--epochs", "1"]).exit_code == 0
+    r = runner.invoke(app, args + ["--epochs", "2", "--resume"])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((out / "tokmem_config.json").read_text())
+    assert len(cfg["meta"]["training"]["history"]) == 2
+
+
+def test_clear_errors(tmp_path, tiny_dir):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "x", "answers": [{"name": 3}]}\n')
+    r = runner.invoke(app, ["train", "--data", str(bad), "--out", str(tmp_path / "o"), "--model", str(tiny_dir)])
+    assert r.exit_code == 2 and "bad.jsonl:1" in r.output and "answers[0].name" in r.output
+    r = runner.invoke(app, ["inspect", str(tmp_path / "missing")])
+    assert r.exit_code == 2 and "no memory bank" in r.output

@@ -1,0 +1,361 @@
+"""Memory bank, wrapped model, encoding, training, save/load on a tiny random Llama."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from tokmem_agent import (BankFormatError, ConfigError, MemoryConfig, ModelMismatchError, ToolNotFoundError,
+                          TrainConfig, load_traces)
+from tokmem_agent.chat import trace_conversation
+from tokmem_agent.decoding.generate import DecodeSession, greedy_generate
+from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
+from tokmem_agent.model.memory import MemoryBank
+from tokmem_agent.tokmem import TokMem
+from tokmem_agent.training.dataset import IGNORE, encode_traces
+from tokmem_agent.training.trainer import evaluate
+
+TOOLS = [
+    {"name": "get_weather", "description": "Weather for a city",
+     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+    {"name": "add", "description": "Add two numbers",
+     "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                    "required": ["a", "b"]}},
+    {"name": "send_email", "description": "Send an email",
+     "parameters": {"type": "object", "properties": {"to": {"type": "string"}}, "required": ["to"]}},
+    {"name": "play_song", "description": "Play a song",
+     "parameters": {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}},
+]
+CITIES = ["Paris", "Rome", "Oslo", "Lima", "Cairo"]
+
+
+def toy_records() -> list[dict]:
+    recs = []
+    for i in range(10):
+        c = CITIES[i % 5]
+        recs.append({"query": f"weather in {c}?", "answers": [{"name": "get_weather", "arguments": {"city": c}}]})
+        recs.append({"query": f"add {i} and {i + 2}", "answers": [{"name": "add", "arguments": {"a": i, "b": i + 2}}]})
+        recs.append({"query": f"email to bob{i}", "answers": [{"name": "send_email", "arguments": {"to": f"bob{i}"}}]})
+        recs.append({"query": f"play song {c}", "answers": [{"name": "play_song", "arguments": {"title": c}}]})
+    recs.append({"query": "weather in Oslo and add 1 and 2",
+                 "answers": [{"name": "get_weather", "arguments": {"city": "Oslo"}},
+                             {"name": "add", "arguments": {"a": 1, "b": 2}}]})
+    for r in recs:
+        r["tools"] = TOOLS
+    return recs
+
+
+@pytest.fixture()
+def loaded(tiny_model, tiny_tokenizer) -> LoadedModel:
+    return LoadedModel(tiny_model, tiny_tokenizer, "tiny-llama", tokenizer_fingerprint(tiny_tokenizer))
+
+
+@pytest.fixture()
+def tm(loaded) -> TokMem:
+    return TokMem.create(TOOLS[:2], loaded)
+
+
+FAST = dict(batch_size=4, progress=False, eval_fraction=0.0, autocast=None)
+
+
+def base_state(tm: TokMem) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in tm.model.base.state_dict().items()}
+
+
+# ----- memory bank ---------------------------------------------------------------------------------------
+def test_bank_rows_follow_vocabulary(tm):
+    v = tm.model.vocab_size
+    assert tm.model.memory_id("get_weather") == v and tm.model.memory_id("add") == v + 1
+    assert tm.model.total_vocab == v + 2
+    with pytest.raises(ToolNotFoundError, match="no memory token"):
+        tm.model.memory_id("nope")
+
+
+def test_mean_init_is_mean_of_name_and_description_embeddings(tm):
+    toks = tm.chat.text_ids("get weather: Weather for a city")
+    expected = tm.model.base.get_input_embeddings().weight[toks].mean(0)
+    assert torch.allclose(tm.bank.steer[0], expected)
+    assert tm.bank.steer.dtype == torch.float32
+
+
+@pytest.mark.parametrize("init", ["random", "orthogonal"])
+def test_other_inits(loaded, init):
+    tm = TokMem.create(TOOLS, loaded, memory=MemoryConfig(init=init))
+    assert tm.bank.steer.shape == (4, loaded.model.config.hidden_size)
+    assert torch.isfinite(tm.bank.steer).all()
+
+
+def test_logits_extend_vocabulary_with_memory(tm):
+    ids = torch.tensor([tm.chat.text_ids("hello") + [tm.model.memory_id("add")]])
+    logits, _ = tm.model(ids)
+    assert logits.shape[-1] == tm.model.vocab_size + 2
+    h, _ = tm.model.hidden(ids)
+    assert torch.allclose(logits[0, -1, -2:], h[0, -1] @ tm.bank.steer.t(), atol=1e-5)
+    # the memory row is what the model sees as input at that position
+    assert torch.equal(tm.model.embed(ids)[0, -1], tm.bank.steer[1])
+
+
+def test_decoupled_mode_separates_address_and_steering(loaded):
+    tm = TokMem.create(TOOLS, loaded, memory=MemoryConfig(mode="decoupled"))
+    assert tm.bank.address is not tm.bank.steer
+    with torch.no_grad():
+        tm.bank.address_.zero_()
+    ids = torch.tensor([tm.chat.text_ids("hi")])
+    logits, _ = tm.model(ids)
+    assert torch.all(logits[0, -1, -4:] == 0)
+
+
+def test_renormalize_sets_active_rows_to_mean_inactive_norm():
+    bank = MemoryBank(8)
+    bank.add(["a", "b", "c"], torch.randn(3, 8))
+    bank.steer.data[0] *= 3
+    active = torch.tensor([False, False, True])
+    target = bank.steer.data[:2].norm(dim=-1).mean()
+    before_inactive = bank.steer.data[:2].clone()
+    bank.renormalize(active)
+    assert torch.allclose(bank.steer.data[2].norm(), target)
+    assert torch.equal(bank.steer.data[:2], before_inactive)
+    bank.renormalize(torch.tensor([True, True, True]))  # no inactive rows: nothing to match
+    assert torch.allclose(bank.steer.data[2].norm(), target)
+
+
+def test_bank_rejects_duplicates_and_bad_shapes():
+    bank = MemoryBank(4)
+    bank.add(["a"], torch.zeros(1, 4))
+    with pytest.raises(ConfigError, match="already"):
+        bank.add(["a"], torch.zeros(1, 4))
+    with pytest.raises(ConfigError, match="init rows"):
+        bank.add(["b"], torch.zeros(2, 4))
+
+
+# ----- encoding -----------------------------------------------------------------------------------------
+def test_loss_mask_covers_exactly_the_target(tm):
+    [trace] = load_traces([toy_records()[-1]])
+    [ex], skipped = encode_traces(tm.chat, [trace], max_length=4096)
+    assert not skipped
+    targets = [i for i, lab in zip(ex.ids, ex.labels) if lab != IGNORE]
+    expected = (tm.chat.call_ids(trace.calls[0]) + tm.chat.call_ids(trace.calls[1]) + [tm.chat.eot_id])
+    assert targets == expected
+    # the masked part is exactly the prompt the model sees at inference
+    first = next(i for i, lab in enumerate(ex.labels) if lab != IGNORE)
+    assert ex.ids[:first] == tm.chat.prompt_ids(trace.messages)
+    # and the targets are one contiguous span
+    span = [i for i, lab in enumerate(ex.labels) if lab != IGNORE]
+    assert span == list(range(span[0], span[-1] + 1))
+
+
+def test_chain_reading_targets_calls_and_answer(tm):
+    rec = {"query": "weather in Oslo then add", "tools": TOOLS,
+           "answers": [{"name": "get_weather", "arguments": {"city": "Oslo"}},
+                       {"name": "add", "arguments": {"a": 1, "b": 2}}],
+           "results": [{"temp": 3}, 3], "between": [[]], "response": "It is 3 degrees; the sum is 3."}
+    [trace] = load_traces([rec])
+    msgs = trace_conversation(trace, "chain")
+    assert [m["role"] for m in msgs] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    enc = tm.chat.encode(msgs)
+    tgt = [i for i, m in zip(enc.ids, enc.targets) if m]
+    answer = tm.chat.text_ids("It is 3 degrees; the sum is 3.")
+    expected = (tm.chat.call_ids(trace.calls[0]) + [tm.chat.eot_id] + tm.chat.call_ids(trace.calls[1])
+                + [tm.chat.eot_id] + answer + [tm.chat.eot_id])
+    assert tgt == expected
+    assert tm.chat.text_ids('{"temp":3}')[0] in enc.ids  # the result is in the context
+
+
+def test_truncation_drops_oldest_context_never_the_target(tm):
+    long_msgs = []
+    for i in range(12):
+        long_msgs += [{"role": "user", "content": f"old question {i} " * 5},
+                      {"role": "assistant", "content": f"old answer {i} " * 5}]
+    rec = {"messages": long_msgs + [{"role": "user", "content": "weather in Rome"}], "tools": TOOLS,
+           "answers": [{"name": "get_weather", "arguments": {"city": "Rome"}}]}
+    [trace] = load_traces([rec])
+    full = tm.chat.encode(trace_conversation(trace))
+    enc = tm.chat.truncated(trace_conversation(trace), 200)
+    assert enc is not None and len(enc.ids) <= 200 and enc.n_dropped_messages > 0
+    assert [i for i, m in zip(enc.ids, enc.targets) if m] == [i for i, m in zip(full.ids, full.targets) if m]
+    assert tm.chat.truncated(trace_conversation(trace), 6) is None  # target alone does not fit: skipped
+
+
+# ----- training -----------------------------------------------------------------------------------------
+def test_training_moves_only_active_rows_and_never_the_backbone(loaded):
+    tm = TokMem.create(TOOLS, loaded)
+    before_base = base_state(tm)
+    before_rows = tm.bank.steer.detach().clone()
+    traces = [t for t in load_traces(toy_records()) if {c.name for c in t.calls} <= {"add"}]
+    tm.train(traces, TrainConfig(epochs=1, renormalize=False, **FAST))
+    after = tm.bank.steer.detach()
+    i_add = tm.bank.index("add")
+    for i in range(4):
+        if i == i_add:
+            assert not torch.equal(after[i], before_rows[i])
+        else:
+            assert torch.equal(after[i], before_rows[i])  # bit-identical
+    for k, v in tm.model.base.state_dict().items():
+        assert torch.equal(v, before_base[k]), k
+    assert all(p.grad is None for p in tm.model.base.parameters())
+
+
+def test_renormalization_during_training(loaded):
+    tm = TokMem.create(TOOLS, loaded)
+    traces = [t for t in load_traces(toy_records()) if {c.name for c in t.calls} <= {"add"}]
+    tm.train(traces, TrainConfig(epochs=1, lr=0.1, **FAST))
+    norms = tm.bank.steer.detach().norm(dim=-1)
+    i_add = tm.bank.index("add")
+    others = torch.stack([norms[i] for i in range(4) if i != i_add]).mean()
+    assert torch.allclose(norms[i_add], others, rtol=1e-5)
+
+
+def test_training_adds_tokens_for_new_tools_in_data(tm):
+    assert tm.tool_names == ["get_weather", "add"]
+    tm.train(load_traces(toy_records()[:8]), TrainConfig(epochs=1, **FAST))
+    assert set(tm.tool_names) == {t["name"] for t in TOOLS}
+
+
+def test_toy_set_reaches_90_percent_tool_selection(loaded):
+    # A random 2-layer model gives memory rows little to steer with, so on it the tied row is pulled mostly
+    # by the argument tokens; the decoupled address rows learn selection cleanly. Tied mode on the real
+    # model is covered by tests/integration/test_default_model_training.py.
+    torch.manual_seed(0)
+    tm = TokMem.create(TOOLS, loaded, memory=MemoryConfig(mode="decoupled"))
+    traces = load_traces(toy_records())
+    result = tm.train(traces, TrainConfig(epochs=12, lr=5e-2, seed=0, **FAST))
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    # every tool position, teacher-forced (the multi-call record's second tool included)
+    examples, _ = encode_traces(tm.chat, traces, max_length=1024)
+    assert evaluate(tm.model, examples, pad_id=0, batch_size=8)["eval_tool_acc"] >= 0.9
+    # free greedy decoding picks the right first tool (the random model cannot learn the argument text,
+    # so what follows the first call is noise)
+    firsts = [tm.predict(t.messages, max_new_tokens=1).calls for t in traces]
+    correct = sum(bool(c) and c[0].name == t.tool_names[0] for c, t in zip(firsts, traces))
+    assert correct / len(traces) >= 0.9, f"{correct}/{len(traces)}"
+
+
+def test_heldout_eval_reports_tool_selection(loaded):
+    tm = TokMem.create(TOOLS, loaded)
+    seen = []
+    result = tm.train(load_traces(toy_records()), TrainConfig(epochs=1, batch_size=4, progress=False,
+                                                             eval_fraction=0.2, autocast="bf16"),
+                      callbacks=[seen.append])
+    assert result.n_eval == 8 and 0.0 <= result.history[0]["eval_tool_acc"] <= 1.0
+    assert seen == result.history
+
+
+# ----- save / load ----------------------------------------------------------------------------------------
+def test_save_load_gives_identical_logits(tm, loaded, tmp_path):
+    tm.train(load_traces(toy_records()[:8]), TrainConfig(epochs=1, **FAST))
+    tm.save(tmp_path / "bank")
+    tm2 = TokMem.load(tmp_path / "bank", loaded)
+    ids = torch.tensor([tm.chat.prompt_ids([{"role": "user", "content": "weather in Rome"}])
+                        + [tm.model.memory_id("add")]])
+    assert tm2.tool_names == tm.tool_names
+    assert torch.equal(tm.model(ids)[0], tm2.model(ids)[0])
+    cfg = json.loads((tmp_path / "bank" / "tokmem_config.json").read_text())
+    assert cfg["format_version"] == 1 and cfg["base_model"] == "tiny-llama"
+    assert {"hash", "name", "parameters"} <= set(cfg["tools"][0])
+
+
+def test_save_is_atomic_and_replaces(tm, tmp_path):
+    tm.save(tmp_path / "bank")
+    tm.save(tmp_path / "bank")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bank"]
+
+
+def test_mismatched_model_is_refused(tm, tmp_path, tiny_tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tm.save(tmp_path / "bank")
+    cfg = LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=48, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    other = LoadedModel(LlamaForCausalLM(cfg), tiny_tokenizer, "other-model", tokenizer_fingerprint(tiny_tokenizer))
+    with pytest.raises(ModelMismatchError, match=r"tiny-llama.*other-model.*hidden size"):
+        TokMem.load(tmp_path / "bank", other)
+
+
+def test_corrupt_or_missing_bank_files(tm, loaded, tmp_path):
+    with pytest.raises(BankFormatError, match="no memory bank"):
+        TokMem.load(tmp_path / "nothing", loaded)
+    tm.save(tmp_path / "bank")
+    (tmp_path / "bank" / "memory.safetensors").write_bytes(b"garbage")
+    with pytest.raises(BankFormatError, match="corrupt"):
+        TokMem.load(tmp_path / "bank", loaded)
+    tm.save(tmp_path / "bank")
+    cfg_path = tmp_path / "bank" / "tokmem_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tools"] = cfg["tools"][:1]
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(BankFormatError, match="shape"):
+        TokMem.load(tmp_path / "bank", loaded)
+    cfg_path.write_text("{not json")
+    with pytest.raises(BankFormatError, match="line 1"):
+        TokMem.load(tmp_path / "bank", loaded)
+
+
+def test_require_tools_names_missing_and_changed(tm):
+    with pytest.raises(ToolNotFoundError, match="play_song"):
+        tm.require_tools([TOOLS[3]])
+    changed = copy.deepcopy(TOOLS[1])
+    changed["parameters"]["properties"]["c"] = {"type": "integer"}
+    with pytest.raises(ModelMismatchError, match="schema changed"):
+        tm.require_tools([changed])
+    [t] = tm.require_tools([{**TOOLS[1]}])
+    assert t.name == "add"
+
+
+def test_checkpoint_and_resume(loaded, tmp_path):
+    traces = load_traces(toy_records())
+    cfg = TrainConfig(epochs=2, checkpoint_every=3, **FAST)
+    full = TokMem.create(TOOLS, loaded)
+    full.train(traces, cfg, out_dir=tmp_path / "a")
+    # a run that stops after epoch 1, then resumes, ends where the uninterrupted one ends
+    part = TokMem.create(TOOLS, loaded)
+    part.train(traces, TrainConfig(epochs=1, checkpoint_every=3, **FAST), out_dir=tmp_path / "b")
+    assert (tmp_path / "b" / "checkpoint" / "trainer_state.pt").exists()
+    resumed = TokMem.load(tmp_path / "b" / "checkpoint", loaded)
+    resumed.train(traces, cfg, out_dir=tmp_path / "b", resume=True)
+    assert torch.allclose(resumed.bank.steer, full.bank.steer, atol=1e-6)
+    with pytest.raises(BankFormatError, match="nothing to resume"):
+        TokMem.create(TOOLS, loaded).train(traces, cfg, out_dir=tmp_path / "c", resume=True)
+
+
+def test_lora_adaptation_round_saves_and_loads(loaded, tmp_path):
+    from tokmem_agent import LoraSettings
+
+    tm = TokMem.create(TOOLS, loaded)
+    base_before = {k: v.clone() for k, v in tm.model.base.state_dict().items() if "lora_" not in k}
+    tm.train(load_traces(toy_records()[:8]), TrainConfig(epochs=1, lora=LoraSettings(r=2), lora_lr=1e-2, **FAST))
+    assert tm.lora_parameters() and any(p.abs().sum() > 0 for p in tm.lora_parameters())
+    for k, v in tm.model.base.state_dict().items():
+        if "lora_" not in k:
+            assert torch.equal(v, base_before[k.replace(".base_layer", "")]), k
+    tm.save(tmp_path / "bank")
+    assert (tmp_path / "bank" / "adapter" / "adapter_model.safetensors").exists()
+
+
+# ----- generation ---------------------------------------------------------------------------------------
+def test_kv_cached_generation_equals_uncached(tm):
+    prompt = tm.chat.prompt_ids([{"role": "user", "content": "weather in Rome"}])
+    gen = greedy_generate(tm.model, prompt, max_new_tokens=12, stop_ids=set())
+    ids = list(prompt)
+    for _ in range(12):  # recompute the whole sequence each step, no cache
+        logits, _ = tm.model(torch.tensor([ids]))
+        ids.append(int(logits[0, -1].argmax()))
+    assert gen.ids == ids[len(prompt):]
+
+
+def test_session_feeds_memory_tokens(tm):
+    s = DecodeSession(tm.model)
+    prompt = tm.chat.prompt_ids([{"role": "user", "content": "hi"}])
+    s.feed(prompt)
+    step = s.feed([tm.model.memory_id("add")])
+    full, _ = tm.model(torch.tensor([prompt + [tm.model.memory_id("add")]]))
+    assert torch.allclose(step, full[0, -1], atol=1e-4)
+
+
+def test_split_calls(tm):
+    m = tm.model.memory_id
+    ids = tm.chat.text_ids("ok") + [m("add")] + tm.chat.text_ids('{"a":1}') + [m("get_weather")] + [tm.chat.eot_id]
+    text, calls = tm.split_calls(ids)
+    assert text == "ok" and [(c.name, c.arguments) for c in calls] == [("add", '{"a":1}'), ("get_weather", "")]
