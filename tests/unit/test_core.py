@@ -214,11 +214,14 @@ def test_training_adds_tokens_for_new_tools_in_data(tm):
     assert set(tm.tool_names) == {t["name"] for t in TOOLS}
 
 
-def test_toy_set_reaches_90_percent_tool_selection(loaded):
+def test_toy_set_reaches_90_percent_tool_selection(smollm2_tokenizer, make_tiny_model):
     # A random 2-layer model gives memory rows little to steer with, so on it the tied row is pulled mostly
     # by the argument tokens; the decoupled address rows learn selection cleanly. Tied mode on the real
-    # model is covered by tests/integration/test_default_model_training.py.
-    torch.manual_seed(0)
+    # model is covered by tests/integration/test_default_model_training.py. The real tokenizer is used
+    # here: with the 320-token test tokenizer the queries' words share so few tokens' worth of signal that
+    # a random 32-dim model separates them poorly (0.26-0.88 across seeds).
+    tok = smollm2_tokenizer
+    loaded = LoadedModel(make_tiny_model(len(tok)), tok, "tiny-llama", tokenizer_fingerprint(tok))
     tm = TokMem.create(TOOLS, loaded, memory=MemoryConfig(mode="decoupled"))
     traces = load_traces(toy_records())
     result = tm.train(traces, TrainConfig(epochs=12, lr=5e-2, seed=0, **FAST))

@@ -25,14 +25,17 @@ from tokmem_agent.errors import DataFormatError
 from tokmem_agent.traces import Call, Trace
 
 HAS_BFCL = importlib.util.find_spec("bfcl_eval") is not None
-try:
-    ds.shared_dir()
-    HAS_SHARED = True
-except DatasetNotFoundError:
-    HAS_SHARED = False
-needs_shared = pytest.mark.skipif(not HAS_SHARED, reason="shared data dir not available")
-needs_bfcl = pytest.mark.skipif(not HAS_BFCL,
-                                reason="bfcl-eval not installed (pip install --no-deps bfcl-eval)")
+# Both are provided by `make test` (the Makefile installs bfcl-eval; CI has ../shared): missing them is a
+# failure, not a skip.
+needs_shared = pytest.mark.usefixtures("shared_data")
+needs_bfcl = pytest.mark.usefixtures("bfcl_installed")
+
+
+@pytest.fixture()
+def bfcl_installed():
+    if not HAS_BFCL:
+        pytest.fail("bfcl-eval not installed (make install-dev runs pip install --no-deps bfcl-eval)")
+
 
 TOOL_A = {"name": "a", "description": "",
           "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}}

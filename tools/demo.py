@@ -1,0 +1,107 @@
+"""`make demo`: train memory tokens for the example tools on the default model, then run agent tasks.
+
+    python -m tools.demo [--bank banks/demo] [--retrain] [--epochs 1] [--limit 600]
+
+The first run dequantises the default model (~40 s, cached afterwards) and trains one token per tool
+(a few minutes on 2 CPU cores, with a progress bar). Later runs reuse the bank when the training data is
+unchanged. Then each task is answered by the decoding controller: every tool call and its result is
+printed as it happens, then the final answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from tokmem_agent import TrainConfig, load_traces
+from tokmem_agent.agent import TokMemAgent
+from tokmem_agent.decoding.runlog import Step
+from tokmem_agent.errors import TokMemError
+from tokmem_agent.model.loader import load_base_model
+from tokmem_agent.tokmem import TokMem
+
+from .basic import make_tools
+
+DATA = Path(__file__).resolve().parent / "data" / "train.jsonl"
+TASKS = [
+    "Convert 120 USD to EUR.",
+    "I paid 84.50 for dinner. Add an 18% tip.",
+    "What date is 45 days after 2025-06-02? Then add a todo 'renew passport' due on that date.",
+    "Convert 250 GBP to USD and then add a 15% tip to the converted amount.",
+]
+
+
+def data_hash(path: Path, limit: int | None, epochs: int) -> str:
+    h = hashlib.sha256(path.read_bytes())
+    h.update(f"{limit}|{epochs}".encode())
+    return h.hexdigest()[:16]
+
+
+def show(step: Step) -> None:
+    args = json.dumps(step.arguments, ensure_ascii=False) if step.arguments is not None else step.argument_text
+    print(f"   → {step.tool}({args})", flush=True)
+    print(f"     ← {step.result_text}" if step.ok else f"     ✗ {step.status}: {step.error}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bank", default="banks/demo")
+    ap.add_argument("--retrain", action="store_true", help="train even if a matching bank exists")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--limit", type=int, default=600, help="training traces to use (0 = all)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    bank = Path(args.bank)
+    limit = args.limit or None
+    fingerprint = data_hash(DATA, limit, args.epochs)
+
+    print("1. Loading the default model (SmolLM2-135M-Instruct; the first run dequantises it, ~40 s) …", flush=True)
+    t0 = time.perf_counter()
+    loaded = load_base_model(None)
+    print(f"   loaded in {time.perf_counter() - t0:.1f} s", flush=True)
+
+    tm = None
+    if bank.exists() and not args.retrain:
+        try:
+            tm = TokMem.load(bank, loaded)
+            if tm.meta.get("demo_data") != fingerprint:
+                tm = None
+            else:
+                print(f"2. Reusing the trained bank {bank} (pass --retrain to train again)")
+        except TokMemError as exc:
+            print(f"   (cannot reuse {bank}: {exc}; training again)")
+            tm = None
+    if tm is None:
+        traces = load_traces(DATA)
+        random.Random(0).shuffle(traces)
+        traces = traces[:limit] if limit else traces
+        tools = make_tools()
+        print(f"2. Training {len(tools)} memory tokens on {len(traces)} traces "
+              f"({sum(len(t.calls) > 1 for t in traces)} multi-step) — only the tokens learn, the model stays frozen",
+              flush=True)
+        tm = TokMem.create(tools, loaded)
+        tm.meta["demo_data"] = fingerprint
+        result = tm.train(traces, TrainConfig(epochs=args.epochs, batch_size=8, max_length=512, eval_fraction=0.05),
+                          reading="chain", out_dir=bank)
+        print(f"   trained in {result.seconds:.0f} s ({result.tokens_per_s:.0f} tokens/s); "
+              f"{tm.bank.steer.numel():,} trainable parameters; bank saved to {bank}", flush=True)
+
+    print("3. Running agent tasks (no tool documentation in the prompt)\n", flush=True)
+    with tempfile.TemporaryDirectory() as store:
+        agent = TokMemAgent(tm, make_tools(store))
+        for task in TASKS:
+            print(f"user> {task}", flush=True)
+            r = agent.run(task, on_step=show)
+            print(f"assistant> {r.answer or '(no answer: ' + r.outcome + ')'}")
+            print(f"   [{r.outcome}; {len(r.steps)} calls; {r.prompt_tokens} prompt tokens; "
+                  f"{r.timings['total_s']:.1f} s]\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1233 @@
+"""Generate the example pack's training and test traces (``tools/data/{train,test}.jsonl``).
+
+    python -m tools.make_traces --out tools/data
+
+Deterministic: a seeded :class:`random.Random`, fixed template and value pools, and tools that never read
+the clock or the network, so the files regenerate byte for byte. Every call is really executed (stateful
+tools in a fresh SQLite store per record), and the record keeps what came back:
+
+* APIGen fields: ``id``, ``query``, ``tools`` (the schemas of all ten pack tools), ``answers``, ``source``,
+  ``n_calls``;
+* chain fields: ``messages`` (the user turn), ``results`` (each call's return value), ``between``
+  (``n_calls - 1`` lists, all empty: the next call follows its predecessor's result directly) and
+  ``response`` (the final answer, written from the results);
+* ``setup`` (only on records that need it): calls that fill the store *before* the record (e.g. the to-dos
+  that ``list_todos`` then lists). Replay them in a fresh store to reproduce ``results``.
+
+Test records use held-out query templates and held-out to-do titles and notes; no test query occurs in
+train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import functools
+import json
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from tokmem_agent.registry import Tool
+from tokmem_agent.traces import parse_record, write_jsonl
+
+from . import basic
+from .basic import STATEFUL_TOOL_NAMES, TODAY, make_tools
+
+SEED = 20250602
+SOURCE = "tokmem-tools"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+#: record counts: multi-call records per split; single-call records per tool.
+TRAIN_MULTI = 260
+TRAIN_CALLS_PER_TOOL = 110  # single-call records per tool = this minus the tool's multi-call records
+TRAIN_MIN_SINGLE = 40
+TEST_MULTI = 30
+TEST_SINGLE_PER_TOOL = 7
+
+Args = dict[str, Any]
+ArgSpec = Args | Callable[[list[Any]], Args]  # fixed arguments, or built from the earlier results
+
+
+@dataclass
+class Draft:
+    """A record before execution: the query, the calls and how to word the answer from the results."""
+
+    query: str
+    calls: list[tuple[str, ArgSpec]]
+    respond: Callable[[list[Any]], str]
+    setup: list[tuple[str, Args]] = field(default_factory=list)
+
+
+def tool_schemas() -> list[dict[str, Any]]:
+    """The JSON schema dicts of all pack tools, in pack order (what every record's ``tools`` holds)."""
+    return copy.deepcopy(_tool_schemas())
+
+
+@functools.lru_cache(maxsize=1)
+def _tool_schemas() -> list[dict[str, Any]]:
+    return [Tool.from_function(f).to_dict() for f in make_tools()]
+
+
+# ----- formatting -------------------------------------------------------------------------------------------
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
+
+
+def num(x: float) -> str:
+    """A number written out exactly (shortest round-trip form, no exponent): 12, 12.5, 0.000123457."""
+    if isinstance(x, int):
+        return str(x)
+    if float(x).is_integer():
+        return str(int(x))
+    text = repr(float(x))
+    return text if "e" not in text else f"{x:.12f}".rstrip("0").rstrip(".")
+
+
+def approx(x: float, places: int = 2) -> str:
+    """A number for an answer text: exact when short, else rounded ("about 12.14")."""
+    text = num(x)
+    return text if len(text.partition(".")[2]) <= 4 else f"about {num(round(x, places))}"
+
+
+def money(x: float) -> str:
+    return f"{x:,.2f}"
+
+
+def ordinal(n: int) -> str:
+    return f"{n}{'th' if 11 <= n % 100 <= 13 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def long_date(iso: str) -> str:
+    d = dt.date.fromisoformat(iso)
+    return f"{MONTHS[d.month - 1]} {d.day}, {d.year}"
+
+
+CURRENCY_WORDS = {
+    "USD": ["US dollars", "dollars", "USD"], "EUR": ["euros", "EUR"], "GBP": ["British pounds", "pounds", "GBP"],
+    "JPY": ["Japanese yen", "yen", "JPY"], "CHF": ["Swiss francs", "CHF"], "CAD": ["Canadian dollars", "CAD"],
+    "AUD": ["Australian dollars", "AUD"], "CNY": ["Chinese yuan", "yuan", "CNY"],
+    "INR": ["Indian rupees", "rupees", "INR"], "MXN": ["Mexican pesos", "pesos", "MXN"],
+    "SEK": ["Swedish kronor", "kronor", "SEK"],
+}
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+BIG_CURRENCIES = {"JPY", "INR", "MXN", "SEK", "CNY"}
+
+UNIT_WORDS = {
+    "mm": ["mm", "millimeters", "millimetres"], "cm": ["cm", "centimeters", "centimetres"],
+    "m": ["m", "meters", "metres"], "km": ["km", "kilometers", "kilometres"], "in": ["inches", "in"],
+    "ft": ["feet", "ft"], "yd": ["yards", "yd"], "mi": ["miles", "mi"],
+    "mg": ["mg", "milligrams"], "g": ["grams", "g"], "kg": ["kg", "kilograms", "kilos"],
+    "t": ["tonnes", "metric tons"], "oz": ["ounces", "oz"], "lb": ["pounds", "lbs", "lb"], "st": ["stone"],
+    "ml": ["ml", "milliliters", "millilitres"], "l": ["liters", "litres", "l"], "tsp": ["teaspoons", "tsp"],
+    "tbsp": ["tablespoons", "tbsp"], "fl_oz": ["fluid ounces", "fl oz"], "cup": ["cups"], "pt": ["pints"],
+    "qt": ["quarts"], "gal": ["gallons", "gal"],
+    "celsius": ["°C", "degrees Celsius", "Celsius"], "fahrenheit": ["°F", "degrees Fahrenheit", "Fahrenheit"],
+    "kelvin": ["K", "kelvin"],
+}
+UNIT_SHOW = {"fl_oz": "fl oz", "cup": "cups", "t": "tonnes", "celsius": "°C", "fahrenheit": "°F", "kelvin": "K"}
+UNIT_GROUPS = {
+    "length": ["mm", "cm", "m", "km", "in", "ft", "yd", "mi"],
+    "mass": ["mg", "g", "kg", "t", "oz", "lb", "st"],
+    "volume": ["ml", "l", "tsp", "tbsp", "fl_oz", "cup", "pt", "qt", "gal"],
+    "temperature": ["celsius", "fahrenheit", "kelvin"],
+}
+COMMON_PAIRS = [("km", "mi"), ("mi", "km"), ("kg", "lb"), ("lb", "kg"), ("celsius", "fahrenheit"),
+                ("fahrenheit", "celsius"), ("l", "gal"), ("gal", "l"), ("cm", "in"), ("in", "cm"), ("ft", "m"),
+                ("m", "ft"), ("oz", "g"), ("g", "oz"), ("cup", "ml"), ("ml", "cup")]
+UNIT_RANGES = {  # (low, high) for a value given in this unit
+    "mm": (2, 900), "cm": (2, 300), "m": (2, 5000), "km": (2, 500), "in": (2, 120), "ft": (2, 500),
+    "yd": (2, 500), "mi": (2, 300), "mg": (10, 5000), "g": (5, 2000), "kg": (2, 200), "t": (2, 50),
+    "oz": (2, 64), "lb": (2, 300), "st": (6, 25), "ml": (50, 3000), "l": (2, 100), "tsp": (2, 12),
+    "tbsp": (2, 16), "fl_oz": (2, 64), "cup": (2, 12), "pt": (2, 10), "qt": (2, 10), "gal": (2, 50),
+    "celsius": (-30, 45), "fahrenheit": (-10, 110), "kelvin": (250, 320),
+}
+
+
+def show_unit(u: str) -> str:
+    return UNIT_SHOW.get(u, u)
+
+
+def qty(v: float, u: str) -> str:
+    """A value with its unit for an answer text: '12 km', '21.5 °C'."""
+    return f"{num(v)} {show_unit(u)}"
+
+
+# ----- value pools (train / test) -------------------------------------------------------------------------
+TODO_TITLES = {
+    "train": [
+        "call the dentist", "renew my passport", "buy milk", "pay the electricity bill", "book a haircut",
+        "water the plants", "send the quarterly report", "pick up the dry cleaning", "email Sarah about the budget",
+        "return the library books", "schedule a car service", "buy a birthday present for Tom",
+        "cancel the gym membership", "file the tax return", "order printer ink", "clean the garage",
+        "submit the expense report", "call the plumber", "update my CV", "back up the laptop",
+        "buy train tickets", "renew the car insurance", "check the smoke alarms", "book flights to Lisbon",
+        "reply to the landlord", "prepare slides for the review", "pay rent", "walk the dog", "buy groceries",
+        "fix the bike tyre", "take out the recycling", "call grandma", "defrost the freezer",
+        "write thank-you cards", "register for the conference", "charge the camera batteries",
+        "review the contract", "get the oil changed", "vacuum the car", "book the venue for the party",
+    ],
+    "test": [
+        "repaint the fence", "book a vet appointment for the cat", "renew the domain name", "mail the tax forms",
+        "buy a new phone charger", "sign up for the swimming class", "return the rental skis", "order new glasses",
+        "call the bank about the card", "plant the tomatoes", "send invoices to clients", "donate old clothes",
+        "book a table for Friday", "replace the air filter", "buy stamps",
+    ],
+}
+
+# (title, text, keywords that occur in the title or text)
+NOTES = {
+    "train": [
+        ("Wifi password", "The guest wifi password is blue-falcon-42.", ["wifi", "password"]),
+        ("Parking spot", "Car is parked on level 3, spot C12.", ["parking", "parked"]),
+        ("Gift ideas for Mom", "Orchids, a jazz record, or a pottery class.", ["gift", "mom"]),
+        ("Locker code", "Gym locker combination is 4-18-27.", ["locker", "gym"]),
+        ("Books to read", "Read The Overstory and Piranesi next.", ["books", "piranesi"]),
+        ("Doctor visit", "Dr. Alvarez said to take vitamin D daily.", ["doctor", "vitamin"]),
+        ("Project Falcon", "Kickoff moved to Thursday; the budget is 40k.", ["falcon", "budget"]),
+        ("Pancake recipe", "2 eggs, 1 cup flour, 1 cup milk, a pinch of salt.", ["pancake", "recipe"]),
+        ("Landlord contact", "Mr. Jensen, phone 555-0142, jensen@example.com.", ["landlord", "jensen"]),
+        ("Bike lock", "The bike lock code is 3091.", ["bike", "lock"]),
+        ("Passport details", "Passport number ends in 7781 and expires in March 2027.", ["passport"]),
+        ("Team meeting", "Team agreed to ship version 2.1 before the holidays.", ["meeting", "version"]),
+        ("Restaurants to try", "Luigi's for pasta and Sakura for sushi.", ["restaurants", "sushi"]),
+        ("Car insurance", "Policy number AX-55312 with Northwind Insurance.", ["insurance", "policy"]),
+        ("Plant care", "Water the fern twice a week and the cactus once a month.", ["fern", "cactus"]),
+        ("Packing list", "Charger, sunscreen, hiking boots, rain jacket.", ["packing", "sunscreen"]),
+        ("Birthdays", "Anna on 12 April, Ben on 3 September.", ["birthdays", "anna"]),
+        ("Alarm code", "The house alarm code is 8264.", ["alarm"]),
+        ("Paint colour", "Living room paint is Sage Mist by Dulux.", ["paint", "living room"]),
+        ("Vet reminder", "The cat's next vaccination is due in October.", ["vet", "vaccination"]),
+        ("Movies to watch", "Dune Part Two and Past Lives.", ["movies", "dune"]),
+        ("Shoe size", "EU 43, US 10 for running shoes.", ["shoe", "size"]),
+        ("Dentist", "Dr. Okafor at Smile Clinic, 555-0199.", ["dentist", "okafor"]),
+        ("Workout plan", "Monday legs, Wednesday back, Friday chest.", ["workout", "legs"]),
+        ("Spare key", "The spare key is with the neighbour at number 14.", ["spare key", "neighbour"]),
+        ("Favourite quote", "Simplicity is prerequisite for reliability.", ["quote", "simplicity"]),
+        ("Garden plans", "Plant the tulip bulbs in October.", ["tulip", "garden"]),
+        ("Train times", "The 7:42 train gets to the city at 8:30.", ["train"]),
+        ("Coffee order", "Oat flat white, extra hot.", ["coffee"]),
+        ("Electricity meter", "The meter reading on 1 May was 45120.", ["meter", "electricity"]),
+    ],
+    "test": [
+        ("Hotel booking", "Confirmation code HB-99213 at the Harbour Inn.", ["hotel", "confirmation"]),
+        ("Boiler service", "The boiler was serviced on 14 February by HeatPro.", ["boiler"]),
+        ("Podcast picks", "Hidden Brain and Radiolab.", ["podcast"]),
+        ("Office door code", "The office door code is 5521.", ["office", "door code"]),
+        ("Allergies", "Sam is allergic to peanuts and shellfish.", ["allergic", "peanuts"]),
+        ("Bank branch", "The nearest branch is on King Street, open until 5.", ["bank", "branch"]),
+        ("Tyre pressure", "Front tyres 2.3 bar, rear 2.5 bar.", ["tyre", "pressure"]),
+        ("Wine to buy again", "The 2019 Rioja from the corner shop.", ["wine", "rioja"]),
+        ("Library card", "Library card number 20044178.", ["library"]),
+        ("Yoga class", "Yoga is on Tuesdays at 6:30 in studio B.", ["yoga"]),
+        ("Printer", "Printer model LaserJet 4100, toner 61X.", ["printer", "toner"]),
+        ("Camping gear", "The tent poles are in the blue bag in the attic.", ["tent", "camping"]),
+    ],
+}
+TIP_PERCENTS = [10, 12, 15, 18, 20, 22, 25]
+
+
+class Ctx:
+    """Random choices for one split (train/test)."""
+
+    def __init__(self, rng: Any, split: str):
+        self.rng = rng
+        self.split = split
+
+    # generic
+    def pick(self, seq: Sequence[Any]) -> Any:
+        return seq[self.rng.randrange(len(seq))]
+
+    def tpl(self, templates: dict[str, list[Any]]) -> Any:
+        return self.pick(templates[self.split])
+
+    def chance(self, p: float) -> bool:
+        return self.rng.random() < p
+
+    def sample(self, seq: Sequence[Any], k: int) -> list[Any]:
+        return self.rng.sample(list(seq), k)
+
+    # numbers
+    def int_(self, lo: int, hi: int) -> int:
+        return self.rng.randint(lo, hi)
+
+    def value(self, lo: float, hi: float, p_decimal: float = 0.3) -> float:
+        if self.chance(p_decimal):
+            x = round(self.rng.uniform(lo, hi), 1)
+            return int(x) if x.is_integer() else x
+        return self.rng.randint(int(lo), int(hi))
+
+    def price(self, lo: float = 3, hi: float = 300) -> float:
+        if self.chance(0.5):
+            return self.rng.randint(int(lo), int(hi))
+        x = round(self.rng.uniform(lo, hi), 2)
+        return int(x) if x.is_integer() else x
+
+    def amount(self, code: str) -> float:
+        if code in BIG_CURRENCIES:
+            return self.rng.randint(2, 500) * self.pick([10, 10, 50, 100])
+        return self.price(5, 900)
+
+    def price_text(self, x: float) -> str:
+        """How a price is written in a query: 48.50, 48.5 or 1,250."""
+        if isinstance(x, int):
+            return f"{x:,}" if x >= 1000 and self.chance(0.5) else str(x)
+        return f"{x:.2f}" if self.chance(0.7) else num(x)
+
+    # currencies
+    def currencies(self, k: int = 2) -> list[str]:
+        codes = list(CURRENCY_WORDS)
+        common = ["USD", "EUR", "GBP", "JPY"]
+        first = self.pick(common) if self.chance(0.6) else self.pick(codes)
+        rest = [c for c in codes if c != first]
+        return [first, *self.sample(rest, k - 1)]
+
+    def cur_name(self, code: str) -> str:
+        return self.pick(CURRENCY_WORDS[code])
+
+    def money_text(self, x: float, code: str) -> str:
+        text = self.price_text(x)
+        if code in CURRENCY_SYMBOLS and self.chance(0.4):
+            return f"{CURRENCY_SYMBOLS[code]}{text}"
+        if self.chance(0.25):
+            return f"{code} {text}"
+        return f"{text} {self.cur_name(code)}"
+
+    # units
+    def unit_pair(self, group: str | None = None) -> tuple[str, str]:
+        if group is None and self.chance(0.45):
+            return self.pick(COMMON_PAIRS)
+        group = group or self.pick(list(UNIT_GROUPS))
+        a, b = self.sample(UNIT_GROUPS[group], 2)
+        return a, b
+
+    def unit_value(self, u: str) -> float:
+        lo, hi = UNIT_RANGES[u]
+        return self.value(lo, hi, 0.25)
+
+    def unit_word(self, u: str) -> str:
+        return self.pick(UNIT_WORDS[u])
+
+    def qty_text(self, v: float, u: str) -> str:
+        w = self.unit_word(u)
+        return f"{num(v)}{w}" if w.startswith("°") else f"{num(v)} {w}"
+
+    # dates
+    def date(self, lo: str = "2024-01-01", hi: str = "2026-12-31") -> str:
+        a, b = dt.date.fromisoformat(lo), dt.date.fromisoformat(hi)
+        return (a + dt.timedelta(days=self.rng.randint(0, (b - a).days))).isoformat()
+
+    def date_near(self, lo: int, hi: int) -> str:
+        """A date ``lo``..``hi`` days from TODAY."""
+        return (TODAY + dt.timedelta(days=self.rng.randint(lo, hi))).isoformat()
+
+    def date_text(self, iso: str) -> str:
+        d = dt.date.fromisoformat(iso)
+        month = MONTHS[d.month - 1]
+        styles = {
+            "train": [iso, iso, f"{month} {d.day}, {d.year}", f"{d.day} {month} {d.year}",
+                      f"{month[:3]} {d.day}, {d.year}"],
+            "test": [iso, f"{month} {ordinal(d.day)}, {d.year}", f"{d.day} {month[:3]} {d.year}"],
+        }
+        return self.pick(styles[self.split])
+
+    # pools
+    def todo_title(self) -> str:
+        return self.pick(TODO_TITLES[self.split])
+
+    def note(self) -> tuple[str, str, list[str]]:
+        return self.pick(NOTES[self.split])
+
+    def todo_setup(self, k_lo: int = 0, k_hi: int = 4) -> list[tuple[str, Args]]:
+        titles = self.sample(TODO_TITLES[self.split], self.int_(k_lo, k_hi))
+        out = []
+        for t in titles:
+            args: Args = {"title": t}
+            if self.chance(0.75):
+                args["due"] = self.date_near(-10, 45)
+            out.append(("add_todo", args))
+        return out
+
+    def note_setup(self, k_lo: int, k_hi: int, *, include: tuple[str, str, list[str]] | None = None,
+                   exclude: tuple[str, str, list[str]] | None = None) -> list[tuple[str, Args]]:
+        pool = [n for n in NOTES[self.split] if n is not include and n is not exclude]
+        notes = self.sample(pool, self.int_(k_lo, k_hi))
+        if include is not None:
+            notes.insert(self.int_(0, len(notes)), include)
+        return [("add_note", {"title": t, "text": x}) for t, x, _ in notes]
+
+
+def cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+_A_NUMBER = re.compile(r"\b([Aa]) (?=[$€£¥]?(\d[\d,]*)(?:\.\d+)?\b)")
+
+
+def fix_articles(text: str) -> str:
+    """'a 18% tip' -> 'an 18% tip', 'a 81.28 bill' -> 'an 81.28 bill' (numbers said with a vowel sound)."""
+    def repl(m: re.Match[str]) -> str:
+        digits = m.group(2).rstrip(",")
+        lead = digits.split(",")[0]
+        vowel = digits.startswith("8") or lead in ("11", "18") or (len(digits) in (2, 5) and digits[:2] in ("11", "18"))
+        return f"{m.group(1)}{'n' * vowel} "
+    return _A_NUMBER.sub(repl, text)
+
+
+# ----- single-call generators -------------------------------------------------------------------------------
+CALC_LITERAL = {
+    "train": ["What is {e}?", "Calculate {e}", "compute {e}", "{e} = ?", "Can you work out {e}?", "Evaluate {e}.",
+              "what's {e}", "Quick math: {e}", "Solve {e} for me", "What does {e} come to?", "{e}?",
+              "Please calculate {e}."],
+    "test": ["Tell me the value of {e}.", "I need the result of {e}.", "Do the math: {e}"],
+}
+CALC_WORDS: dict[str, list[tuple[str, str]]] = {
+    "train": [
+        ("What's {a} times {b}?", "{a} * {b}"), ("Multiply {a} by {b}.", "{a} * {b}"),
+        ("What is {a} divided by {b}?", "{a} / {b}"), ("divide {a} by {b}", "{a} / {b}"),
+        ("What's the square root of {a}?", "sqrt({a})"), ("What is {a} squared?", "{a} ** 2"),
+        ("{a} to the power of {k}", "{a} ** {k}"), ("Add up {a}, {b} and {c}.", "{a} + {b} + {c}"),
+        ("What's the sum of {a} and {b}?", "{a} + {b}"), ("Subtract {b} from {a}.", "{a} - {b}"),
+        ("What is {p}% of {a}?", "{a} * {p} / 100"), ("What's the average of {a}, {b} and {c}?",
+                                                       "({a} + {b} + {c}) / 3"),
+        ("How much is {a} minus {b}?", "{a} - {b}"), ("What's the remainder when {a} is divided by {b}?",
+                                                     "{a} % {b}"),
+        ("how much is {a} plus {b} times {c}", "{a} + {b} * {c}"),
+    ],
+    "test": [
+        ("What do I get if I multiply {a} and {b}?", "{a} * {b}"), ("Take {p} percent of {a}.", "{a} * {p} / 100"),
+        ("Find the mean of {a}, {b} and {c}.", "({a} + {b} + {c}) / 3"), ("How much is {a} split {b} ways?",
+                                                                           "{a} / {b}"),
+        ("Cube {a}.", "{a} ** 3"),
+    ],
+}
+CALC_SHAPES = ["{a} + {b}", "{a} - {b}", "{a} * {b}", "{a} / {b}", "({a} + {b}) * {c}", "{a} * {b} - {c}",
+               "({a} - {b}) / {c}", "{a} ** {k}", "sqrt({a})", "{a} % {b}", "{a} + {b} * {c}",
+               "round({a} / {b}, 2)", "{a} * ({b} + {c})"]
+
+
+def _calc_numbers(c: Ctx) -> dict[str, str]:
+    def n() -> str:
+        return num(c.value(2, 999, 0.3)) if c.chance(0.7) else str(c.int_(2, 40))
+    return {"a": n(), "b": n(), "c": n(), "k": str(c.int_(2, 5)), "p": str(c.pick([5, 10, 12.5, 15, 20, 25, 30,
+                                                                                   40, 75]))}
+
+
+def calc_answer(c: Ctx) -> Callable[[list[Any]], str]:
+    def respond(r: list[Any]) -> str:
+        res, x = r[0], approx(r[0]["result"], 4)
+        eq = f"≈ {x[6:]}" if x.startswith("about ") else f"= {x}"
+        return c.pick([f"{res['expression']} {eq}.", f"The result is {x}.", f"That comes to {x}.", f"It's {x}."])
+    return respond
+
+
+def g_calculate(c: Ctx) -> Draft:
+    vals = _calc_numbers(c)
+    if c.chance(0.5):
+        expr = c.pick(CALC_SHAPES).format(**vals)
+        if c.chance(0.25):
+            expr = expr.replace(" ", "")
+        shown = expr
+        if c.split == "train" and "(" not in expr and ("*" in expr or "/" in expr) and c.chance(0.35):
+            shown = expr.replace("*", "×").replace("/", "÷").replace("××", "**")
+        query = c.tpl(CALC_LITERAL).format(e=shown)
+    else:
+        q, e = c.tpl(CALC_WORDS)
+        query, expr = q.format(**vals), e.format(**vals)
+    return Draft(query, [("calculate", {"expression": expr})], calc_answer(c))
+
+
+UNIT_TPL = {
+    "train": ["Convert {q} to {u2}", "How many {u2} is {q}?", "{q} in {u2}?", "what is {q} in {u2}",
+              "I need {q} expressed in {u2}.", "Please turn {q} into {u2}.", "{q} equals how many {u2}?",
+              "how much is {q} in {u2}", "change {q} to {u2}", "Give me {q} converted to {u2}.",
+              "Convert {q} into {u2}, please."],
+    "test": ["If something measures {q}, what's that in {u2}?", "Express {q} as {u2}.",
+             "What do {q} come to in {u2}?"],
+}
+UNIT_TPL_CONTEXT = {
+    "train": {
+        "temperature": ["It's {q} outside. What is that in {u2}?", "The oven is set to {q}; what's that in {u2}?"],
+        "length": ["I ran {q} today — how far is that in {u2}?", "The shelf is {q} wide. How many {u2} is that?"],
+        "mass": ["My suitcase weighs {q}; how much is that in {u2}?", "The baby weighs {q}. What's that in {u2}?"],
+        "volume": ["The recipe calls for {q} of milk; how many {u2} is that?",
+                   "The tank holds {q}. How many {u2} is that?"],
+    },
+    "test": {
+        "temperature": ["The forecast says {q} tomorrow — in {u2} please."],
+        "length": ["The trail is {q} long; convert it to {u2}."],
+        "mass": ["A parcel weighs {q}. Convert to {u2}."],
+        "volume": ["I drank {q} of water. How much is that in {u2}?"],
+    },
+}
+
+
+def units_answer(c: Ctx, i: int = 0) -> Callable[[list[Any]], str]:
+    def respond(r: list[Any]) -> str:
+        x = r[i]
+        a, b = qty(x["value"], x["from_unit"]), qty(x["result"], x["to_unit"])
+        return c.pick([f"{a} is {b}.", f"{a} = {b}.", f"That's {b}.", f"{a} comes to about {b}."])
+    return respond
+
+
+def g_convert_units(c: Ctx) -> Draft:
+    u1, u2 = c.unit_pair()
+    v = c.unit_value(u1)
+    q = c.qty_text(v, u1)
+    if c.chance(0.3):
+        group = next(g for g, us in UNIT_GROUPS.items() if u1 in us)
+        t = c.pick(UNIT_TPL_CONTEXT[c.split][group])
+    else:
+        t = c.tpl(UNIT_TPL)
+    query = t.format(q=q, u2=c.unit_word(u2))
+    return Draft(cap(query), [("convert_units", {"value": v, "from_unit": u1, "to_unit": u2})], units_answer(c))
+
+
+CUR_TPL = {
+    "train": ["Convert {m} to {c2}", "How much is {m} in {c2}?", "What's {m} worth in {c2}?",
+              "exchange {m} into {c2}", "{m} to {c2} please", "I have {m}. How many {c2} is that?",
+              "how many {c2} do I get for {m}", "Change {m} into {c2}.", "What does {m} come to in {c2}?",
+              "Convert {m} into {c2}.", "{m} in {c2}?"],
+    "test": ["If I swap {m} for {c2}, how much do I get?", "The price is {m} — what's that in {c2}?",
+             "{m} equals how many {c2}?"],
+}
+
+
+def cur_answer(c: Ctx, i: int = 0) -> Callable[[list[Any]], str]:
+    def respond(r: list[Any]) -> str:
+        x = r[i]
+        a = f"{money(x['amount'])} {x['from_currency']}"
+        b = f"{money(x['result'])} {x['to_currency']}"
+        return c.pick([f"{a} is {b}.", f"{a} = {b} (fixed rate {num(x['rate'])}).", f"That's {b}.",
+                       f"At the pack's fixed rate of {num(x['rate'])}, {a} comes to {b}."])
+    return respond
+
+
+def g_convert_currency(c: Ctx) -> Draft:
+    c1, c2 = c.currencies()
+    amt = c.amount(c1)
+    query = c.tpl(CUR_TPL).format(m=c.money_text(amt, c1), c2=c.cur_name(c2))
+    return Draft(cap(query), [("convert_currency", {"amount": amt, "from_currency": c1, "to_currency": c2})],
+                 cur_answer(c))
+
+
+TIP_TPL = {  # (template, uses percent, uses people)
+    "train": [("Add a {p}% tip to a {b} bill.", True, False), ("The bill is {b}. What's the total with a {p}% tip?",
+                                                                True, False),
+              ("calculate a {p} percent tip on {b}", True, False), ("what do I pay with a {p}% tip on {b}?", True,
+                                                                     False),
+              ("Tip {p}% on {b}, split between {n} people.", True, True),
+              ("Our dinner came to {b}; add {p}% tip and split it {n} ways.", True, True),
+              ("Add the usual tip to a {b} bill.", False, False), ("What's the total for {b} with a standard tip?",
+                                                                    False, False),
+              ("{n} of us are paying a {b} bill plus a standard tip. How much each?", False, True),
+              ("How much is a {p}% tip on {b}?", True, False), ("Bill: {b}. Tip: {p}%. Total?", True, False)],
+    "test": [("We owe {b} for lunch. Include a {p}% gratuity.", True, False),
+             ("{n} friends share {b} plus a {p}% tip — what does each pay?", True, True),
+             ("Gratuity of {p}% on {b}, please.", True, False)],
+}
+
+
+def tip_answer(c: Ctx, i: int = 0) -> Callable[[list[Any]], str]:
+    def respond(r: list[Any]) -> str:
+        x = r[i]
+        s = c.pick([(f"A {num(x['percent'])}% tip on {money(x['bill'])} is {money(x['tip'])}, so the total is "
+                     f"{money(x['total'])}."), f"Tip {money(x['tip'])}; total {money(x['total'])}."])
+        if x["people"] > 1:
+            s += f" Split {x['people']} ways, that's {money(x['per_person'])} each."
+        return s
+    return respond
+
+
+def g_add_tip(c: Ctx) -> Draft:
+    t, uses_p, uses_n = c.tpl(TIP_TPL)
+    bill = c.price(8, 400)
+    p, n = c.pick(TIP_PERCENTS), c.int_(2, 8)
+    b = c.price_text(bill)
+    if c.chance(0.4):
+        b = "$" + b
+    args: Args = {"bill": bill}
+    if uses_p:
+        args["percent"] = p
+    if uses_n:
+        args["people"] = n
+    return Draft(cap(t.format(b=b, p=p, n=n)), [("add_tip", args)], tip_answer(c))
+
+
+DATE_ADD_TPL = {  # (template, sign of days, counts weeks, date is today)
+    "train": [("What date is {n} days after {d}?", 1, False, False), ("Add {n} days to {d}.", 1, False, False),
+              ("{d} plus {n} days", 1, False, False), ("What's the date {n} days from today?", 1, False, True),
+              ("Which date is {n} days before {d}?", -1, False, False),
+              ("What will the date be in {w} weeks?", 1, True, True),
+              ("If I start on {d}, what day is it {n} days later?", 1, False, False),
+              ("Count {n} days back from {d}.", -1, False, False), ("What's {n} days from now?", 1, False, True),
+              ("Move {d} forward by {n} days.", 1, False, False), ("What date was it {n} days ago?", -1, False, True),
+              ("{w} weeks after {d} is which date?", 1, True, False)],
+    "test": [("Go {n} days past {d}: which date is that?", 1, False, False),
+             ("Which day falls {w} weeks after {d}?", 1, True, False), ("Subtract {n} days from {d}.", -1, False,
+                                                                         False),
+             ("In {n} days from today, what's the date?", 1, False, True)],
+}
+
+
+def date_add_answer(c: Ctx, i: int = 0) -> Callable[[list[Any]], str]:
+    def respond(r: list[Any]) -> str:
+        x = r[i]
+        if x["days"] >= 0:
+            return c.pick([f"{x['days']} days after {x['date']} is {x['result']}, a {x['weekday']}.",
+                           f"It's {x['weekday']}, {long_date(x['result'])}."])
+        return c.pick([f"{-x['days']} days before {x['date']} was {x['result']}, a {x['weekday']}.",
+                       f"That was {x['weekday']}, {long_date(x['result'])}."])
+    return respond
+
+
+def g_date_add(c: Ctx) -> Draft:
+    t, sign, weeks, today = c.tpl(DATE_ADD_TPL)
+    w = c.int_(2, 12)
+    n = 7 * w if weeks else c.int_(2, 400)
+    d = "today" if today else c.date()
+    query = t.format(n=n, w=w, d=c.date_text(d) if d != "today" else d)
+    return Draft(cap(query), [("date_add", {"date": d, "days": sign * n})], date_add_answer(c))
+
+
+DAYS_TPL = {  # (template, start is today, end is today)
+    "train": [("How many days between {a} and {b}?", False, False), ("Days from {a} to {b}?", False, False),
+              ("count the days from {a} until {b}", False, False), ("How many days until {b}?", True, False),
+              ("How many days are left until {b}?", True, False), ("How long ago was {a}, in days?", False, True),
+              ("Number of days separating {a} and {b}?", False, False),
+              ("How many days is it from {a} to {b}?", False, False), ("How many days since {a}?", False, True)],
+    "test": [("What's the gap in days between {a} and {b}?", False, False),
+             ("How many days do I have until {b}?", True, False), ("Since {a}, how many days have gone by?",
+                                                                   False, True)],
+}
+
+
+def days_answer(c: Ctx, i: int = 0) -> Callable[[list[Any]], str]:
+    def respond(r: list[Any]) -> str:
+        x = r[i]
+        if x["days"] >= 0:
+            return c.pick([f"There are {x['days']} days from {x['start']} to {x['end']}.", f"{x['days']} days."])
+        return f"{x['end']} is {-x['days']} days before {x['start']}."
+    return respond
+
+
+def g_days_between(c: Ctx) -> Draft:
+    t, a_today, b_today = c.tpl(DAYS_TPL)
+    if a_today:
+        a, b = "today", c.date_near(3, 500)
+    elif b_today:
+        a, b = c.date_near(-600, -3), "today"
+    else:
+        a, b = sorted([c.date(), c.date()])
+        if a == b or c.chance(0.1):
+            b = (dt.date.fromisoformat(a) + dt.timedelta(days=c.int_(1, 300))).isoformat()
+    query = t.format(a=c.date_text(a) if a != "today" else a, b=c.date_text(b) if b != "today" else b)
+    return Draft(cap(query), [("days_between", {"start": a, "end": b})], days_answer(c))
+
+
+TODO_TPL = {  # (template, has due date)
+    "train": [("Add '{t}' to my to-do list.", False), ("Remind me to {t}.", False), ("Add a todo: {t}, due {d}.", True),
+              ("Put '{t}' on my list for {d}.", True), ("I need to {t} by {d}.", True), ("New task: {t}", False),
+              ("Create a to-do to {t} (due {d}).", True), ("Add a task '{t}' due today.", None),
+              ("todo: {t}", False), ("Please add \"{t}\" to my tasks, due {d}.", True),
+              ("I have to {t} today — add it to my list.", None)],
+    "test": [("Don't let me forget to {t}.", False), ("Could you note down a task to {t} before {d}?", True),
+             ("Task for {d}: {t}.", True)],
+}
+
+
+def todo_answer(c: Ctx, i: int = 0) -> Callable[[list[Any]], str]:
+    def respond(r: list[Any]) -> str:
+        x = r[i]
+        due = f", due {x['due']}" if x["due"] else ""
+        return c.pick([f"Added \u201c{x['title']}\u201d to your to-do list{due}.",
+                       f"Done: \u201c{x['title']}\u201d is on your list{due} (item {x['id']})."])
+    return respond
+
+
+def g_add_todo(c: Ctx) -> Draft:
+    t, has_due = c.tpl(TODO_TPL)
+    title = c.todo_title()
+    args: Args = {"title": title}
+    d = c.date_near(1, 120)
+    if has_due is None:
+        args["due"] = "today"
+    elif has_due:
+        args["due"] = d
+    query = t.format(t=title, d=c.date_text(d))
+    return Draft(cap(query), [("add_todo", args)], todo_answer(c), setup=c.todo_setup(0, 3))
+
+
+LIST_TPL = {  # (template, has due_by: None = today)
+    "train": [("What's on my to-do list?", False), ("Show my todos.", False), ("list my tasks", False),
+              ("What do I still have to do?", False), ("Which tasks are due by {d}?", True),
+              ("Anything due on or before {d}?", True), ("What do I need to get done by {d}?", True),
+              ("Show tasks due by {d}.", True), ("What's due today or earlier?", None),
+              ("Show me my to-do list.", False)],
+    "test": [("Read me my open tasks.", False), ("Is there anything I have to finish by {d}?", True),
+             ("Remind me what's on my plate.", False)],
+}
+
+
+def list_answer(c: Ctx, i: int = 0) -> Callable[[list[Any]], str]:
+    def respond(r: list[Any]) -> str:
+        x = r[i]
+        by = f" due by {x['due_by']}" if x["due_by"] else ""
+        if not x["count"]:
+            return f"Nothing is due by {x['due_by']}." if by else c.pick(["Your to-do list is empty.",
+                                                                         "Nothing on the list."])
+        items = "; ".join(f"{t['title']}" + (f" (due {t['due']})" if t["due"] else "") for t in x["todos"])
+        return f"You have {x['count']} item{'s' * (x['count'] != 1)}{by}: {items}."
+    return respond
+
+
+def g_list_todos(c: Ctx) -> Draft:
+    t, has_date = c.tpl(LIST_TPL)
+    d = c.date_near(0, 40)
+    args: Args = {}
+    if has_date is None:
+        args["due_by"] = "today"
+    elif has_date:
+        args["due_by"] = d
+    setup = c.todo_setup(0 if c.chance(0.1) else 1, 5)
+    limit = args.get("due_by", "9999-12-31").replace("today", TODAY.isoformat())
+    if setup and c.chance(0.85) and not any(a.get("due", "9999") <= limit for _, a in setup):
+        setup[0][1]["due"] = (dt.date.fromisoformat(limit) - dt.timedelta(days=c.int_(0, 12))).isoformat()
+    return Draft(cap(t.format(d=c.date_text(d))), [("list_todos", args)], list_answer(c), setup=setup)
+
+
+NOTE_TPL = {
+    "train": ["Save a note titled '{h}': {x}", "Take a note — {h}: {x}", "Note to self ({h}): {x}",
+              "Create a note called {h} with the text: {x}", "Remember this as '{h}': {x}",
+              "New note, title \"{h}\": {x}", "Write down under '{h}': {x}", "Add a note '{h}' saying {x}"],
+    "test": ["Please file this under '{h}': {x}", "Jot down a note named {h}: {x}"],
+}
+
+
+def note_answer(c: Ctx, i: int = 0) -> Callable[[list[Any]], str]:
+    def respond(r: list[Any]) -> str:
+        return c.pick([f"Saved your note \u201c{r[i]['title']}\u201d.", f"Noted under \u201c{r[i]['title']}\u201d."])
+    return respond
+
+
+def g_add_note(c: Ctx) -> Draft:
+    note = c.note()
+    h, x, _ = note
+    query = c.tpl(NOTE_TPL).format(h=h, x=x)
+    return Draft(query, [("add_note", {"title": h, "text": x})], note_answer(c),
+                 setup=c.note_setup(0, 3, exclude=note))
+
+
+SEARCH_TPL = {  # (template, uses limit)
+    "train": [("Find my note about {k}.", False), ("Search my notes for {k}.", False),
+              ("What did I write about {k}?", False), ("Look up {k} in my notes.", False),
+              ("Do I have any notes mentioning {k}?", False), ("Show me the first {n} notes about {k}.", True),
+              ("search notes: {k}", False), ("Check my notes for anything on {k}.", False)],
+    "test": [("Pull up whatever I saved about {k}.", False), ("Any notes on {k}? Just the top {n}.", True)],
+}
+
+
+def search_answer(c: Ctx, i: int = 0) -> Callable[[list[Any]], str]:
+    def respond(r: list[Any]) -> str:
+        x = r[i]
+        if not x["count"]:
+            return f"I couldn't find any notes matching \u201c{x['query']}\u201d."
+        found = " ".join(f"\u201c{n['title']}\u201d: {n['text']}" for n in x["notes"])
+        return f"Found {x['count']} note{'s' * (x['count'] != 1)}. {found}"
+    return respond
+
+
+def g_search_notes(c: Ctx) -> Draft:
+    note = c.note()
+    kw = c.pick(note[2])
+    t, uses_n = c.tpl(SEARCH_TPL)
+    args: Args = {"query": kw}
+    if uses_n:
+        args["limit"] = n = c.int_(2, 3)
+    else:
+        n = 5
+    if c.chance(0.15):  # a miss: the note is not in the store
+        setup = c.note_setup(1, 4, exclude=note)
+    else:
+        setup = c.note_setup(1, 5, include=note)
+    return Draft(t.format(k=kw, n=n), [("search_notes", args)], search_answer(c), setup=setup)
+
+
+SINGLE: dict[str, Callable[[Ctx], Draft]] = {
+    "calculate": g_calculate, "convert_units": g_convert_units, "convert_currency": g_convert_currency,
+    "add_tip": g_add_tip, "date_add": g_date_add, "days_between": g_days_between, "add_todo": g_add_todo,
+    "list_todos": g_list_todos, "add_note": g_add_note, "search_notes": g_search_notes,
+}
+
+
+# ----- multi-call generators ----------------------------------------------------------------------------------
+def _res(i: int, key: str = "result") -> Callable[[list[Any]], Any]:
+    return lambda r: r[i][key]
+
+
+def m_currency_tip(c: Ctx) -> Draft:
+    tpls = {"train": [("Our dinner cost {m}. Convert that to {c2} and add a {p}% tip.", False),
+                      ("Convert the {m} bill to {c2}, then work out a {p}% tip on it.", False),
+                      ("The restaurant charged {m}. How much is that in {c2}, and what's the total with a {p}% tip?",
+                       False),
+                      ("change {m} to {c2} and then add {p} percent for the tip", False),
+                      ("Convert {m} to {c2} and then add a {p}% tip to the converted amount.", False),
+                      ("Dinner was {m} for {n} of us. Convert it to {c2}, add a {p}% tip and split it.", True)],
+            "test": [("The bill came to {m}. Put it in {c2} and add a {p}% gratuity.", False),
+                     ("{m} for the meal — what's that in {c2} with a {p}% tip, split between {n}?", True)]}
+    t, uses_n = c.tpl(tpls)
+    c1, c2 = c.currencies()
+    amt, p, n = c.amount(c1), c.pick(TIP_PERCENTS), c.int_(2, 6)
+
+    def tip_args(r: list[Any]) -> Args:
+        return {"bill": r[0]["result"], "percent": p, **({"people": n} if uses_n else {})}
+
+    cur, tip = cur_answer(c), tip_answer(c, 1)
+    return Draft(cap(t.format(m=c.money_text(amt, c1), c2=c.cur_name(c2), p=p, n=n)),
+                 [("convert_currency", {"amount": amt, "from_currency": c1, "to_currency": c2}),
+                  ("add_tip", tip_args)],
+                 lambda r: f"{cur(r)} {tip(r)}")
+
+
+def m_date_todo(c: Ctx) -> Draft:
+    tpls = {"train": [("Remind me to {t} in {n} days.", "today", 1, "n"),
+                      ("Add a to-do to {t}, due {n} days from today.", "today", 1, "n"),
+                      ("I need to {t} {w} weeks from now — put it on my list.", "today", 1, "w"),
+                      ("Add '{t}' to my list for {n} days after {d}.", "date", 1, "n"),
+                      ("Create a task to {t} due one week after {d}.", "date", 1, "1w"),
+                      ("Remind me tomorrow to {t}.", "today", 1, "1"),
+                      ("Put '{t}' on my to-do list, due {n} days before {d}.", "date", -1, "n"),
+                      ("What date is {n} days after {d}? Then add a todo '{t}' due on that date.", "date", 1, "n")],
+            "test": [("{t}: schedule it {n} days from today on my to-do list.", "today", 1, "n"),
+                     ("Make a to-do to {t} that's due {w} weeks after {d}.", "date", 1, "w"),
+                     ("Set a task for the day after tomorrow: {t}.", "today", 1, "2")]}
+    t, base, sign, how = c.tpl(tpls)
+    title, w = c.todo_title(), c.int_(2, 6)
+    n = {"n": c.int_(2, 60), "w": 7 * w, "1w": 7, "1": 1, "2": 2}[how]
+    d = "today" if base == "today" else c.date_near(5, 200)
+    query = t.format(t=title, n=n, w=w, d=c.date_text(d) if d != "today" else d)
+    add, todo = date_add_answer(c), todo_answer(c, 1)
+    return Draft(cap(query), [("date_add", {"date": d, "days": sign * n}),
+                              ("add_todo", lambda r: {"title": title, "due": r[0]["result"]})],
+                 lambda r: f"{add(r)} {todo(r)}", setup=c.todo_setup(0, 2))
+
+
+def m_calc_units(c: Ctx) -> Draft:
+    opts = {"train": [("I ran {k} laps of {x} m. How many miles is that?", "{k} * {x}", "m", "mi"),
+                      ("Add {a} km and {b} km, then give me the total in miles.", "{a} + {b}", "km", "mi"),
+                      ("We drove {a} km and then {b} km more. What's the total distance in miles?", "{a} + {b}",
+                       "km", "mi"),
+                      ("I bought {k} bags of {x} kg each; how many pounds is that altogether?", "{k} * {x}", "kg",
+                       "lb"),
+                      ("A recipe needs {a} cups of milk plus {b} cups of water. How many ml is that in total?",
+                       "{a} + {b}", "cup", "ml"),
+                      ("{k} bottles of {x} liters each: how many gallons in total?", "{k} * {x}", "l", "gal")],
+            "test": [("The hike has three legs of {a}, {b} and {c} miles. Total in km?", "{a} + {b} + {c}", "mi",
+                      "km"),
+                     ("{k} boxes weighing {x} lb each: what's the combined weight in kg?", "{k} * {x}", "lb", "kg")]}
+    t, e, u1, u2 = c.tpl(opts)
+    vals = {"k": c.int_(2, 12), "x": num(c.value(1, 50, 0.4)), "a": num(c.value(2, 300, 0.4)),
+            "b": num(c.value(2, 300, 0.4)), "c": num(c.value(2, 30, 0.4))}
+    expr = e.format(**vals)
+    units = units_answer(c, 1)
+    return Draft(cap(t.format(**vals)), [("calculate", {"expression": expr}),
+                                         ("convert_units", lambda r: {"value": r[0]["result"], "from_unit": u1,
+                                                                      "to_unit": u2})],
+                 lambda r: f"In total {approx(r[0]['result'])} {show_unit(u1)}. {units(r)}")
+
+
+def m_units_calc(c: Ctx) -> Draft:
+    opts = {"train": [("Convert {v} lb to kg and multiply by the price of {p} per kg.", "lb", "kg"),
+                      ("Cheese costs {p} per kg. How much do {v} pounds cost?", "lb", "kg"),
+                      ("Fuel is {p} a liter. What do {v} gallons cost?", "gal", "l"),
+                      ("Fabric is {p} per meter. How much for {v} yards?", "yd", "m"),
+                      ("Apples cost {p} per pound. What do {v} kg of apples cost?", "kg", "lb")],
+            "test": [("Paint costs {p} per liter; what would {v} quarts cost?", "qt", "l"),
+                     ("Rope is {p} per foot. What do {v} meters of rope cost?", "m", "ft")]}
+    t, u1, u2 = c.tpl(opts)
+    v = c.value(2, 40, 0.3)
+    p = c.price(1, 30)
+    units = units_answer(c, 0)
+    return Draft(cap(t.format(v=num(v), p=c.price_text(p))),
+                 [("convert_units", {"value": v, "from_unit": u1, "to_unit": u2}),
+                  ("calculate", lambda r: {"expression": f"{num(r[0]['result'])} * {num(p)}"})],
+                 lambda r: f"{units(r)} At {num(p)} per {show_unit(u2)} that costs {money(r[1]['result'])}.")
+
+
+def m_days_calc(c: Ctx) -> Draft:
+    tpls = {"train": [("How many weeks are there between {a} and {b}?", False, "/ 7", "weeks"),
+                      ("How many weeks until {b}?", True, "/ 7", "weeks"),
+                      ("Count the days from {a} to {b} and convert that to weeks.", False, "/ 7", "weeks"),
+                      ("How many hours are there between {a} and {b}?", False, "* 24", "hours")],
+            "test": [("In weeks, how far apart are {a} and {b}?", False, "/ 7", "weeks"),
+                     ("How many hours from today until {b}?", True, "* 24", "hours")]}
+    t, today, op, word = c.tpl(tpls)
+    if today:
+        a, b = "today", c.date_near(5, 400)
+    else:
+        a = c.date()
+        b = (dt.date.fromisoformat(a) + dt.timedelta(days=c.int_(3, 500))).isoformat()
+    query = t.format(a=c.date_text(a) if a != "today" else a, b=c.date_text(b))
+    return Draft(cap(query), [("days_between", {"start": a, "end": b}),
+                              ("calculate", lambda r: {"expression": f"{r[0]['days']} {op}"})],
+                 lambda r: f"That's {r[0]['days']} days, or {approx(r[1]['result'])} {word}.")
+
+
+def m_note_search(c: Ctx) -> Draft:
+    tpls = {"train": ["Save a note '{h}': {x} Then show me everything I have about {k}.",
+                      "Note down '{h}' — {x} After that, search my notes for {k}.",
+                      "Add a note called {h} saying: {x} Then find all notes mentioning {k}."],
+            "test": ["Please store this under '{h}': {x} Then look up {k} in my notes."]}
+    note = c.note()
+    h, x, kws = note
+    other = c.pick([n for n in NOTES[c.split] if n is not note])
+    k = c.pick(kws) if c.chance(0.75) else c.pick(other[2])
+    setup = c.note_setup(0, 3, exclude=note)
+    saved, found = note_answer(c, 0), search_answer(c, 1)
+    return Draft(c.tpl(tpls).format(h=h, x=x, k=k), [("add_note", {"title": h, "text": x}),
+                                                      ("search_notes", {"query": k})],
+                 lambda r: f"{saved(r)} {found(r)}", setup=setup)
+
+
+def m_todo_list(c: Ctx) -> Draft:
+    tpls = {"train": [("Add '{t}' to my to-do list and then show me the whole list.", False),
+                      ("Put '{t}' on my list for {d}, then list my todos.", True),
+                      ("New task: {t} (due {d}). What does my list look like now?", True)],
+            "test": [("Add a to-do to {t} and read the list back to me.", False)]}
+    t, has_due = c.tpl(tpls)
+    title, d = c.todo_title(), c.date_near(1, 60)
+    args: Args = {"title": title, **({"due": d} if has_due else {})}
+    added, listed = todo_answer(c, 0), list_answer(c, 1)
+    return Draft(cap(t.format(t=title, d=c.date_text(d))), [("add_todo", args), ("list_todos", {})],
+                 lambda r: f"{added(r)} {listed(r)}", setup=c.todo_setup(0, 3))
+
+
+def m_two_todos_list(c: Ctx) -> Draft:
+    tpls = {"train": [("Add two tasks: {t1} and {t2}. Then show my to-do list.", False, False),
+                      ("Put {t1} (due {d1}) and {t2} (due {d2}) on my list, then list everything.", True, True)],
+            "test": [("I need to {t1} and also {t2} by {d2}. Add both and show the list.", False, True)]}
+    t, due1, due2 = c.tpl(tpls)
+    t1, t2 = c.sample(TODO_TITLES[c.split], 2)
+    d1, d2 = c.date_near(1, 60), c.date_near(1, 60)
+    a1: Args = {"title": t1, **({"due": d1} if due1 else {})}
+    a2: Args = {"title": t2, **({"due": d2} if due2 else {})}
+    listed = list_answer(c, 2)
+    return Draft(cap(t.format(t1=t1, t2=t2, d1=c.date_text(d1), d2=c.date_text(d2))),
+                 [("add_todo", a1), ("add_todo", a2), ("list_todos", {})],
+                 lambda r: f"Added both. {listed(r)}", setup=c.todo_setup(0, 2))
+
+
+def m_calc_currency_tip(c: Ctx) -> Draft:
+    tpls = {"train": ["We ordered dishes for {a}, {b} and {c} {n1}. Convert the total to {n2} and add a {p}% tip.",
+                      "Sum {a} + {b} + {c} {c1}, convert it to {c2}, then add a {p}% tip."],
+            "test": ["Three plates at {a}, {b} and {c} {n1}: what's the total in {n2} with a {p}% tip?"]}
+    c1, c2 = c.currencies()
+    big = c1 in BIG_CURRENCIES
+    vals = [c.int_(5, 90) * (100 if big else 1) if c.chance(0.5) or big else round(c.rng.uniform(4, 60), 2)
+            for _ in range(3)]
+    a, b, cc = (num(v) if isinstance(v, int) else f"{v:.2f}" for v in vals)
+    expr = f"{a} + {b} + {cc}"
+    p = c.pick(TIP_PERCENTS)
+    tip = tip_answer(c, 2)
+    return Draft(cap(c.tpl(tpls).format(a=a, b=b, c=cc, n1=c.cur_name(c1), n2=c.cur_name(c2), c1=c1, c2=c2, p=p)),
+                 [("calculate", {"expression": expr}),
+                  ("convert_currency", lambda r: {"amount": r[0]["result"], "from_currency": c1, "to_currency": c2}),
+                  ("add_tip", lambda r: {"bill": r[1]["result"], "percent": p})],
+                 lambda r: f"The total is {money(r[0]['result'])} {c1} = {money(r[1]['result'])} {c2}. {tip(r)}")
+
+
+def m_date_todo_list(c: Ctx) -> Draft:
+    tpls = {"train": [("Remind me to {t} in {n} days and then show all my tasks.", "today"),
+                      ("Add '{t}' due {n} days after {d}, then list my to-dos.", "date")],
+            "test": [("{t} needs doing {n} days from today: add it, then show the list.", "today")]}
+    t, base = c.tpl(tpls)
+    title, n = c.todo_title(), c.int_(2, 45)
+    d = "today" if base == "today" else c.date_near(0, 90)
+    listed = list_answer(c, 2)
+    return Draft(cap(t.format(t=title, n=n, d=c.date_text(d) if d != "today" else d)),
+                 [("date_add", {"date": d, "days": n}),
+                  ("add_todo", lambda r: {"title": title, "due": r[0]["result"]}), ("list_todos", {})],
+                 lambda r: f"Added \u201c{title}\u201d, due {r[0]['result']}. {listed(r)}", setup=c.todo_setup(0, 3))
+
+
+def m_units_units(c: Ctx) -> Draft:
+    tpls = {"train": ["Convert {q1} to {u2} and {q3} to {u4}.", "What's {q1} in {u2}? Also {q3} in {u4}.",
+                      "{q1} in {u2}, and {q3} in {u4}?"],
+            "test": ["Two conversions please: {q1} into {u2}, and {q3} into {u4}."]}
+    (u1, u2), (u3, u4) = c.unit_pair(), c.unit_pair()
+    v1, v3 = c.unit_value(u1), c.unit_value(u3)
+    x, y = units_answer(c, 0), units_answer(c, 1)
+    return Draft(cap(c.tpl(tpls).format(q1=c.qty_text(v1, u1), u2=c.unit_word(u2), q3=c.qty_text(v3, u3),
+                                        u4=c.unit_word(u4))),
+                 [("convert_units", {"value": v1, "from_unit": u1, "to_unit": u2}),
+                  ("convert_units", {"value": v3, "from_unit": u3, "to_unit": u4})],
+                 lambda r: f"{x(r)} {y(r)}")
+
+
+def m_currency_twice(c: Ctx) -> Draft:
+    tpls = {"train": ["How much is {m} in {n2} and in {n3}?", "Convert {m} to both {c2} and {c3}.",
+                      "What's {m} in {n2}? And in {n3}?"],
+            "test": ["Give me {m} expressed in {n2} as well as {n3}."]}
+    c1, c2, c3 = c.currencies(3)
+    amt = c.amount(c1)
+    return Draft(cap(c.tpl(tpls).format(m=c.money_text(amt, c1), n2=c.cur_name(c2), n3=c.cur_name(c3), c2=c2,
+                                        c3=c3)),
+                 [("convert_currency", {"amount": amt, "from_currency": c1, "to_currency": c2}),
+                  ("convert_currency", {"amount": amt, "from_currency": c1, "to_currency": c3})],
+                 lambda r: f"{money(amt)} {c1} is {money(r[0]['result'])} {c2} or {money(r[1]['result'])} {c3}.")
+
+
+def m_date_and_days(c: Ctx) -> Draft:
+    tpls = {"train": [("What's the date {n} days from today, and how many days until {b}?", True),
+                      ("Tell me the date {n} days after {a}, and the number of days between {a} and {b}.", False)],
+            "test": [("Which date is {n} days past {a}? And how many days separate {a} from {b}?", False)]}
+    t, today = c.tpl(tpls)
+    n = c.int_(2, 200)
+    a = "today" if today else c.date()
+    b = ((TODAY if today else dt.date.fromisoformat(a)) + dt.timedelta(days=c.int_(3, 400))).isoformat()
+    x, y = date_add_answer(c, 0), days_answer(c, 1)
+    return Draft(cap(t.format(n=n, a=c.date_text(a) if a != "today" else a, b=c.date_text(b))),
+                 [("date_add", {"date": a, "days": n}), ("days_between", {"start": a, "end": b})],
+                 lambda r: f"{x(r)} {y(r)}")
+
+
+def m_search_todo(c: Ctx) -> Draft:
+    tpls = {"train": [("Find my note about {k} and add a to-do to follow up on it.", False),
+                      ("Look up my {k} note and make a follow-up task from it due {d}.", True)],
+            "test": [("Search my notes for {k}, then create a follow-up to-do for it.", False)]}
+    t, has_due = c.tpl(tpls)
+    note = c.note()
+    k, d = c.pick(note[2]), c.date_near(1, 30)
+
+    def todo_args(r: list[Any]) -> Args:
+        return {"title": f"follow up: {r[0]['notes'][0]['title']}", **({"due": d} if has_due else {})}
+
+    found, added = search_answer(c, 0), todo_answer(c, 1)
+    return Draft(cap(t.format(k=k, d=c.date_text(d))), [("search_notes", {"query": k}), ("add_todo", todo_args)],
+                 lambda r: f"{found(r)} {added(r)}", setup=c.note_setup(1, 4, include=note))
+
+
+def m_currency_split(c: Ctx) -> Draft:
+    tpls = {"train": [("Convert {m} to {c2} and divide it between {n} people.", True),
+                      ("The hotel was {m}. What's that in {c2}, and how much per person for {n} of us?", True)],
+            "test": [("Split {m} {n} ways in {c2}.", True)]}
+    t, _ = c.tpl(tpls)
+    c1, c2 = c.currencies()
+    amt, n = c.amount(c1), c.int_(2, 8)
+    cur = cur_answer(c, 0)
+    return Draft(cap(t.format(m=c.money_text(amt, c1), c2=c.cur_name(c2), n=n)),
+                 [("convert_currency", {"amount": amt, "from_currency": c1, "to_currency": c2}),
+                  ("calculate", lambda r: {"expression": f"{num(r[0]['result'])} / {n}"})],
+                 lambda r: f"{cur(r)} Split {n} ways: {money(r[1]['result'])} {c2} each.")
+
+
+def m_calc_tip(c: Ctx) -> Draft:
+    tpls = {"train": [("Our items were {a}, {b} and {c}. Add them up and add a {p}% tip.", 3),
+                      ("Sum {a} and {b}, then put a {p}% tip on top.", 2)],
+            "test": [("What's the total of {a} + {b} + {c}, with a {p}% tip on top?", 3)]}
+    t, k = c.tpl(tpls)
+    vals = [f"{c.rng.uniform(3, 80):.2f}" if c.chance(0.6) else str(c.int_(3, 80)) for _ in range(3)]
+    expr = " + ".join(vals[:k])
+    p = c.pick(TIP_PERCENTS)
+    tip = tip_answer(c, 1)
+    return Draft(cap(t.format(a=vals[0], b=vals[1], c=vals[2], p=p)),
+                 [("calculate", {"expression": expr}), ("add_tip", lambda r: {"bill": r[0]["result"], "percent": p})],
+                 lambda r: f"Subtotal {money(r[0]['result'])}. {tip(r)}")
+
+
+def m_note_and_todo(c: Ctx) -> Draft:
+    tpls = {"train": ["Save a note '{h}': {x} Also add a to-do to {t}.", "Add a to-do to {t}, and note down '{h}': {x}"],
+            "test": ["Put '{t}' on my tasks and file a note '{h}': {x}"]}
+    t = c.tpl(tpls)
+    h, x, _ = c.note()
+    title = c.todo_title()
+    calls: list[tuple[str, ArgSpec]] = [("add_note", {"title": h, "text": x}), ("add_todo", {"title": title})]
+    if t.startswith(("Add a to-do", "Put")):
+        calls.reverse()
+    return Draft(t.format(h=h, x=x, t=title), calls,
+                 lambda r: f"Saved the note \u201c{h}\u201d and added \u201c{title}\u201d to your to-do list.")
+
+
+MULTI: dict[str, tuple[Callable[[Ctx], Draft], tuple[str, ...]]] = {
+    "currency_tip": (m_currency_tip, ("convert_currency", "add_tip")),
+    "date_todo": (m_date_todo, ("date_add", "add_todo")),
+    "calc_units": (m_calc_units, ("calculate", "convert_units")),
+    "units_calc": (m_units_calc, ("convert_units", "calculate")),
+    "days_calc": (m_days_calc, ("days_between", "calculate")),
+    "note_search": (m_note_search, ("add_note", "search_notes")),
+    "todo_list": (m_todo_list, ("add_todo", "list_todos")),
+    "two_todos_list": (m_two_todos_list, ("add_todo", "list_todos")),
+    "calc_currency_tip": (m_calc_currency_tip, ("calculate", "convert_currency", "add_tip")),
+    "date_todo_list": (m_date_todo_list, ("date_add", "add_todo", "list_todos")),
+    "units_units": (m_units_units, ("convert_units",)),
+    "currency_twice": (m_currency_twice, ("convert_currency",)),
+    "date_and_days": (m_date_and_days, ("date_add", "days_between")),
+    "search_todo": (m_search_todo, ("search_notes", "add_todo")),
+    "currency_split": (m_currency_split, ("convert_currency", "calculate")),
+    "calc_tip": (m_calc_tip, ("calculate", "add_tip")),
+    "note_and_todo": (m_note_and_todo, ("add_note", "add_todo")),
+}
+
+
+# ----- execution and records -----------------------------------------------------------------------------------
+def _jsonable(x: Any) -> Any:
+    return json.loads(json.dumps(x))
+
+
+def run_calls(tools: dict[str, Callable[..., Any]], setup: Sequence[tuple[str, Args] | dict[str, Any]],
+              calls: Sequence[tuple[str, ArgSpec]]) -> tuple[list[Args], list[Any]]:
+    """Run ``setup`` then ``calls`` (arguments may be built from earlier results); return (args, results)."""
+    for s in setup:
+        name, args = (s["name"], s["arguments"]) if isinstance(s, dict) else s
+        tools[name](**args)
+    used: list[Args] = []
+    results: list[Any] = []
+    for name, spec in calls:
+        args = spec(results) if callable(spec) else spec
+        used.append(args)
+        results.append(_jsonable(tools[name](**args)))
+    return used, results
+
+
+def is_stateful(names: Sequence[str]) -> bool:
+    return any(n in STATEFUL_TOOL_NAMES for n in names)
+
+
+class Replayer:
+    """Runs records' calls; stateful ones in a store that is emptied first (as if new)."""
+
+    def __init__(self, workdir: str | Path):
+        self.workdir = str(workdir)
+        self.tools = {f.__name__: f for f in make_tools(self.workdir, durable=False)}
+        self._store = basic._Store(self.workdir, durable=False)  # same file, kept open for fast clearing
+
+    def tools_for(self, names: Sequence[str]) -> dict[str, Callable[..., Any]]:
+        if is_stateful(names):
+            basic._clear(self._store)  # same effect as basic.clear_store(workdir)
+        return self.tools
+
+    def replay(self, record: dict[str, Any]) -> list[Any]:
+        """Re-execute a record's ``setup`` and ``answers`` (fixed arguments); return the results."""
+        names = [a["name"] for a in record["answers"]] + [s["name"] for s in record.get("setup", [])]
+        calls = [(a["name"], a["arguments"]) for a in record["answers"]]
+        return run_calls(self.tools_for(names), record.get("setup", []), calls)[1]
+
+
+class Builder(Replayer):
+    """Executes drafts and turns them into validated records."""
+
+    def __init__(self, workdir: str | Path):
+        super().__init__(workdir)
+        self.schemas = tool_schemas()
+        self.validators = {s["name"]: jsonschema.Draft202012Validator(s["parameters"]) for s in self.schemas}
+
+    def record(self, draft: Draft, rid: str) -> dict[str, Any]:
+        names = [n for n, _ in draft.calls] + [n for n, _ in draft.setup]
+        args, results = run_calls(self.tools_for(names), draft.setup, draft.calls)
+        answers = [{"name": n, "arguments": a} for (n, _), a in zip(draft.calls, args)]
+        for a in answers:
+            self.validators[a["name"]].validate(a["arguments"])
+        query = fix_articles(draft.query)
+        rec: dict[str, Any] = {
+            "id": rid, "query": query, "tools": self.schemas, "answers": answers, "source": SOURCE,
+            "n_calls": len(answers), "messages": [{"role": "user", "content": query}], "results": results,
+            "between": [[] for _ in answers[1:]], "response": fix_articles(draft.respond(results)),
+        }
+        if draft.setup:
+            rec["setup"] = [{"name": n, "arguments": a} for n, a in draft.setup]
+        parse_record(rec)
+        return rec
+
+
+def _check_pools() -> None:
+    for split, notes in NOTES.items():
+        for title, text, kws in notes:
+            for kw in kws:
+                assert all(w in f"{title} {text}".lower() for w in kw.split()), (split, title, kw)
+    for split, notes in NOTES.items():  # query rewriting (fix_articles) must never touch argument text
+        for text in [*TODO_TITLES[split], *(x for n in notes for x in n[:2])]:
+            assert fix_articles(text) == text, text
+    assert not set(TODO_TITLES["train"]) & set(TODO_TITLES["test"])
+    assert not {n[0] for n in NOTES["train"]} & {n[0] for n in NOTES["test"]}
+
+
+def build_split(split: str, seed: int = SEED, *, exclude_queries: set[str] | None = None,
+                workroot: str | None = None) -> list[dict[str, Any]]:
+    """All records of one split ("train" or "test"), in their final order."""
+    import random
+
+    _check_pools()
+    rng = random.Random(seed * 10 + (0 if split == "train" else 1))
+    c = Ctx(rng, split)
+    seen = set(exclude_queries or ())
+    drafts: list[Draft] = []
+
+    def unique(make: Callable[[Ctx], Draft]) -> Draft:
+        for _ in range(200):
+            d = make(c)
+            if d.query not in seen:
+                seen.add(d.query)
+                return d
+        raise RuntimeError(f"cannot find a new query for {make.__name__}; add templates or values")
+
+    # multi-call records first, choosing kinds that cover the least-used tools (with some randomness)
+    usage: Counter[str] = Counter()
+    n_multi = TRAIN_MULTI if split == "train" else TEST_MULTI
+    kinds = list(MULTI)
+    for _ in range(n_multi):
+        cands = c.sample(kinds, 3)
+        kind = min(cands, key=lambda k: sum(usage[t] for t in set(MULTI[k][1])) / len(set(MULTI[k][1])))
+        drafts.append(unique(MULTI[kind][0]))
+        usage.update(set(MULTI[kind][1]))
+    for name, gen in SINGLE.items():
+        if split == "train":
+            k = max(TRAIN_MIN_SINGLE, TRAIN_CALLS_PER_TOOL - usage[name])
+        else:
+            k = TEST_SINGLE_PER_TOOL
+        drafts.extend(unique(gen) for _ in range(k))
+    rng.shuffle(drafts)
+
+    with tempfile.TemporaryDirectory(prefix="tokmem-traces-", dir=workroot) as tmp:
+        b = Builder(tmp)
+        return [b.record(d, f"tools-{split}-{i:05d}") for i, d in enumerate(drafts)]
+
+
+def generate(out_dir: str | Path = DATA_DIR, seed: int = SEED) -> dict[str, list[dict[str, Any]]]:
+    """Write ``train.jsonl`` and ``test.jsonl`` to ``out_dir``; return the records."""
+    out = Path(out_dir)
+    train = build_split("train", seed)
+    test = build_split("test", seed, exclude_queries={r["query"] for r in train})
+    write_jsonl(train, out / "train.jsonl")
+    write_jsonl(test, out / "test.jsonl")
+    return {"train": train, "test": test}
+
+
+def summarize(records: list[dict[str, Any]]) -> str:
+    by_n = Counter(r["n_calls"] for r in records)
+    per_tool: Counter[str] = Counter()
+    for r in records:
+        per_tool.update({a["name"] for a in r["answers"]})
+    ns = ", ".join(f"{k}: {v}" for k, v in sorted(by_n.items()))
+    tools = ", ".join(f"{k} {v}" for k, v in per_tool.items())
+    return f"{len(records)} records (n_calls {ns}); records per tool: {tools}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(DATA_DIR), help="output directory (default: tools/data)")
+    ap.add_argument("--seed", type=int, default=SEED, help=f"random seed (default: {SEED})")
+    a = ap.parse_args(argv)
+    recs = generate(a.out, a.seed)
+    for split, rs in recs.items():
+        print(f"{Path(a.out) / (split + '.jsonl')}: {summarize(rs)}")
+
+
+if __name__ == "__main__":
+    main()
