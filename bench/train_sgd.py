@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--eval-limit", type=int, default=300)
     ap.add_argument("--model", default=None)
     ap.add_argument("--out", default="runs/sgd-20")
+    ap.add_argument("--resume", action="store_true", help="continue the training checkpoint in OUT/bank")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,8 +72,10 @@ def main() -> None:
     defs = tools_in(train_all)
     tm = TokMem.create([defs[n] for n in names], loaded, memory=MemoryConfig(mode=args.mode))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length,
-                      eval_fraction=0.03, max_eval=60)
-    res = tm.train(train, cfg, out_dir=out / "bank")
+                      eval_fraction=0.03, max_eval=60, checkpoint_every=25)
+    if args.resume:
+        tm = TokMem.load(out / "bank" / "checkpoint", loaded)
+    res = tm.train(train, cfg, out_dir=out / "bank", resume=args.resume)
     print(f"training: {res.seconds:.0f} s, {res.steps} steps, {res.tokens_per_s:.0f} tokens/s, "
           f"{res.seconds / max(res.n_train * args.epochs, 1) * 100:.1f} s per 100 traces; history {res.history}")
 
