@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--out", default="runs/sgd-20")
     ap.add_argument("--resume", action="store_true", help="continue the training checkpoint in OUT/bank")
+    ap.add_argument("--eval-only", default=None, metavar="BANK",
+                    help="skip training; score this bank (e.g. OUT/bank/checkpoint) on dev")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,6 +71,12 @@ def main() -> None:
     t0 = time.perf_counter()
     loaded = load_base_model(args.model)
     load_s = time.perf_counter() - t0
+    if args.eval_only:
+        tm = TokMem.load(args.eval_only, loaded)
+        training = tm.meta.get("training") or {}
+        print(f"scoring {args.eval_only}: {training.get('steps', '?')} steps trained")
+        evaluate_dev(tm, dev, out, {"bank": args.eval_only, "trained_steps": training.get("steps")})
+        return
     defs = tools_in(train_all)
     tm = TokMem.create([defs[n] for n in names], loaded, memory=MemoryConfig(mode=args.mode))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length,
@@ -79,6 +87,14 @@ def main() -> None:
     print(f"training: {res.seconds:.0f} s, {res.steps} steps, {res.tokens_per_s:.0f} tokens/s, "
           f"{res.seconds / max(res.n_train * args.epochs, 1) * 100:.1f} s per 100 traces; history {res.history}")
 
+    report = {"tools": names, "n_train": res.n_train, "n_multi": n_multi, "epochs": args.epochs,
+              "train_seconds": res.seconds, "tokens_per_s": res.tokens_per_s, "model_load_s": load_s,
+              "seconds_per_100_traces": res.seconds / max(res.n_train * args.epochs, 1) * 100,
+              "history": res.history}
+    evaluate_dev(tm, dev, out, report)
+
+
+def evaluate_dev(tm: TokMem, dev: list, out: Path, report: dict) -> None:
     examples, lat = [], []
     for i, t in enumerate(dev):
         calls, raw, s = predict_calls(tm, t)
@@ -94,10 +110,7 @@ def main() -> None:
           f"{sum(lat) / len(lat):.2f} s/query")
     for k, v in sorted(metrics["by_n_calls"].items()):
         print(f"  {k} call(s): n={v['n']} tool acc {v['tool_accuracy']:.3f} arg F1 {v['arg_f1']:.3f} EM {v['exact_match']:.3f}")
-    report = {"tools": names, "n_train": res.n_train, "n_multi": n_multi, "epochs": args.epochs,
-              "train_seconds": res.seconds, "tokens_per_s": res.tokens_per_s, "model_load_s": load_s,
-              "seconds_per_100_traces": res.seconds / max(res.n_train * args.epochs, 1) * 100,
-              "history": res.history, "dev": metrics, "latency_s_per_query": sum(lat) / len(lat)}
+    report.update({"dev": metrics, "latency_s_per_query": sum(lat) / len(lat)})
     (out / "bench.json").write_text(json.dumps(report, indent=2))
 
 

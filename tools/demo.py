@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--bank", default="banks/demo")
     ap.add_argument("--retrain", action="store_true", help="train even if a matching bank exists")
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--limit", type=int, default=600, help="training traces to use (0 = all)")
+    ap.add_argument("--limit", type=int, default=400, help="training traces to use (0 = all)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     bank = Path(args.bank)
