@@ -399,7 +399,7 @@ class ArgumentMatcher:
         self._bitmask = xgr.allocate_token_bitmask(1, self._n)
         self._scratch = xgr.allocate_token_bitmask(1, self._n) if len(self._all) > 1 else None
         self._fresh = False  # the bitmask describes the current state
-        self._stop = torch.tensor(state.stop_ids, dtype=torch.long)
+        self._stop = torch.tensor([i for i in state.stop_ids if i < total_vocab_size], dtype=torch.long)
         self.ids: list[int] = []
 
     # ----- state --------------------------------------------------------------------------------------
