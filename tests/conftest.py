@@ -11,6 +11,10 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The tiny models gain nothing from intra-op threads, and spinning OpenMP threads slow everything else on a
+# 2-core machine. Tests on the real model raise this for their module (tests/integration).
+torch.set_num_threads(1)
+
 #: SmolLM2's chat template, verbatim (ChatML; inserts its own system prompt when none is given).
 CHATML_TEMPLATE = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
