@@ -129,6 +129,9 @@ class ControllerConfig:
     tool_timeout: seconds per tool call.
     max_result_chars: tool results are cut to this many characters before the model sees them.
     strict: raise ToolCallError / GenerationError instead of recording failures in the trace.
+    stop_repeats: when a turn only repeats calls that already succeeded (same tool, same arguments), do not
+        run them again: roll the turn back and let the model answer with tools masked. Small models that
+        learned calls better than answers otherwise loop until max_steps.
     """
 
     max_steps: int = 6
@@ -139,6 +142,7 @@ class ControllerConfig:
     tool_timeout: float = 30.0
     max_result_chars: int = 2000
     strict: bool = False
+    stop_repeats: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "max_new_tokens", "max_arg_tokens", "max_result_chars"):

@@ -192,13 +192,33 @@ def test_unknown_tool_without_callable(tm):
     assert r.steps[0].status == "unknown_tool"
 
 
+def test_repeated_call_is_not_rerun_and_the_model_answers(tm):
+    # call, result, the same call again: rolled back, then decoding with tools masked gives the answer
+    plan = plan_of(tm, "add", '{"a":2,"b":3}', EOT, "add", '{"a":2,"b":3}', EOT, "Five.", EOT)
+    r = agent_with(tm, plan, constrained=False).run("2+3?")
+    assert len(r.steps) == 1 and r.suppressed_repeats == 1 and r.outcome == "answer"
+    assert "add" not in r.answer
+    # the conversation (and so the KV cache) holds no trace of the rolled-back repeat
+    assert [m["role"] for m in r.messages] == ["user", "assistant", "tool", "assistant"]
+
+
+def test_session_rollback_matches_a_fresh_session(tm):
+    prompt = tm.chat.prompt_ids([{"role": "user", "content": "hi"}])
+    a = DecodeSession(tm.model)
+    a.feed(prompt)
+    a.feed(toks(tm, "some text to forget"))
+    logits = a.rollback(len(toks(tm, "some text to forget")))
+    b = DecodeSession(tm.model)
+    assert a.ids == prompt and torch.allclose(logits, b.feed(prompt), atol=1e-5)
+
+
 def test_max_steps(tm):
     plan = plan_of(tm, *(["add", '{"a":1,"b":1}', EOT] * 5))
-    r = agent_with(tm, plan, constrained=False, max_steps=2).run("loop")
+    r = agent_with(tm, plan, constrained=False, max_steps=2, stop_repeats=False).run("loop")
     assert r.outcome == "max_steps" and len(r.steps) == 2
     with pytest.raises(GenerationError, match="max_steps"):
         agent_with(tm, plan_of(tm, *(["add", '{"a":1,"b":1}', EOT] * 5)), constrained=False, max_steps=2,
-                   strict=True).run("loop")
+                   strict=True, stop_repeats=False).run("loop")
 
 
 def test_token_budget_and_argument_budget(tm):

@@ -203,9 +203,19 @@ class Controller:
         answer, outcome = "", "answer"
         all_ids: list[int] = []
         choice = tool_choice
+        done_calls: set[tuple[str, str]] = set()
+        suppressed = 0
         while True:
             turn = self.generate_turn(session, bound, tool_choice=choice, budget=cfg.max_new_tokens - generated)
             choice = None if tool_choice not in ("none",) else "none"  # forcing applies to the first turn only
+            if (cfg.stop_repeats and turn.calls and not turn.out_of_budget
+                    and all((c.tool, c.text) in done_calls for c in turn.calls)):
+                # only repeats of calls whose results are already in the context: answer instead
+                suppressed += len(turn.calls)
+                generated += turn.generated
+                session.rollback(len(turn.ids) - int(turn.ended))
+                turn = self.generate_turn(session, bound, tool_choice="none",
+                                          budget=max(cfg.max_new_tokens - generated, 1))
             generated += turn.generated
             all_ids += turn.ids
             timings["decode_s"] += turn.decode_s
@@ -217,6 +227,7 @@ class Controller:
             rounds += 1
             new_steps = self._execute(turn, by_name, rounds)
             steps += new_steps
+            done_calls.update((s.tool, s.argument_text) for s in new_steps if s.ok)
             for st in new_steps if on_step else ():
                 on_step(st)
             timings["execute_s"] += sum(s.execute_s for s in new_steps)
@@ -239,7 +250,7 @@ class Controller:
             raise GenerationError(f"run ended with outcome '{outcome}' after {rounds} rounds")
         return RunResult(answer=answer, steps=steps, outcome=outcome, text=self.render(all_ids),
                          prompt_tokens=len(prompt), generated_tokens=generated, fed_tokens=fed,
-                         timings=timings, messages=convo)
+                         timings=timings, messages=convo, suppressed_repeats=suppressed)
 
     def _execute(self, turn: Turn, tools: dict[str, Tool], round_no: int) -> list[Step]:
         """Validate each call of a turn and run the valid ones (concurrently when configured)."""

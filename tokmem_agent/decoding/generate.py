@@ -41,6 +41,19 @@ class DecodeSession:
         self._last_logits = self.model.logits(h[0, -1])  # [V+N]
         return self._last_logits
 
+    @torch.no_grad()
+    def rollback(self, n: int) -> torch.Tensor:
+        """Forget the last ``n`` fed ids (KV cache cropped); return the logits after the new last id."""
+        if n <= 0:
+            return self.logits
+        keep = len(self.ids) - n
+        if keep < 1:
+            raise ValueError(f"cannot roll back {n} of {len(self.ids)} ids")
+        last = self.ids[keep - 1]
+        self.cache.crop(-(n + 1))  # keep the first keep-1 positions (transformers 5: negative = drop)
+        del self.ids[keep - 1:]
+        return self.feed([last])
+
     @property
     def logits(self) -> torch.Tensor:
         if self._last_logits is None:

@@ -46,6 +46,7 @@ class RunResult:
     fed_tokens: int  # tool-turn tokens appended to the context after the prompt
     timings: dict[str, float] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    suppressed_repeats: int = 0  # repeated calls not run again (ControllerConfig.stop_repeats)
 
     @property
     def errors(self) -> list[Step]:
