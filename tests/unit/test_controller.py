@@ -7,6 +7,7 @@ import time
 
 import pytest
 import torch
+from scripted import Script  # tests/scripted.py
 
 from tokmem_agent import ControllerConfig, GenerationError, ToolCallError
 from tokmem_agent.agent import TokMemAgent
@@ -45,32 +46,6 @@ def slow_tool(seconds: float) -> str:
     """
     time.sleep(seconds)
     return "done"
-
-
-class Script:
-    """Forces the next generated tokens: each feed() returns logits preferring the next scripted id.
-
-    An entry of None lets the real (random) model choose; when the script runs out the stop token is forced.
-    """
-
-    def __init__(self, tm: TokMem, plan: list[int | None]):
-        self.tm, self.plan, self.sessions = tm, list(plan), []
-
-    def __call__(self, model):
-        script = self
-
-        class _Session(DecodeSession):
-            def feed(self, ids):
-                logits = super().feed(ids).clone()
-                nxt = script.plan.pop(0) if script.plan else script.tm.chat.eot_id
-                if nxt is not None:
-                    logits[nxt] += 1e4
-                self._last_logits = logits
-                return logits
-
-        s = _Session(model)
-        self.sessions.append(s)
-        return s
 
 
 @pytest.fixture()

@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Sys
 from langchain_core.tools import tool
 from langchain_tests.unit_tests import ChatModelUnitTests
 from pydantic import BaseModel, Field
+from scripted import Script  # tests/scripted.py
 
 from tokmem_agent import ControllerConfig, ModelMismatchError, ToolNotFoundError
 from tokmem_agent.agent import TokMemAgent
@@ -49,33 +50,6 @@ def add(a: int, b: int) -> int:
 
 lc_get_weather = tool(get_weather)  # LangChain @tool: no argument descriptions, same schema otherwise
 lc_add = tool(add)
-
-
-class Script:
-    """Forces the next generated tokens: each feed() returns logits preferring the next scripted id.
-
-    None lets the (random) model choose; when the plan runs out the end-of-turn token is forced. The plan
-    is shared by all sessions (one per model call), so it scripts a whole multi-call conversation.
-    """
-
-    def __init__(self, tm: TokMem, plan: list[int | None]):
-        self.tm, self.plan, self.sessions = tm, list(plan), []
-
-    def __call__(self, model):
-        script = self
-
-        class _Session(DecodeSession):
-            def feed(self, ids):
-                logits = super().feed(ids).clone()
-                nxt = script.plan.pop(0) if script.plan else script.tm.chat.eot_id
-                if nxt is not None:
-                    logits[nxt] += 1e4
-                self._last_logits = logits
-                return logits
-
-        s = _Session(model)
-        self.sessions.append(s)
-        return s
 
 
 EOT = object()
