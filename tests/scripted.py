@@ -33,3 +33,23 @@ class Script:
         s = _Session(model)
         self.sessions.append(s)
         return s
+
+
+#: Marker for the end-of-turn token in :func:`plan_of`.
+EOT = object()
+
+
+def plan_of(tm: Any, *parts: Any) -> list[int | None]:
+    """A token plan: tool names become their memory tokens, EOT the end-of-turn token, None a free
+    choice, any other string its text tokens."""
+    out: list[int | None] = []
+    for p in parts:
+        if p is EOT:
+            out.append(tm.chat.eot_id)
+        elif p is None:
+            out.append(None)
+        elif isinstance(p, str) and p in tm.bank.names:
+            out.append(tm.model.memory_id(p))
+        else:
+            out += tm.chat.text_ids(p)
+    return out

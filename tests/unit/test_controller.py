@@ -7,7 +7,7 @@ import time
 
 import pytest
 import torch
-from scripted import Script  # tests/scripted.py
+from scripted import EOT, Script, plan_of  # tests/scripted.py
 
 from tokmem_agent import ControllerConfig, GenerationError, ToolCallError
 from tokmem_agent.agent import TokMemAgent
@@ -66,21 +66,6 @@ def agent_with(tm, plan, **cfg):
     agent = TokMemAgent(tm, [add, get_weather, slow_tool], ControllerConfig(**cfg))
     agent.controller.session_factory = Script(tm, plan)
     return agent
-
-
-EOT = object()
-
-
-def plan_of(tm, *parts):
-    out = []
-    for p in parts:
-        if p is EOT:
-            out.append(tm.chat.eot_id)
-        elif isinstance(p, str) and p in tm.bank.names:
-            out.append(mem(tm, p))
-        else:
-            out += toks(tm, p)
-    return out
 
 
 @pytest.mark.parametrize("constrained", [False, True])

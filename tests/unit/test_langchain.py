@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Sys
 from langchain_core.tools import tool
 from langchain_tests.unit_tests import ChatModelUnitTests
 from pydantic import BaseModel, Field
-from scripted import Script  # tests/scripted.py
+from scripted import EOT, Script, plan_of  # tests/scripted.py
 
 from tokmem_agent import ControllerConfig, ModelMismatchError, ToolNotFoundError
 from tokmem_agent.agent import TokMemAgent
@@ -50,23 +50,6 @@ def add(a: int, b: int) -> int:
 
 lc_get_weather = tool(get_weather)  # LangChain @tool: no argument descriptions, same schema otherwise
 lc_add = tool(add)
-
-
-EOT = object()
-
-
-def plan_of(tm, *parts):
-    out = []
-    for p in parts:
-        if p is EOT:
-            out.append(tm.chat.eot_id)
-        elif p is None:
-            out.append(None)
-        elif isinstance(p, str) and p in tm.bank.names:
-            out.append(tm.model.memory_id(p))
-        else:
-            out += tm.chat.text_ids(p)
-    return out
 
 
 def make_tm(tokenizer, make_model, tools=(get_weather, add)) -> TokMem:
