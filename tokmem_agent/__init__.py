@@ -7,9 +7,19 @@ The light modules (configs, errors, registry, traces) import without torch; ``To
 
 from typing import TYPE_CHECKING, Any
 
-from .config import ControllerConfig, GenerationConfig, LoraSettings, MemoryConfig, ModelConfig, TrainConfig
-from .errors import (BankFormatError, ConfigError, DataFormatError, GenerationError, ModelLoadError,
-                     ModelMismatchError, SchemaError, TokMemError, ToolCallError, ToolNotFoundError)
+from .config import ControllerConfig, LoraSettings, MemoryConfig, ModelConfig, TrainConfig
+from .errors import (
+    BankFormatError,
+    ConfigError,
+    DataFormatError,
+    GenerationError,
+    ModelLoadError,
+    ModelMismatchError,
+    SchemaError,
+    TokMemError,
+    ToolCallError,
+    ToolNotFoundError,
+)
 from .registry import Tool, ToolRegistry
 from .traces import Call, Trace, load_traces
 
@@ -32,7 +42,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BankFormatError", "Call", "ConfigError", "ControllerConfig", "DataFormatError", "GenerationConfig",
+    "BankFormatError", "Call", "ConfigError", "ControllerConfig", "DataFormatError",
     "GenerationError", "LoraSettings", "MemoryConfig", "ModelConfig", "ModelLoadError", "ModelMismatchError",
     "RunResult", "SchemaError", "Step", "TokMem", "TokMemAgent", "TokMemError", "Tool", "ToolCallError",
     "ToolNotFoundError", "ToolRegistry", "Trace", "TrainConfig", "load_traces",

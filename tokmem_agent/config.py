@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from .errors import ConfigError
 
@@ -109,15 +108,6 @@ class TrainConfig:
 
 
 @dataclass
-class GenerationConfig:
-    """Plain greedy decoding settings."""
-
-    max_new_tokens: int = 256
-    #: If set, only these memory-token ids may be emitted (others are masked); None = all tools.
-    allowed_tools: list[str] | None = None
-
-
-@dataclass
 class ControllerConfig:
     """Run-time decoding controller settings.
 
@@ -150,11 +140,6 @@ class ControllerConfig:
                 raise ConfigError(f"ControllerConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.tool_timeout <= 0:
             raise ConfigError(f"ControllerConfig.tool_timeout must be > 0, got {self.tool_timeout}")
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """A JSON-friendly dict of a config dataclass."""
-    return dataclasses.asdict(cfg)
 
 
 def fast_bf16_available(device_type: str = "cpu") -> bool:
