@@ -203,6 +203,43 @@ def _read_line() -> str:
         return ""
 
 
+# ----- plugin commands --------------------------------------------------------------------------------
+PLUGIN_GROUP = "tokmem_agent.commands"
+
+
+def load_plugins(target: typer.Typer = app) -> list[str]:
+    """Add the commands other packages register in the entry-point group ``tokmem_agent.commands``.
+
+    ``name = "module:function"`` becomes ``tokmem name`` (a ``typer.Typer`` object becomes a command group).
+    This is how ``tokmem eval`` (``evals.cli:eval_command``) joins without the library importing ``evals``.
+    Built-in commands win over plugins of the same name; a plugin that fails to import is skipped with a
+    warning. Returns the names added.
+    """
+    from importlib.metadata import entry_points
+
+    taken = {c.name or (c.callback.__name__.replace("_", "-") if c.callback else "") for c in target.registered_commands}
+    taken |= {g.name for g in target.registered_groups if g.name}
+    added: list[str] = []
+    for ep in entry_points(group=PLUGIN_GROUP):
+        if ep.name in taken:
+            continue
+        try:
+            obj = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the built-in commands
+            logging.getLogger("tokmem_agent").warning("plugin command %r (%s) not loaded: %s", ep.name, ep.value, exc)
+            continue
+        if isinstance(obj, typer.Typer):
+            target.add_typer(obj, name=ep.name)
+        else:
+            target.command(name=ep.name)(obj)
+        taken.add(ep.name)
+        added.append(ep.name)
+    return added
+
+
+load_plugins()
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())
 
