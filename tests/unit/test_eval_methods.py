@@ -243,3 +243,49 @@ def test_lora_refuses_missing_or_foreign_adapters(loaded, traces, tmp_path, make
     other = LoadedModel(make_tiny_model(len(tok)), tok, "other", tokenizer_fingerprint(tok))
     with pytest.raises(ConfigError, match="trained on"):
         LoRAMethod(other, tmp_path / "a")
+
+
+# ----- cost vs number of tools (evals/cost_vs_tools.py) ---------------------------------------------------
+def _many_tools(n):
+    return [{"name": f"tool_{i}", "description": f"Does thing number {i}",
+             "parameters": {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]}}
+            for i in range(n)]
+
+
+def test_cost_vs_tools_measure(loaded, traces):
+    from evals.cost_vs_tools import format_row, measure
+
+    rows = measure(loaded, _many_tools(8), traces[:2], [2, 8], gen_tokens=2)
+    assert [r["tools"] for r in rows] == [2, 8]
+    assert rows[0]["tokmem_prompt_tokens"] == rows[1]["tokmem_prompt_tokens"]  # constant in the number of tools
+    assert rows[0]["token_ratio"] > 1 and rows[1]["icl_prompt_tokens"] > rows[0]["icl_prompt_tokens"]
+    assert all(r["tokmem_latency_s"] > 0 and r["icl_latency_s"] > 0 and r["icl_over_context"] == 0 for r in rows)
+    assert "x" in format_row(rows[1])
+
+
+def test_cost_vs_tools_skips_latency_past_the_context(make_tiny_tokenizer, make_tiny_model, traces):
+    from evals.cost_vs_tools import format_row, measure
+
+    tok = make_tiny_tokenizer()
+    small = LoadedModel(make_tiny_model(len(tok), max_position_embeddings=256), tok, "tiny-256",
+                        tokenizer_fingerprint(tok))
+    rows = measure(small, _many_tools(4), traces[:1], [4], gen_tokens=1)
+    assert rows[0]["icl_over_context"] == 1 and rows[0]["icl_latency_s"] is None
+    assert "n/a" in format_row(rows[0])
+
+
+def test_cost_vs_tools_command(tmp_path, tiny_model, tiny_tokenizer, capsys):
+    from evals.cost_vs_tools import main
+
+    model_dir = tmp_path / "tiny"
+    tiny_model.save_pretrained(model_dir)
+    tiny_tokenizer.save_pretrained(model_dir)
+    (tmp_path / "tools.json").write_text(json.dumps(_many_tools(5)))
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"query": "do thing 1", "tools": _many_tools(2),
+                                "answers": [{"name": "tool_1", "arguments": {"x": "a"}}]}) + "\n")
+    rows = main(["--counts", "1", "5", "--queries", "1", "--data", str(data), "--tools-file",
+                 str(tmp_path / "tools.json"), "--model", str(model_dir), "--gen-tokens", "1",
+                 "--json", str(tmp_path / "out.json")])
+    assert len(rows) == 2 and json.loads((tmp_path / "out.json").read_text())["rows"] == rows
+    assert "TokMem tok" in capsys.readouterr().out
