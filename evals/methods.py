@@ -80,6 +80,16 @@ class MethodOutput:
                    generated_tokens=int(d.get("generated_tokens", 0)), extra=dict(d.get("extra") or {}))
 
 
+def _fingerprint(chunks: Iterable[bytes]) -> str:
+    """Short sha256 of trained weights: the prediction cache then notices a retrained bank or adapter."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c)
+    return h.hexdigest()[:16]
+
+
 def args_of(text: str) -> dict[str, Any]:
     """Parsed arguments of a raw argument text ({} when it is not a JSON object)."""
     try:
@@ -147,12 +157,14 @@ class TokMemMethod(Method):
             self.trainable_params += sum(p.numel() for p in tm.lora_parameters())
         training = (tm.meta or {}).get("training") or {}
         self.train_seconds = training.get("seconds")
+        self.weights = _fingerprint(t.detach().float().numpy().tobytes()
+                                    for t in [*tm.state_tensors().values(), *tm.lora_parameters()])
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "method": "tokmem", "constrained": self.constrained,
                 "max_new_tokens": self.max_new_tokens, "base_model": self.tm.loaded.model_id,
                 "bank": self.bank_path, "n_tools": len(self.tm.tool_names), "mode": self.tm.bank.mode,
-                "lora": self.tm.lora is not None}
+                "lora": self.tm.lora is not None, "weights": self.weights}
 
     def predict(self, trace: Trace) -> MethodOutput:
         t0 = time.perf_counter()
@@ -602,6 +614,7 @@ class LoRAMethod(Method):
         self.trainable_params = int(self.meta["trainable_params"])
         self.train_seconds = self.meta.get("train_seconds")
         self.known_tools = set(self.meta.get("tools", []))
+        self.weights = _fingerprint(p.read_bytes() for p in sorted(adapter_dir.glob("*.safetensors")))
         if name:
             self.name = name
 
@@ -609,7 +622,7 @@ class LoRAMethod(Method):
         return {"name": self.name, "method": "lora", "max_new_tokens": self.max_new_tokens,
                 "base_model": self.loaded.model_id, "adapter": self.adapter_dir,
                 "lora": self.meta.get("lora"), "epochs": self.meta.get("epochs"), "lr": self.meta.get("lr"),
-                "n_train": self.meta.get("n_train")}
+                "n_train": self.meta.get("n_train"), "weights": self.weights}
 
     def predict(self, trace: Trace) -> MethodOutput:
         t0 = time.perf_counter()

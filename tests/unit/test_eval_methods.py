@@ -131,6 +131,16 @@ def test_tokmem_unscripted_on_the_random_model(tm, traces):
         _check_output(TokMemMethod(tm, constrained=constrained, max_new_tokens=6).predict(traces[0]), 6)
 
 
+def test_tokmem_config_changes_with_the_weights(tm):
+    import torch
+
+    before = TokMemMethod(tm).config()
+    assert before == TokMemMethod(tm).config()
+    with torch.no_grad():
+        tm.bank.steer[0] += 1.0
+    assert TokMemMethod(tm).config()["weights"] != before["weights"]  # the prediction cache notices a retrain
+
+
 def test_tokmem_reports_tools_without_tokens(tm, traces):
     m = TokMemMethod(tm)
     assert m.missing_tools(traces) == ["get_weather"]
