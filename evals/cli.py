@@ -115,6 +115,7 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
         raise ConfigError(f"no LoRA adapter at {adapter}; pass --train-data to train one first")
 
     traces = load_dataset(data)
+    all_traces = traces  # the tool inventory comes from the whole dataset, whatever --limit keeps
     bank_cfg: dict[str, Any] | None = None
     if bank_exists and needs_bank:
         from tokmem_agent.serialization import read_config
@@ -166,7 +167,7 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
     from .methods import ICLMethod, LoRAMethod, LoRATrainConfig, RAGMethod, schemas_fit, tool_inventory
 
     extra_tools = [tm.tools.get(n).to_dict() for n in tm.tool_names] if tm is not None else []
-    inventory = tool_inventory(traces, extra_tools)
+    inventory = tool_inventory(all_traces, extra_tools)
     pool = icl_tools
     if "icl" in wanted and pool == "auto":
         pool = "all" if schemas_fit(baseline_model, inventory, reserve=1024 + max_new_tokens) else "record"
