@@ -7,7 +7,7 @@ The light modules (configs, errors, registry, traces) import without torch; ``To
 
 from typing import TYPE_CHECKING, Any
 
-from .config import ControllerConfig, LoraSettings, MemoryConfig, ModelConfig, TrainConfig
+from .config import ControllerConfig, LoraSettings, MemoryConfig, ModelConfig, RegisterConfig, TrainConfig
 from .errors import (
     BankFormatError,
     ConfigError,
@@ -44,6 +44,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BankFormatError", "Call", "ConfigError", "ControllerConfig", "DataFormatError",
     "GenerationError", "LoraSettings", "MemoryConfig", "ModelConfig", "ModelLoadError", "ModelMismatchError",
-    "RunResult", "SchemaError", "Step", "TokMem", "TokMemAgent", "TokMemError", "Tool", "ToolCallError",
+    "RegisterConfig", "RunResult", "SchemaError", "Step", "TokMem", "TokMemAgent", "TokMemError", "Tool", "ToolCallError",
     "ToolNotFoundError", "ToolRegistry", "Trace", "TrainConfig", "load_traces",
 ]

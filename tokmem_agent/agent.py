@@ -46,6 +46,14 @@ class TokMemAgent:
         bound = self.tm.require_tools(tools)
         return bound
 
+    def register(self, tools: Iterable[Any], traces: Sequence[Any] | None = None, **kwargs: Any) -> Any:
+        """Train memory tokens for new tools (see :meth:`TokMem.register`) and bind their callables."""
+        tools = list(tools)
+        with self._lock:
+            result = self.tm.register(tools, traces, **kwargs)
+        self.bind(tools)
+        return result
+
     @property
     def tools(self) -> list[Tool]:
         """Tools with a callable (what :meth:`run` may call by default)."""

@@ -1,4 +1,4 @@
-"""Command line: ``tokmem train | inspect | predict``."""
+"""Command line: ``tokmem train | inspect | predict | register | forget | chat``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -30,8 +30,8 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 def train(
     data: str = typer.Option(..., "--data", help="APIGen JSONL file (ours or original xLAM shape) or a HF dataset id."),
     out: Path = typer.Option(..., "--out", help="Directory to write the memory bank (and checkpoints) to."),
-    model: Optional[str] = typer.Option(None, "--model", help="HF id or local dir; default SmolLM2-135M-Instruct."),
-    bank: Optional[Path] = typer.Option(None, "--bank", help="Start from this bank (its tokens not in --data stay frozen)."),
+    model: str | None = typer.Option(None, "--model", help="HF id or local dir; default SmolLM2-135M-Instruct."),
+    bank: Path | None = typer.Option(None, "--bank", help="Start from this bank (its tokens not in --data stay frozen)."),
     epochs: int = typer.Option(2, help="Passes over the data."),
     batch_size: int = typer.Option(4, help="Traces per step."),
     grad_accum: int = typer.Option(1, help="Micro-batches per optimizer step."),
@@ -41,7 +41,7 @@ def train(
     init: str = typer.Option("mean", help="Row init: mean | random | orthogonal."),
     reading: str = typer.Option("compositional", help="compositional (all calls at once) | chain (calls, results, answer)."),
     lora: bool = typer.Option(False, "--lora", help="Adaptation round: also train LoRA on attention projections."),
-    limit: Optional[int] = typer.Option(None, help="Use only the first N records."),
+    limit: int | None = typer.Option(None, help="Use only the first N records."),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
     autocast: str = typer.Option("auto", help="auto | bf16 | none: bf16 autocast only helps where the hardware has bf16."),
@@ -111,7 +111,7 @@ def inspect(bank: Path = typer.Argument(..., help="Memory bank directory."),
 @app.command()
 def predict(bank: Path = typer.Argument(..., help="Memory bank directory."),
             query: str = typer.Argument(..., help="The user request."),
-            model: Optional[str] = typer.Option(None, "--model"),
+            model: str | None = typer.Option(None, "--model"),
             max_new_tokens: int = typer.Option(256)) -> None:
     """Which tools (and argument text) the memory tokens choose for a query (plain greedy decoding)."""
     from .tokmem import TokMem
@@ -131,10 +131,16 @@ def predict(bank: Path = typer.Argument(..., help="Memory bank directory."),
 
 
 def load_tool_objects(spec: str) -> list[Any]:
-    """Tools from ``pkg.module`` (its ``make_tools()`` or ``TOOLS``) or ``pkg.module:attr`` (a callable tool
-    or a list of tools)."""
+    """Tools from ``pkg.module`` (its ``make_tools()`` or ``TOOLS``), ``pkg.module:attr`` (a callable tool
+    or a list of tools) or ``file.json`` (one tool definition or a list: name, description, parameters)."""
     import importlib
 
+    if spec.endswith(".json"):
+        try:
+            obj = json.loads(Path(spec).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise typer.BadParameter(f"cannot read tool definitions from {spec}: {exc}") from None
+        return list(obj) if isinstance(obj, list) else [obj]
     mod_name, _, attr = spec.partition(":")
     try:
         mod = importlib.import_module(mod_name)
@@ -153,12 +159,73 @@ def load_tool_objects(spec: str) -> list[Any]:
 
 
 @app.command()
+def register(
+    bank: Path = typer.Argument(..., help="Trained memory bank directory."),
+    tool: list[str] = typer.Option(..., "--tool", help="pkg.mod:attr, pkg.mod or tools.json; repeatable."),
+    data: str | None = typer.Option(None, "--data", help="Traces for the new tools (APIGen JSONL). "
+                                       "Tools without traces get synthetic ones."),
+    replay: str | None = typer.Option(None, "--replay", help="Traces of known tools to mix in (a few per tool)."),
+    replay_per_tool: int = typer.Option(5, help="Replay traces per known tool."),
+    synth: int = typer.Option(40, "--synth", help="Synthetic traces per tool without traces."),
+    paraphrase: bool = typer.Option(False, "--paraphrase", help="Rewrite synthetic queries with the base model."),
+    epochs: int = typer.Option(3, help="Passes over the new tools' traces."),
+    retrain: bool = typer.Option(False, "--retrain", help="Also retrain tools already in the bank."),
+    out: Path | None = typer.Option(None, "--out", help="Write the new bank here (default: replace BANK, atomically)."),
+    model: str | None = typer.Option(None, "--model"),
+    no_renormalize: bool = typer.Option(False, "--no-renormalize", help="Skip eq. 5-6 (for ablations)."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Add memory tokens for new tools; every existing token stays bit-identical."""
+    from .config import RegisterConfig, TrainConfig
+    from .tokmem import TokMem
+    from .traces import load_traces
+
+    try:
+        objs = [t for spec in tool for t in load_tool_objects(spec)]
+        traces = load_traces(data) if data else None
+        old = load_traces(replay) if replay else ()
+        cfg = RegisterConfig(synth_per_tool=synth, replay_per_tool=replay_per_tool, paraphrase=paraphrase,
+                             train=TrainConfig(epochs=epochs, eval_fraction=0.0, seed=seed,
+                                               renormalize=not no_renormalize))
+        tm = TokMem.load(bank, model)
+        res = tm.register(objs, traces, replay=old, config=cfg, retrain=retrain, out_dir=out or bank)
+    except TokMemError as exc:
+        _fail(exc)
+        return
+    if not res.trained:
+        typer.echo(f"nothing to train: {', '.join(res.unchanged)} already in {bank} with the same schema "
+                   "(--retrain to train again)")
+        return
+    typer.echo(f"registered {', '.join(res.added) or '-'}; replaced {', '.join(res.replaced) or '-'} "
+               f"({res.n_traces} traces: {res.n_synthetic} synthetic, {res.n_replay} replay) in {res.seconds:.0f} s; "
+               f"bank saved to {out or bank} ({len(tm.tool_names)} tools)")
+
+
+@app.command()
+def forget(bank: Path = typer.Argument(..., help="Memory bank directory."),
+           names: list[str] = typer.Argument(..., help="Tool names to remove."),
+           out: Path | None = typer.Option(None, "--out", help="Write here (default: replace BANK, atomically)."),
+           model: str | None = typer.Option(None, "--model")) -> None:
+    """Remove tools' memory tokens; the others are untouched."""
+    from .tokmem import TokMem
+
+    try:
+        tm = TokMem.load(bank, model)
+        tm.forget(*names)
+        tm.save(out or bank)
+    except TokMemError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"removed {', '.join(names)}; {len(tm.tool_names)} tools left in {out or bank}")
+
+
+@app.command()
 def chat(bank: Path = typer.Argument(..., help="Memory bank directory."),
          tools: list[str] = typer.Option(..., "--tools", help="Tool module (pkg.mod) or pkg.mod:attr; repeatable."),
-         model: Optional[str] = typer.Option(None, "--model"),
+         model: str | None = typer.Option(None, "--model"),
          unconstrained: bool = typer.Option(False, "--unconstrained", help="Free argument decoding (paper protocol)."),
          max_steps: int = typer.Option(6, help="Tool rounds per request."),
-         query: Optional[str] = typer.Option(None, "--query", "-q", help="Answer one request and exit.")) -> None:
+         query: str | None = typer.Option(None, "--query", "-q", help="Answer one request and exit.")) -> None:
     """Talk to an agent: each tool call and its result is printed as it happens."""
     from .agent import TokMemAgent
     from .config import ControllerConfig

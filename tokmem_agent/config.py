@@ -108,6 +108,32 @@ class TrainConfig:
 
 
 @dataclass
+class RegisterConfig:
+    """Registering tools on a trained bank (continual learning): only the new rows train.
+
+    synth_per_tool: synthetic traces generated for a tool registered without traces (zero-data).
+    replay_per_tool: at most this many of the given replay traces per already-known tool are mixed in
+        (they teach the new rows *not* to fire on old requests; the old rows stay frozen).
+    paraphrase: rewrite synthetic queries with the base model (kept only if every value survives).
+    train: settings for training the new rows (default: 3 epochs, no held-out split, renormalised to the
+        mean norm of the old rows after every step).
+    """
+
+    synth_per_tool: int = 40
+    replay_per_tool: int = 5
+    paraphrase: bool = False
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, eval_fraction=0.0))
+
+    def __post_init__(self) -> None:
+        if self.synth_per_tool < 1:
+            raise ConfigError(f"RegisterConfig.synth_per_tool must be >= 1, got {self.synth_per_tool}")
+        if self.replay_per_tool < 0:
+            raise ConfigError(f"RegisterConfig.replay_per_tool must be >= 0, got {self.replay_per_tool}")
+        if isinstance(self.train, dict):
+            self.train = TrainConfig(**self.train)
+
+
+@dataclass
 class ControllerConfig:
     """Run-time decoding controller settings.
 

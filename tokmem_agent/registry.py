@@ -211,6 +211,12 @@ class ToolRegistry:
         self._tools[t.name] = t
         return t
 
+    def remove(self, name: str) -> Tool:
+        """Unregister a tool; returns it."""
+        tool = self.get(name)
+        del self._tools[name]
+        return tool
+
     def get(self, name: str) -> Tool:
         try:
             return self._tools[name]

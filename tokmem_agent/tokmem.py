@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .chat import ChatFormat
-from .config import DEFAULT_SYSTEM_PROMPT, LoraSettings, MemoryConfig, ModelConfig, TrainConfig
+from .config import (
+    DEFAULT_SYSTEM_PROMPT,
+    LoraSettings,
+    MemoryConfig,
+    ModelConfig,
+    RegisterConfig,
+    TrainConfig,
+)
 from .errors import ModelMismatchError, ToolNotFoundError
 from .model.loader import LoadedModel, load_base_model
 from .model.memory import MemoryBank, init_rows
@@ -28,6 +35,9 @@ from .model.wrapped import TokMemModel
 from .registry import Tool, ToolRegistry
 from .serialization import atomic_dir, read_adapter, read_config, read_tensors, write_bank
 from .traces import Message, Trace
+
+if TYPE_CHECKING:
+    from .continual import RegisterResult
 
 ModelLike = LoadedModel | ModelConfig | str | None
 
@@ -218,6 +228,41 @@ class TokMem:
         from .training.trainer import train
 
         return train(self, traces, config or TrainConfig(), **kwargs)
+
+    # ----- continual memory ----------------------------------------------------------------------------
+    def register(self, tools: Iterable[Any], traces: Sequence[Trace] | None = None, *,
+                 replay: Sequence[Trace] = (), config: RegisterConfig | None = None, retrain: bool = False,
+                 out_dir: str | os.PathLike[str] | None = None) -> RegisterResult:
+        """Add memory tokens for new tools (or retrain changed ones) without touching the others.
+
+        tools: functions, pydantic models, dicts or Tools. A known tool whose schema changed is replaced
+            (its row re-initialised and retrained); a known, unchanged one is skipped unless ``retrain``.
+        traces: training traces for them; tools without any get ``config.synth_per_tool`` synthetic ones.
+        replay: traces of already-known tools, a few per tool mixed in (their rows stay frozen).
+        out_dir: save the new version of the bank there (atomically; the old one stays until it is whole).
+        """
+        from .continual import register
+
+        return register(self, tools, traces, replay=replay, config=config, retrain=retrain, out_dir=out_dir)
+
+    def forget(self, *names: str) -> list[str]:
+        """Remove tools' memory tokens (other rows unchanged)."""
+        from .continual import forget
+
+        return forget(self, names)
+
+    def paraphraser(self, max_new_tokens: int = 60) -> Callable[[str], str]:
+        """``query -> paraphrase`` with the base model (memory tokens masked), for synthetic traces."""
+        from .decoding.generate import greedy_generate, mask_memory_tokens
+
+        def paraphrase(query: str) -> str:
+            msgs = [{"role": "user", "content": "Rewrite this request in other words. Keep every name, number "
+                                                f"and date exactly as written.\nRequest: {query}"}]
+            gen = greedy_generate(self.model, self.chat.prompt_ids(msgs), max_new_tokens=max_new_tokens,
+                                  stop_ids=self.chat.stop_ids, processors=[mask_memory_tokens(self.model, [])])
+            return self.tokenizer.decode([i for i in gen.ids if i not in self.chat.stop_ids]).strip()
+
+        return paraphrase
 
     # ----- inference -----------------------------------------------------------------------------------
     def messages_for(self, query: str | Sequence[Message]) -> list[Message]:

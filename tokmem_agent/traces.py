@@ -95,15 +95,15 @@ _XLAM_SCALARS = {"str": "string", "string": "string", "int": "integer", "integer
 def xlam_type_to_schema(type_str: str) -> tuple[dict[str, Any], bool]:
     """Convert an xLAM type string to a JSON schema; also return whether it says optional."""
     t = (type_str or "").strip()
-    optional = bool(re.search(r"optional|default\s*=", t, re.I))
-    t = re.sub(r",?\s*(optional|default\s*=.*)$", "", t, flags=re.I).strip()
+    optional = bool(re.search(r"optional|default\s*=", t, re.IGNORECASE))
+    t = re.sub(r",?\s*(optional|default\s*=.*)$", "", t, flags=re.IGNORECASE).strip()
     m = re.match(r"^Optional\[(.*)\]$", t)
     if m:
         optional, t = True, m.group(1).strip()
     low = t.lower()
     if low in _XLAM_SCALARS:
         return {"type": _XLAM_SCALARS[low]}, optional
-    m = re.match(r"^(list|set|tuple|sequence)(\[(.*)\])?$", t, re.I)
+    m = re.match(r"^(list|set|tuple|sequence)(\[(.*)\])?$", t, re.IGNORECASE)
     if m:
         inner = (m.group(3) or "").split(",")[0].strip()
         schema: dict[str, Any] = {"type": "array"}

@@ -1,0 +1,285 @@
+"""Continual memory (register / replace / forget) and zero-data trace synthesis, on a tiny random Llama."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Literal
+
+import jsonschema
+import pydantic
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from toydata import TOOLS, toy_records  # tests/toydata.py
+from typer.testing import CliRunner
+
+from tokmem_agent import (
+    ConfigError,
+    DataFormatError,
+    RegisterConfig,
+    SchemaError,
+    Tool,
+    ToolNotFoundError,
+    TrainConfig,
+    load_traces,
+)
+from tokmem_agent.cli import app
+from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
+from tokmem_agent.synth import render_query, sample_arguments, split_words, synthesize_traces
+from tokmem_agent.tokmem import TokMem
+
+FAST = TrainConfig(epochs=1, batch_size=4, eval_fraction=0.0, progress=False)
+
+
+@pytest.fixture()
+def loaded(tiny_model, tiny_tokenizer) -> LoadedModel:
+    return LoadedModel(tiny_model, tiny_tokenizer, "tiny-llama", tokenizer_fingerprint(tiny_tokenizer))
+
+
+@pytest.fixture()
+def trained(loaded) -> TokMem:
+    """A bank trained on get_weather and add (the 'old' tools)."""
+    tm = TokMem.create(TOOLS[:2], loaded)
+    recs = [r for r in toy_records() if {a["name"] for a in r["answers"]} <= {"get_weather", "add"}]
+    tm.train(load_traces(recs), FAST)
+    return tm
+
+
+def snapshot(tm: TokMem) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    rows = {n: torch.stack([m.detach()[i].clone() for m in tm.bank.matrices()]) for i, n in enumerate(tm.bank.names)}
+    backbone = {k: v.detach().clone() for k, v in tm.model.base.state_dict().items()}
+    return rows, backbone
+
+
+def assert_untouched(tm: TokMem, before: tuple[dict, dict], names: list[str]) -> None:
+    rows, backbone = before
+    for n in names:
+        i = tm.bank.index(n)
+        now = torch.stack([m.detach()[i] for m in tm.bank.matrices()])
+        assert torch.equal(now, rows[n]), f"row of {n} changed"
+    for k, v in tm.model.base.state_dict().items():
+        assert torch.equal(v, backbone[k]), f"backbone {k} changed"
+
+
+# ----- registration ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["tied", "decoupled"])
+def test_register_with_traces_leaves_old_rows_and_backbone_bit_identical(loaded, mode):
+    from tokmem_agent import MemoryConfig
+
+    tm = TokMem.create(TOOLS[:2], loaded, memory=MemoryConfig(mode=mode))
+    tm.train(load_traces([r for r in toy_records() if r["answers"][0]["name"] in ("get_weather", "add")
+                          and len(r["answers"]) == 1]), FAST)
+    before = snapshot(tm)
+    new = [r for r in toy_records() if r["answers"][0]["name"] == "send_email"]
+    res = tm.register([TOOLS[2]], load_traces(new), config=RegisterConfig(train=FAST))
+    assert res.added == ["send_email"] and res.n_synthetic == 0 and res.n_traces == len(new)
+    assert_untouched(tm, before, ["get_weather", "add"])
+    i = tm.bank.index("send_email")
+    old_norm = torch.stack([tm.bank.address[tm.bank.index(n)] for n in ("get_weather", "add")]).norm(dim=-1).mean()
+    assert tm.bank.address[i].norm() == pytest.approx(float(old_norm), rel=1e-4)  # eq. 5-6
+
+
+def test_zero_data_registration_synthesises_valid_traces_and_trains(trained):
+    before = snapshot(trained)
+    res = trained.register([TOOLS[3]], config=RegisterConfig(synth_per_tool=12, train=FAST))
+    assert res.added == ["play_song"] and res.n_synthetic == 12
+    assert_untouched(trained, before, ["get_weather", "add"])
+    assert not torch.equal(trained.bank.steer[trained.bank.index("play_song")], torch.zeros(trained.bank.hidden_size))
+    assert trained.meta["versions"][-1]["added"] == ["play_song"]
+
+
+def test_replay_traces_are_capped_and_only_old_tools(trained):
+    old = load_traces(toy_records())
+    res = trained.register([TOOLS[2]], load_traces([r for r in toy_records() if r["answers"][0]["name"] == "send_email"]),
+                           replay=old, config=RegisterConfig(replay_per_tool=2, train=FAST))
+    assert res.n_replay == 4  # 2 per old tool; traces calling new or unknown tools are not replayed
+
+
+def test_register_round_trips_through_save_and_load(trained, loaded, tmp_path):
+    trained.register([TOOLS[3]], config=RegisterConfig(synth_per_tool=8, train=FAST), out_dir=tmp_path / "bank")
+    back = TokMem.load(tmp_path / "bank", loaded)
+    assert back.tool_names == ["get_weather", "add", "play_song"]
+    assert torch.equal(back.bank.steer, trained.bank.steer)
+    assert back.meta["versions"][-1]["synthetic"] == 8
+
+
+def test_unchanged_tool_is_skipped_and_changed_schema_is_replaced(trained):
+    before = snapshot(trained)
+    res = trained.register([TOOLS[0]], config=RegisterConfig(train=FAST))
+    assert res.unchanged == ["get_weather"] and not res.trained
+    changed = {**TOOLS[1], "parameters": {"type": "object", "properties": {"x": {"type": "number"},
+                                                                            "y": {"type": "number"}},
+                                          "required": ["x", "y"]}}
+    res = trained.register([changed], config=RegisterConfig(synth_per_tool=8, train=FAST))
+    assert res.replaced == ["add"]
+    assert trained.tool_names == ["get_weather", "add"]  # same row index
+    assert trained.tools.get("add").hash == Tool.from_dict(changed).hash
+    assert_untouched(trained, before, ["get_weather"])
+    assert not torch.equal(trained.bank.steer[1], before[0]["add"][0])
+
+
+def test_trace_calling_an_unknown_tool_is_refused(trained):
+    bad = load_traces([{"id": "r7", "query": "email and play", "tools": TOOLS,
+                        "answers": [{"name": "send_email", "arguments": {"to": "a"}},
+                                    {"name": "play_song", "arguments": {"title": "b"}}]}])
+    with pytest.raises(DataFormatError, match="r7.*play_song"):
+        trained.register([TOOLS[2]], bad, config=RegisterConfig(train=FAST))
+
+
+def test_tool_given_twice_is_an_error(trained):
+    with pytest.raises(ConfigError, match="twice"):
+        trained.register([TOOLS[2], TOOLS[2]])
+
+
+def test_forget_removes_only_that_row(trained):
+    trained.register([TOOLS[3]], config=RegisterConfig(synth_per_tool=4, train=FAST))
+    before = snapshot(trained)
+    trained.forget("add")
+    assert trained.tool_names == ["get_weather", "play_song"] and "add" not in trained.tools
+    assert_untouched(trained, before, ["get_weather", "play_song"])
+    with pytest.raises(ToolNotFoundError, match="nope"):
+        trained.forget("nope")
+
+
+def test_agent_register_binds_the_callable(trained):
+    from tokmem_agent import TokMemAgent
+
+    def play_song(title: str) -> str:
+        """Play a song.
+
+        Args:
+            title: Song title.
+        """
+        return f"playing {title}"
+
+    agent = TokMemAgent(trained)
+    agent.register([play_song], config=RegisterConfig(synth_per_tool=4, train=FAST))
+    assert [t.name for t in agent.tools] == ["play_song"]
+
+
+# ----- CLI -----------------------------------------------------------------------------------------------
+def test_cli_register_and_forget(trained, loaded, tmp_path, monkeypatch):
+    bank = tmp_path / "bank"
+    trained.save(bank)
+    monkeypatch.setattr("tokmem_agent.tokmem._load", lambda model: loaded)
+    (tmp_path / "t.json").write_text(json.dumps([TOOLS[3]]))
+    runner = CliRunner()
+    r = runner.invoke(app, ["register", str(bank), "--tool", str(tmp_path / "t.json"), "--synth", "6",
+                            "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    assert "registered play_song" in r.output and "6 synthetic" in r.output
+    assert TokMem.load(bank, loaded).tool_names == ["get_weather", "add", "play_song"]
+    r = runner.invoke(app, ["register", str(bank), "--tool", str(tmp_path / "t.json")])
+    assert r.exit_code == 0 and "nothing to train" in r.output
+    r = runner.invoke(app, ["forget", str(bank), "add"])
+    assert r.exit_code == 0, r.output
+    assert TokMem.load(bank, loaded).tool_names == ["get_weather", "play_song"]
+    r = runner.invoke(app, ["forget", str(bank), "nope"])
+    assert r.exit_code == 2 and "nope" in r.output
+
+
+# ----- synthesis -------------------------------------------------------------------------------------------
+def test_split_words():
+    assert split_words("Restaurants_1_FindRestaurants") == "restaurants find restaurants"
+    assert split_words("getWeather") == "get weather"
+
+
+def test_synthetic_queries_mention_every_value_and_validate():
+    tool = Tool.from_dict({"name": "book_table", "description": "Reserve a table at a restaurant.",
+                           "parameters": {"type": "object", "properties": {
+                               "restaurant_name": {"type": "string", "description": "Name of the restaurant"},
+                               "party_size": {"type": "integer", "enum": [1, 2, 3, 4]},
+                               "date": {"type": "string", "format": "date"}},
+                               "required": ["restaurant_name", "party_size"]}})
+    traces = synthesize_traces(tool, 20, seed=1)
+    assert len(traces) == 20 and len({t.query for t in traces}) == 20
+    for t in traces:
+        args = t.calls[0].arguments
+        jsonschema.validate(args, tool.parameters)
+        for v in args.values():
+            assert str(v) in t.query
+    assert synthesize_traces(tool, 5, seed=1)[0].query == traces[0].query  # deterministic
+
+
+def test_paraphrase_is_kept_only_when_values_survive():
+    tool = Tool.from_dict({"name": "get_weather", "description": "Weather for a city",
+                           "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                          "required": ["city"]}})
+    kept = synthesize_traces(tool, 3, paraphrase=lambda q: "weather pls " + q.split(": ")[-1])
+    assert all(t.query.startswith("weather pls") for t in kept)
+    dropped = synthesize_traces(tool, 3, paraphrase=lambda q: "what's the weather")
+    assert not any(t.query == "what's the weather" for t in dropped)
+
+
+def test_pydantic_schema_with_nested_model_and_refs():
+    class Address(pydantic.BaseModel):
+        street: str
+        zip_code: str = pydantic.Field(pattern=r"^\d{5}$", examples=["94107"])
+
+    class Order(pydantic.BaseModel):
+        """Ship an order."""
+
+        items: list[str]
+        address: Address
+        priority: Literal["low", "high"] = "low"
+        gift: bool | None = None
+
+    tool = Tool.from_pydantic(Order)
+    for t in synthesize_traces(tool, 10):
+        jsonschema.validate(t.calls[0].arguments, tool.parameters)
+
+
+def test_unsatisfiable_pattern_names_tool_and_path():
+    tool = Tool.from_dict({"name": "lookup", "parameters": {"type": "object", "properties": {
+        "code": {"type": "string", "pattern": "^[A-Z]{3}-\\d{4}$"}}, "required": ["code"]}})
+    with pytest.raises(SchemaError, match="lookup.*code.*pattern"):
+        synthesize_traces(tool, 2)
+
+
+# Property-based: every JSON-schema type we support yields arguments that validate.
+_scalar = st.one_of(
+    st.just({"type": "string"}),
+    st.builds(lambda lo, n: {"type": "string", "minLength": lo, "maxLength": lo + n},
+              st.integers(0, 5), st.integers(0, 10)),
+    st.sampled_from([{"type": "string", "format": f} for f in ("date", "date-time", "time", "email", "uri")]),
+    st.builds(lambda lo, n: {"type": "integer", "minimum": lo, "maximum": lo + n}, st.integers(-50, 50), st.integers(0, 50)),
+    st.builds(lambda m: {"type": "integer", "multipleOf": m, "minimum": 0, "maximum": 100}, st.integers(1, 10)),
+    st.just({"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 5}),
+    st.builds(lambda lo, n: {"type": "number", "minimum": lo, "maximum": lo + n},
+              st.floats(-100, 100, allow_nan=False), st.floats(0, 100, allow_nan=False)),
+    st.just({"type": "boolean"}),
+    st.just({"type": "null"}),
+    st.builds(lambda xs: {"enum": xs}, st.lists(st.one_of(st.integers(), st.text(max_size=5)), min_size=1,
+                                                 max_size=4, unique=True)),
+    st.builds(lambda x: {"const": x}, st.integers()),
+    st.just({"type": ["string", "null"]}),
+)
+
+
+def _schemas(children):
+    return st.one_of(
+        st.builds(lambda it, lo: {"type": "array", "items": it, "minItems": lo}, children, st.integers(0, 2)),
+        st.builds(lambda props, req: {"type": "object", "properties": props,
+                                      "required": [k for k in props if req]},
+                  st.dictionaries(st.sampled_from(["city", "date", "name", "count", "tags", "x"]), children,
+                                  min_size=1, max_size=3), st.booleans()),
+        st.builds(lambda a, b: {"anyOf": [a, b]}, children, children),
+    )
+
+
+_schema = st.recursive(_scalar, _schemas, max_leaves=6)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(props=st.dictionaries(st.sampled_from(["city", "start_date", "title", "amount", "n", "items", "opts"]),
+                             _schema, min_size=1, max_size=4),
+       required=st.booleans(), seed=st.integers(0, 10_000))
+def test_sampled_arguments_always_validate(props, required, seed):
+    params = {"type": "object", "properties": props, "required": list(props) if required else []}
+    tool = Tool.from_dict({"name": "t", "description": "Do a thing with some values.", "parameters": params})
+    rng = random.Random(seed)
+    args = sample_arguments(tool, rng)
+    jsonschema.validate(args, params)
+    assert isinstance(render_query(tool, args, rng), str)

@@ -1,0 +1,158 @@
+"""Continual memory: register new tools on a trained bank, replace a changed one, forget one.
+
+Only the rows of the tools being registered train; every other row and the backbone stay bit-identical,
+and after every step the new rows are rescaled to the mean norm of the old ones (paper eq. 5-6) so they
+do not out-shout them. A tool given without traces gets synthetic ones (:mod:`tokmem_agent.synth`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .config import RegisterConfig
+from .errors import ConfigError, DataFormatError
+from .registry import Tool
+from .synth import synthesize_traces
+from .traces import Trace
+
+if TYPE_CHECKING:
+    from .tokmem import TokMem
+    from .training.trainer import TrainResult
+
+log = logging.getLogger("tokmem_agent")
+
+
+@dataclass
+class RegisterResult:
+    """What a registration did."""
+
+    added: list[str]
+    replaced: list[str]
+    unchanged: list[str]
+    n_traces: int = 0
+    n_synthetic: int = 0
+    n_replay: int = 0
+    seconds: float = 0.0
+    train: TrainResult | None = field(default=None, repr=False)
+
+    @property
+    def trained(self) -> list[str]:
+        return [*self.added, *self.replaced]
+
+
+def register(tm: TokMem, tools: Iterable[Any], traces: Sequence[Trace] | None = None, *,
+             replay: Sequence[Trace] = (), config: RegisterConfig | None = None, retrain: bool = False,
+             out_dir: str | os.PathLike[str] | None = None) -> RegisterResult:
+    """Give ``tools`` memory tokens and train only them (see :meth:`TokMem.register`)."""
+    cfg = config or RegisterConfig()
+    t0 = time.perf_counter()
+    given = [Tool.coerce(t) for t in tools]
+    dup = sorted({t.name for t in given if sum(u.name == t.name for u in given) > 1})
+    if dup:
+        raise ConfigError(f"tools given twice: {dup}")
+    added, replaced, unchanged = [], [], []
+    for t in given:
+        if t.name not in tm.bank.names:
+            added.append(t)
+        elif tm.tools.get(t.name).hash != t.hash:
+            replaced.append(t)
+        else:
+            (replaced if retrain else unchanged).append(t)
+            if t.fn is not None:
+                tm.tools.get(t.name).fn = t.fn
+    targets = [*added, *replaced]
+    result = RegisterResult([t.name for t in added], [t.name for t in replaced], [t.name for t in unchanged])
+    if not targets:
+        return result
+
+    target_names = {t.name for t in targets}
+    traces = list(traces or [])
+    known = set(tm.bank.names) | target_names
+    for tr in traces:
+        for i, c in enumerate(tr.calls):
+            if c.name not in known:
+                raise DataFormatError(f"trace '{tr.id}' calls '{c.name}', which is neither in the bank nor being "
+                                      "registered; register that tool too", field=f"answers[{i}].name")
+    covered = {c.name for tr in traces for c in tr.calls}
+    paraphrase = tm.paraphraser() if cfg.paraphrase else None
+    synthetic = [tr for t in targets if t.name not in covered
+                 for tr in synthesize_traces(t, cfg.synth_per_tool, seed=cfg.train.seed, paraphrase=paraphrase)]
+    replay_sel = _cap_replay(replay, set(tm.bank.names) - target_names, cfg.replay_per_tool)
+
+    for t in replaced:  # same row index, fresh start from the new description and schema
+        tm.tools.register(t, replace=True)
+        _reinit_row(tm, t)
+    tm.add_tools(added, seed=cfg.train.seed)
+    # Schemas the trainer sees come from the registered tools, not from whatever the traces carry.
+    defs = [t.to_dict() for t in targets]
+    data = [_with_tools(tr, defs) for tr in [*traces, *synthetic]] + replay_sel
+    log.info("registering %s: %d traces (%d synthetic, %d replay)", sorted(target_names), len(data),
+             len(synthetic), len(replay_sel))
+    res = tm.train(data, cfg.train, active_tools=sorted(target_names), out_dir=out_dir)
+    result.n_traces, result.n_synthetic, result.n_replay = len(data), len(synthetic), len(replay_sel)
+    result.train = res
+    result.seconds = time.perf_counter() - t0
+    tm.meta.setdefault("versions", []).append({
+        "version": len(tm.meta.get("versions", [])) + 1, "added": result.added, "replaced": result.replaced,
+        "traces": len(traces), "synthetic": len(synthetic), "replay": len(replay_sel),
+        "seconds": round(result.seconds, 1)})
+    if out_dir is not None:
+        tm.save(out_dir)  # the trainer saved before the version note; write it again (atomic)
+    return result
+
+
+def forget(tm: TokMem, names: Iterable[str]) -> list[str]:
+    """Remove tools' rows and registry entries; the other rows keep their values (indices shift)."""
+    names = list(names)
+    for n in names:
+        tm.bank.index(n)  # raises ToolNotFoundError naming the bank's tools
+    for n in names:
+        tm.bank.remove(n)
+        if n in tm.tools:
+            tm.tools.remove(n)
+    tm.meta.setdefault("versions", []).append({"version": len(tm.meta.get("versions", [])) + 1, "removed": names})
+    return names
+
+
+@torch.no_grad()
+def _reinit_row(tm: TokMem, tool: Tool) -> None:
+    from .model.memory import init_rows
+
+    i = tm.bank.index(tool.name)
+    emb = tm.model.base.get_input_embeddings().weight  # [V, d]
+    toks = [tm.chat.text_ids(f"{tool.name.replace('_', ' ')}: {tool.description}")]
+    row = init_rows(emb, toks, tm.memory_config.init, generator=torch.Generator().manual_seed(0))[0]  # [d]
+    for m in tm.bank.matrices():
+        m.data[i] = row
+
+
+def _with_tools(tr: Trace, defs: list[dict[str, Any]]) -> Trace:
+    by_name = {d["name"]: d for d in defs}
+    tools = [by_name.get(t.get("name"), t) for t in tr.tools]
+    tools += [d for d in defs if d["name"] in {c.name for c in tr.calls} and d not in tools]
+    return Trace(**{**tr.__dict__, "tools": tools})
+
+
+def _cap_replay(replay: Sequence[Trace], old: set[str], per_tool: int) -> list[Trace]:
+    """At most ``per_tool`` replay traces per old tool, only traces that call old tools only."""
+    if per_tool <= 0:
+        return []
+    counts: dict[str, int] = {}
+    out = []
+    for tr in replay:
+        names = [c.name for c in tr.calls]
+        if not names or any(n not in old for n in names):
+            continue
+        if all(counts.get(n, 0) >= per_tool for n in names):
+            continue
+        for n in names:
+            counts[n] = counts.get(n, 0) + 1
+        out.append(tr)
+    return out

@@ -1,0 +1,343 @@
+"""Zero-data registration: synthesise training traces for a tool from its schema alone (no torch here).
+
+For a tool with a name, a description and a JSON schema but no traces, each synthetic trace is
+
+* arguments sampled from the schema — ``enum``/``const``/``examples``/``default`` first, then values that
+  fit the type and its bounds (``minimum``, ``maxLength``, ``format`` …), with plausible strings chosen from
+  the parameter's name (a city for ``city``, a date for ``date`` …);
+* a user query rendered from one of several templates using the tool's name, description and the
+  parameter descriptions, mentioning every argument value verbatim so the arguments are grounded;
+* optionally paraphrased by a language model (``paraphrase=`` a ``str -> str`` callable); a paraphrase is
+  kept only if it still contains every string value verbatim.
+
+Every sampled argument object is validated against the schema; a schema whose arguments cannot be
+sampled raises :class:`~tokmem_agent.errors.SchemaError` naming the tool and the path.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import random
+import re
+import string
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jsonschema
+
+from .errors import SchemaError
+from .registry import Tool
+from .traces import Call, Trace
+
+# Plausible values keyed by words that appear in a parameter's name.
+_WORDS: dict[str, list[str]] = {
+    "city": ["Paris", "San Jose", "Berlin", "Tokyo", "Chicago", "Lisbon", "Seattle", "Toronto", "Madrid"],
+    "country": ["France", "Japan", "Canada", "Brazil", "Kenya", "Norway"],
+    "location": ["downtown Seattle", "Palo Alto", "Brooklyn", "central London"],
+    "address": ["12 Market Street", "450 Oak Avenue", "9 Rue de Rivoli"],
+    "name": ["Alex Kim", "Maria Lopez", "Sam Patel", "Jordan Lee", "Priya Shah"],
+    "title": ["Quarterly report", "Weekend plans", "Project kickoff"],
+    "email": ["alex@example.com", "maria.lopez@example.org", "sam@example.net"],
+    "phone": ["+1 415 555 0101", "+44 20 7946 0958"],
+    "currency": ["USD", "EUR", "GBP", "JPY"],
+    "language": ["English", "Spanish", "French", "German"],
+    "genre": ["comedy", "drama", "jazz", "thriller", "pop"],
+    "cuisine": ["Italian", "Thai", "Mexican", "Indian", "Japanese"],
+    "movie": ["The Matrix", "Inception", "Amelie"],
+    "song": ["Yellow", "Imagine", "Hey Jude"],
+    "artist": ["Adele", "Coldplay", "Miles Davis"],
+    "restaurant": ["Blue Plate", "Sakura House", "La Terrazza"],
+    "hotel": ["Hotel Azure", "Park Inn", "The Grand"],
+    "airline": ["Delta Airlines", "United Airlines", "Alaska Airlines"],
+    "query": ["cheap flights", "vegan recipes", "python tutorials", "museum hours"],
+    "text": ["buy milk", "call the dentist", "finish the slides"],
+    "message": ["running late", "see you at noon", "thanks for the help"],
+    "note": ["pick up the package", "renew the passport"],
+    "unit": ["km", "miles", "kg", "lb", "celsius", "fahrenheit"],
+    "symbol": ["AAPL", "MSFT", "GOOG"],
+    "url": ["https://example.com", "https://example.org/page"],
+    "id": ["A1234", "42", "X-77"],
+    "type": ["standard", "premium", "basic"],
+    "amount": ["$120", "$45.50", "300 dollars"],
+    "price": ["$25", "$80", "under $50"],
+    "category": ["sports", "news", "travel"],
+}
+_GENERIC = ("name", "title", "type", "id", "text", "query", "message", "note", "location", "address")
+
+
+def _word_key(name: str, description: str) -> str | None:
+    """Which value list fits a string parameter: specific words in its name, generic ones in its name,
+    then specific words in its description (``song_name`` is a song, not a person's name)."""
+    specific = [k for k in _WORDS if k not in _GENERIC]
+    for keys, text in ((specific, name), (_GENERIC, name), (specific, description)):
+        hit = next((k for k in keys if k in text), None)
+        if hit:
+            return hit
+    return None
+
+
+_FORMAT_SAMPLERS: dict[str, Callable[[random.Random], str]] = {
+    "date": lambda r: (_dt.date(2025, 1, 1) + _dt.timedelta(days=r.randrange(730))).isoformat(),
+    "date-time": lambda r: (_dt.datetime(2025, 1, 1) + _dt.timedelta(minutes=15 * r.randrange(70000))).isoformat(),
+    "time": lambda r: f"{r.randrange(7, 22):02d}:{r.choice(['00', '15', '30', '45'])}:00",
+    "email": lambda r: r.choice(_WORDS["email"]),
+    "uri": lambda r: r.choice(_WORDS["url"]),
+    "url": lambda r: r.choice(_WORDS["url"]),
+    "clock": lambda r: f"{r.randrange(7, 22):02d}:{r.choice(['00', '15', '30', '45'])}",  # name hint, no format
+}
+_NAME_HINTS = [("date", "date"), ("day", "date"), ("time", "clock"), ("email", "email"), ("url", "uri"),
+               ("link", "uri")]
+
+# Query templates. {act}: the tool's action phrase; {args}: "the <param doc> <value>" pieces joined.
+_TEMPLATES = [
+    "{Act} ({args}).",
+    "Can you {act}? {Args_sentence}",
+    "I need to {act}. Details: {args}.",
+    "Please {act} for me. {Args_sentence}",
+    "{Args_sentence} Could you {act}?",
+    "Help me {act}, with {args}.",
+    "I'd like to {act}. {Args_sentence}",
+    "{Act} - {args}, please.",
+]
+
+
+def split_words(name: str) -> str:
+    """``Restaurants_1_FindRestaurants`` → ``restaurants find restaurants``; ``getWeather`` → ``get weather``."""
+    s = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
+    s = re.sub(r"[_\-.\d]+", " ", s)
+    return " ".join(s.lower().split())
+
+
+def _action(tool: Tool) -> str:
+    """A lower-case verb phrase for the tool: its description's first clause, else its name's words."""
+    desc = (tool.description or "").strip()
+    desc = re.split(r"(?<=[.!?])\s|\s\(|\n", desc, maxsplit=1)[0].rstrip(".!? ")
+    if 3 <= len(desc.split()) <= 16:
+        return desc[0].lower() + desc[1:]
+    return split_words(tool.name.split(".")[-1])
+
+
+def _param_phrase(name: str, schema: Mapping[str, Any]) -> str:
+    doc = re.sub(r"^(the|a|an)\s+", "", str(schema.get("description", "")).strip().rstrip("."), flags=re.IGNORECASE)
+    if doc and len(doc.split()) <= 8:
+        return doc[0].lower() + doc[1:]
+    return split_words(name)
+
+
+def _render_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, list):
+        return ", ".join(_render_value(x) for x in v) if v else "none"
+    if isinstance(v, dict):
+        return "; ".join(f"{split_words(k)} {_render_value(x)}" for k, x in v.items())
+    return str(v)
+
+
+# ----- value sampling -------------------------------------------------------------------------------------
+class _Sampler:
+    def __init__(self, root: Mapping[str, Any], rng: random.Random, tool: str, optional_rate: float):
+        self.root, self.rng, self.tool, self.optional_rate = root, rng, tool, optional_rate
+
+    def resolve(self, schema: Mapping[str, Any], path: str) -> Mapping[str, Any]:
+        seen = 0
+        while "$ref" in schema:
+            ref = str(schema["$ref"])
+            if not ref.startswith("#/") or seen > 20:
+                raise SchemaError(f"tool '{self.tool}': cannot synthesise arguments at {path}: "
+                                  f"only local $ref are supported, got {ref!r}")
+            node: Any = self.root
+            for part in ref[2:].split("/"):
+                node = node.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(node, Mapping) else None
+            if not isinstance(node, Mapping):
+                raise SchemaError(f"tool '{self.tool}': unresolvable $ref {ref!r} at {path}")
+            schema = {**node, **{k: v for k, v in schema.items() if k != "$ref"}}
+            seen += 1
+        return schema
+
+    def value(self, schema: Mapping[str, Any], name: str, path: str) -> Any:
+        s = self.resolve(schema, path)
+        r = self.rng
+        if "const" in s:
+            return s["const"]
+        if s.get("enum"):
+            return r.choice(list(s["enum"]))
+        pool = [*(s.get("examples") or [])] + ([s["default"]] if "default" in s else [])
+        if pool and r.random() < 0.5:
+            return r.choice(pool)
+        for key in ("anyOf", "oneOf"):
+            if s.get(key):
+                options = [o for o in s[key] if self.resolve(o, path).get("type") != "null"] or list(s[key])
+                return self.value(r.choice(options), name, path)
+        if s.get("allOf"):
+            merged: dict[str, Any] = {}
+            for part in s["allOf"]:
+                merged.update(self.resolve(part, path))
+            return self.value(merged, name, path)
+        typ = s.get("type")
+        if isinstance(typ, list):
+            non_null = [t for t in typ if t != "null"]
+            typ = r.choice(non_null) if non_null else "null"
+        if typ is None:
+            typ = "object" if "properties" in s else "string"
+        return getattr(self, f"_{typ}", self._unsupported)(s, name, path)
+
+    def _unsupported(self, s: Mapping[str, Any], name: str, path: str) -> Any:
+        raise SchemaError(f"tool '{self.tool}': cannot synthesise arguments at {path}: type {s.get('type')!r}")
+
+    def _null(self, s: Mapping[str, Any], name: str, path: str) -> None:
+        return None
+
+    def _boolean(self, s: Mapping[str, Any], name: str, path: str) -> bool:
+        return self.rng.random() < 0.5
+
+    def _integer(self, s: Mapping[str, Any], name: str, path: str) -> int:
+        lo = s.get("minimum", s["exclusiveMinimum"] + 1 if "exclusiveMinimum" in s else None)
+        hi = s.get("maximum", s["exclusiveMaximum"] - 1 if "exclusiveMaximum" in s else None)
+        lo = int(lo) if lo is not None else (1 if hi is None or hi >= 1 else int(hi) - 100)
+        hi = int(hi) if hi is not None else max(lo + 1, min(lo + 99, 100 if lo < 100 else lo * 2))
+        if lo > hi:
+            raise SchemaError(f"tool '{self.tool}': empty integer range at {path}")
+        step = int(s.get("multipleOf", 1)) or 1
+        choices = [v for v in range(lo, hi + 1) if v % step == 0][:10_000]
+        if not choices:
+            raise SchemaError(f"tool '{self.tool}': no multiple of {step} in [{lo}, {hi}] at {path}")
+        return self.rng.choice(choices)
+
+    def _number(self, s: Mapping[str, Any], name: str, path: str) -> float | int:
+        if "multipleOf" in s:
+            return self._integer({**s, "multipleOf": 1}, name, path) * s["multipleOf"]
+        lo = float(s.get("minimum", s.get("exclusiveMinimum", 0.0)))
+        hi = float(s.get("maximum", s.get("exclusiveMaximum", lo + 1000.0)))
+        if lo > hi:
+            raise SchemaError(f"tool '{self.tool}': empty number range at {path}")
+        v = round(self.rng.uniform(lo, hi), self.rng.choice([0, 1, 2]))
+        if ("exclusiveMinimum" in s and v <= s["exclusiveMinimum"]) or ("exclusiveMaximum" in s and v >= s["exclusiveMaximum"]):
+            v = (lo + hi) / 2
+        return int(v) if float(v).is_integer() and self.rng.random() < 0.3 else float(v)
+
+    def _string(self, s: Mapping[str, Any], name: str, path: str) -> str:
+        r = self.rng
+        fmt = s.get("format")
+        low = name.lower()
+        if fmt is None:
+            fmt = next((f for key, f in _NAME_HINTS if key in low.split("_") or low.endswith(key)), None)
+        if fmt in _FORMAT_SAMPLERS:
+            v = _FORMAT_SAMPLERS[fmt](r)
+        else:
+            key = _word_key(low, str(s.get("description", "")).lower())
+            v = r.choice(_WORDS[key]) if key else self._word(name)
+        lo, hi = int(s.get("minLength", 0)), s.get("maxLength")
+        if hi is not None and len(v) > int(hi):
+            v = v[: int(hi)]
+        if len(v) < lo:
+            v = v + "".join(r.choice(string.ascii_lowercase) for _ in range(lo - len(v)))
+        if "pattern" in s and not re.search(s["pattern"], v):
+            fits = [x for x in [*(s.get("examples") or []), s.get("default")]
+                    if isinstance(x, str) and re.search(s["pattern"], x)]
+            if fits:
+                return r.choice(fits)
+            raise SchemaError(f"tool '{self.tool}': cannot synthesise arguments at {path}: no string matching "
+                              f"pattern {s['pattern']!r}; give traces or 'examples' in the schema")
+        return v
+
+    def _word(self, name: str) -> str:
+        base = split_words(name) or "value"
+        return f"{base} {self.rng.choice(['alpha', 'blue', 'north', 'seven', 'delta', 'oak', 'river'])}"
+
+    def _array(self, s: Mapping[str, Any], name: str, path: str) -> list[Any]:
+        lo = int(s.get("minItems", 1))
+        hi = int(s.get("maxItems", max(lo, 3)))
+        n = self.rng.randint(lo, max(lo, hi))
+        items = s.get("items", {"type": "string"})
+        singular = name.removesuffix("s")
+        out: list[Any] = []
+        for i in range(n * 5):
+            if len(out) >= n:
+                break
+            v = self.value(items, singular, f"{path}[{i}]")
+            if s.get("uniqueItems") and v in out:
+                continue
+            out.append(v)
+        return out
+
+    def _object(self, s: Mapping[str, Any], name: str, path: str) -> dict[str, Any]:
+        props: Mapping[str, Any] = s.get("properties", {})
+        required = set(s.get("required", []))
+        out: dict[str, Any] = {}
+        for key, sub in props.items():
+            if key in required or self.rng.random() < self.optional_rate:
+                out[key] = self.value(sub, key, f"{path}.{key}" if path else key)
+        return out
+
+
+def sample_arguments(tool: Tool, rng: random.Random, *, optional_rate: float = 0.5, tries: int = 20) -> dict[str, Any]:
+    """Arguments for ``tool`` sampled from its schema, validated against it."""
+    validator = jsonschema.validators.validator_for(tool.parameters)(tool.parameters)
+    sampler = _Sampler(tool.parameters, rng, tool.name, optional_rate)
+    last = ""
+    for _ in range(tries):
+        args = sampler._object(sampler.resolve(tool.parameters, "<root>"), tool.name, "")
+        errors = sorted(validator.iter_errors(args), key=lambda e: list(e.path))
+        if not errors:
+            return args
+        last = f"{'/'.join(map(str, errors[0].path)) or '<root>'}: {errors[0].message}"
+    raise SchemaError(f"tool '{tool.name}': could not sample arguments that satisfy its schema ({last}); "
+                      "give traces, or 'examples'/'enum' for that parameter")
+
+
+def render_query(tool: Tool, args: Mapping[str, Any], rng: random.Random) -> str:
+    """A user request asking for ``tool`` with ``args``; every value is mentioned verbatim."""
+    props = tool.parameters.get("properties", {})
+    pieces = [f"{_param_phrase(k, props.get(k, {}))}: {_render_value(v)}" for k, v in args.items()]
+    joined = "; ".join(pieces)
+    act = _action(tool)
+    template = rng.choice(_TEMPLATES if pieces else ["{Act}.", "Can you {act}?", "Please {act}.", "I want to {act}."])
+    sentence = (joined[0].upper() + joined[1:] + ".") if joined else ""
+    text = template.format(act=act, Act=act[0].upper() + act[1:], args=joined or "the usual settings",
+                           Args_sentence=sentence)
+    return " ".join(text.split())
+
+
+def _string_values(v: Any) -> list[str]:
+    if isinstance(v, str):
+        return [v]
+    if isinstance(v, list):
+        return [s for x in v for s in _string_values(x)]
+    if isinstance(v, dict):
+        return [s for x in v.values() for s in _string_values(x)]
+    return []
+
+
+def synthesize_traces(tool: Any, n: int = 40, *, seed: int = 0, optional_rate: float = 0.5,
+                      paraphrase: Callable[[str], str] | None = None) -> list[Trace]:
+    """``n`` single-call traces for ``tool`` (a Tool, function, pydantic model or tool dict).
+
+    ``paraphrase``: optional ``query -> rewritten query`` (e.g. the base model); a rewrite is used only if
+    it keeps every string argument value verbatim, else the templated query stays.
+    """
+    t = Tool.coerce(tool)
+    rng = random.Random(f"{seed}:{t.name}")
+    traces: list[Trace] = []
+    seen: set[str] = set()
+    for i in range(n * 3):
+        if len(traces) >= n:
+            break
+        args = sample_arguments(t, rng, optional_rate=optional_rate)
+        query = render_query(t, args, rng)
+        if query in seen:
+            continue
+        seen.add(query)
+        if paraphrase is not None:
+            alt = (paraphrase(query) or "").strip()
+            if alt and all(s in alt for s in _string_values(args)):
+                query = alt
+        traces.append(Trace(id=f"synth-{t.name}-{len(traces)}", messages=[{"role": "user", "content": query}],
+                            calls=[Call(t.name, args)], tools=[t.to_dict()], query=query, source="synthetic"))
+    return traces
+
+
+def synthesize_for(tools: Sequence[Any], n: int = 40, *, seed: int = 0,
+                   paraphrase: Callable[[str], str] | None = None) -> list[Trace]:
+    """Synthetic traces for several tools, ``n`` each."""
+    return [tr for t in tools for tr in synthesize_traces(t, n, seed=seed, paraphrase=paraphrase)]
