@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.datasets import cap_per_tool, filter_by_tools, sgd, top_tools  # noqa: E402
-from evals.metrics import Example, aggregate  # noqa: E402
-from tokmem_agent import Call, MemoryConfig, TrainConfig  # noqa: E402
-from tokmem_agent.model.loader import load_base_model  # noqa: E402
-from tokmem_agent.tokmem import TokMem  # noqa: E402
-from tokmem_agent.traces import tools_in  # noqa: E402
+from evals.datasets import cap_per_tool, filter_by_tools, sgd, top_tools
+from evals.metrics import Example, aggregate
+from tokmem_agent import Call, LoraSettings, MemoryConfig, TrainConfig
+from tokmem_agent.model.loader import load_base_model
+from tokmem_agent.tokmem import TokMem
+from tokmem_agent.traces import tools_in
 
 
 def predict_calls(tm: TokMem, trace) -> tuple[list[Call], list[str], float]:
@@ -53,6 +53,9 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--out", default="runs/sgd-20")
     ap.add_argument("--resume", action="store_true", help="continue the training checkpoint in OUT/bank")
+    ap.add_argument("--from-bank", default=None, metavar="BANK",
+                    help="start from this trained bank (e.g. a second pass, or an adaptation round with --lora)")
+    ap.add_argument("--lora", action="store_true", help="adaptation round: train LoRA (q,v) with the memory rows")
     ap.add_argument("--eval-only", default=None, metavar="BANK",
                     help="skip training; score this bank (e.g. OUT/bank/checkpoint) on dev")
     args = ap.parse_args()
@@ -78,16 +81,20 @@ def main() -> None:
         evaluate_dev(tm, dev, out, {"bank": args.eval_only, "trained_steps": training.get("steps")})
         return
     defs = tools_in(train_all)
-    tm = TokMem.create([defs[n] for n in names], loaded, memory=MemoryConfig(mode=args.mode))
+    if args.from_bank:
+        tm = TokMem.load(args.from_bank, loaded)
+    else:
+        tm = TokMem.create([defs[n] for n in names], loaded, memory=MemoryConfig(mode=args.mode))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length,
-                      eval_fraction=0.03, max_eval=60, checkpoint_every=25)
+                      eval_fraction=0.03, max_eval=60, checkpoint_every=25,
+                      lora=LoraSettings() if args.lora else None)
     if args.resume:
         tm = TokMem.load(out / "bank" / "checkpoint", loaded)
     res = tm.train(train, cfg, out_dir=out / "bank", resume=args.resume)
     print(f"training: {res.seconds:.0f} s, {res.steps} steps, {res.tokens_per_s:.0f} tokens/s, "
           f"{res.seconds / max(res.n_train * args.epochs, 1) * 100:.1f} s per 100 traces; history {res.history}")
 
-    report = {"tools": names, "n_train": res.n_train, "n_multi": n_multi, "epochs": args.epochs,
+    report = {"tools": names, "from_bank": args.from_bank, "lora": args.lora, "n_train": res.n_train, "n_multi": n_multi, "epochs": args.epochs,
               "train_seconds": res.seconds, "tokens_per_s": res.tokens_per_s, "model_load_s": load_s,
               "seconds_per_100_traces": res.seconds / max(res.n_train * args.epochs, 1) * 100,
               "history": res.history}
