@@ -113,3 +113,12 @@ def shared_data() -> Path:
     if not data.is_dir():
         pytest.fail(f"shared data not found at {data}; set TOKMEM_SHARED_DIR")
     return data
+
+
+@pytest.fixture()
+def tiny_dir(tmp_path, tiny_model, tiny_tokenizer):
+    """A saved tiny model + tokenizer directory (for code paths that load a model by path)."""
+    d = tmp_path / "tiny-llama"
+    tiny_model.save_pretrained(d)
+    tiny_tokenizer.save_pretrained(d)
+    return d

@@ -30,3 +30,10 @@ def toy_records() -> list[dict]:
     for r in recs:
         r["tools"] = TOOLS
     return recs
+
+
+ADD = {"name": "add", "description": "Add two numbers",
+       "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                      "required": ["a", "b"]}}
+ECHO = {"name": "echo", "description": "Echo a text back",
+        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}

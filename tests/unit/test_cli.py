@@ -13,14 +13,6 @@ runner = CliRunner()
 
 
 @pytest.fixture()
-def tiny_dir(tmp_path, tiny_model, tiny_tokenizer):
-    d = tmp_path / "tiny-llama"
-    tiny_model.save_pretrained(d)
-    tiny_tokenizer.save_pretrained(d)
-    return d
-
-
-@pytest.fixture()
 def data(tmp_path):
     tools = [{"name": "add", "description": "Add numbers",
               "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},

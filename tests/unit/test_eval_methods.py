@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from toydata import ADD, ECHO  # tests/toydata.py
 
 from evals import methods as M
 from evals.methods import (
@@ -25,11 +26,6 @@ from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
 from tokmem_agent.tokmem import TokMem
 from tokmem_agent.traces import Call, load_traces
 
-ADD = {"name": "add", "description": "Add two numbers",
-       "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-                      "required": ["a", "b"]}}
-ECHO = {"name": "echo", "description": "Echo a text back",
-        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}
 WEATHER = {"name": "get_weather", "description": "Current weather in a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "city name"}},
                           "required": ["city"]}}

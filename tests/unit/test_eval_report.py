@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from toydata import ADD, ECHO  # tests/toydata.py
 from typer.testing import CliRunner
 
 from evals.methods import Method, MethodOutput
@@ -15,11 +16,6 @@ from evals.report import PredictionCache, run_eval
 from tokmem_agent.errors import ConfigError
 from tokmem_agent.traces import Call, load_traces
 
-ADD = {"name": "add", "description": "Add two numbers",
-       "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-                      "required": ["a", "b"]}}
-ECHO = {"name": "echo", "description": "Echo a text back",
-        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}
 WEATHER = {"name": "get_weather", "description": "Current weather in a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
 REPO = Path(__file__).resolve().parents[2]
@@ -154,14 +150,6 @@ def test_bfcl_accuracy_uses_bfcls_checker(tmp_path):
 
 
 # ----- the command ------------------------------------------------------------------------------------------
-@pytest.fixture()
-def tiny_dir(tmp_path, tiny_model, tiny_tokenizer):
-    d = tmp_path / "tiny-llama"
-    tiny_model.save_pretrained(d)
-    tiny_tokenizer.save_pretrained(d)
-    return d
-
-
 def test_tokmem_eval_end_to_end(tmp_path, tiny_dir):
     from tokmem_agent.cli import app
 

@@ -1,0 +1,63 @@
+"""The `make demo` bank on the real default model: a two-step chain through the controller, and the same
+tools through LangChain's create_agent.
+
+The bank is trained exactly as `make demo` trains it (tools.demo.demo_bank, same data and settings) into
+the user cache (``$TOKMEM_CACHE_DIR/test-banks/demo``) and reused while data and settings are unchanged,
+so only the first run on a machine pays for the training (about 10 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tokmem_agent.agent import TokMemAgent
+from tokmem_agent.model.loader import cache_root, load_base_model
+from tools.basic import make_tools
+
+pytestmark = pytest.mark.slow
+
+QUERY = "Convert 250 GBP to USD and then add a 15% tip to the converted amount."
+
+
+@pytest.fixture(scope="module")
+def demo_tm():
+    from tools.demo import demo_bank
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        loaded = load_base_model(None)
+        yield demo_bank(loaded, cache_root() / "test-banks" / "demo")
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_two_step_chain_gives_right_calls_and_answer(demo_tm, tmp_path):
+    agent = TokMemAgent(demo_tm, make_tools(tmp_path))
+    r = agent.run(QUERY)
+    tools = [s.tool for s in r.steps]
+    assert tools[:2] == ["convert_currency", "add_tip"], r.pretty()
+    first, second = r.steps[0], r.steps[1]
+    assert first.ok and first.arguments == {"amount": 250, "from_currency": "GBP", "to_currency": "USD"}, r.pretty()
+    converted = first.result["result"]
+    assert second.ok and second.arguments["bill"] == pytest.approx(converted) and second.arguments["percent"] == 15, \
+        r.pretty()  # the second call uses the first call's result
+    assert r.outcome == "answer" and f"{second.result['total']:.2f}" in r.answer, r.pretty()
+
+
+def test_create_agent_with_the_example_pack(demo_tm, tmp_path):
+    from langchain.agents import create_agent
+    from langchain_core.tools import tool as lc_tool
+
+    from tokmem_agent.integrations.langchain import ChatTokMem
+
+    fns = make_tools(tmp_path)
+    agent = create_agent(ChatTokMem(tm=demo_tm), tools=[lc_tool(f) for f in fns])
+    out = agent.invoke({"messages": [("user", "Convert 120 USD to EUR.")]})
+    calls = [c for m in out["messages"] for c in (getattr(m, "tool_calls", None) or [])]
+    assert calls and calls[0]["name"] == "convert_currency", out["messages"]
+    assert calls[0]["args"] == {"amount": 120, "from_currency": "USD", "to_currency": "EUR"}
+    tool_msgs = [m for m in out["messages"] if type(m).__name__ == "ToolMessage"]
+    assert tool_msgs and "110.4" in tool_msgs[0].content
+    assert out["messages"][-1].content.strip()
