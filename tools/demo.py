@@ -1,6 +1,6 @@
 """`make demo`: train memory tokens for the example tools on the default model, then run agent tasks.
 
-    python -m tools.demo [--bank banks/demo] [--retrain] [--epochs 1] [--limit 600]
+    python -m tools.demo [--bank banks/demo] [--retrain] [--epochs 2] [--limit 600] [--no-lora]
 
 The first run dequantises the default model (~40 s, cached afterwards) and trains one token per tool
 (a few minutes on 2 CPU cores, with a progress bar). Later runs reuse the bank when the training data is
@@ -18,8 +18,9 @@ import random
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from tokmem_agent import TrainConfig, load_traces
+from tokmem_agent import LoraSettings, TrainConfig, load_traces
 from tokmem_agent.agent import TokMemAgent
 from tokmem_agent.decoding.runlog import Step
 from tokmem_agent.errors import TokMemError
@@ -37,9 +38,9 @@ TASKS = [
 ]
 
 
-def data_hash(path: Path, limit: int | None, epochs: int) -> str:
+def data_hash(path: Path, limit: int | None, epochs: int, lora: bool) -> str:
     h = hashlib.sha256(path.read_bytes())
-    h.update(f"{limit}|{epochs}".encode())
+    h.update(f"{limit}|{epochs}|{lora}".encode())
     return h.hexdigest()[:16]
 
 
@@ -49,48 +50,57 @@ def show(step: Step) -> None:
     print(f"     ← {step.result_text}" if step.ok else f"     ✗ {step.status}: {step.error}", flush=True)
 
 
+def demo_bank(loaded: Any, bank: Path, *, limit: int | None = 600, epochs: int = 2, lora: bool = True,
+              retrain: bool = False) -> TokMem:
+    """The demo's trained bank at ``bank``: reused when it was trained on the same data and settings,
+    else trained (chain reading, so the model also learns to go on after a result) and saved there."""
+    fingerprint = data_hash(DATA, limit, epochs, lora)
+    if bank.exists() and not retrain:
+        try:
+            tm = TokMem.load(bank, loaded)
+            if tm.meta.get("demo_data") == fingerprint:
+                print(f"2. Reusing the trained bank {bank} (pass --retrain to train again)")
+                return tm
+        except TokMemError as exc:
+            print(f"   (cannot reuse {bank}: {exc}; training again)")
+    traces = load_traces(DATA)
+    random.Random(0).shuffle(traces)
+    traces = traces[:limit] if limit else traces
+    tools = make_tools()
+    print(f"2. Training {len(tools)} memory tokens on {len(traces)} traces "
+          f"({sum(len(t.calls) > 1 for t in traces)} multi-step) — the model stays frozen; "
+          + ("the tokens learn, with a small LoRA adaptation round" if lora else "only the tokens learn"),
+          flush=True)
+    tm = TokMem.create(tools, loaded)
+    tm.meta["demo_data"] = fingerprint
+    cfg = TrainConfig(epochs=epochs, batch_size=8, max_length=512, eval_fraction=0.05,
+                      lora=LoraSettings() if lora else None)
+    result = tm.train(traces, cfg, reading="chain", out_dir=bank)
+    n_params = tm.bank.steer.numel() + sum(p.numel() for p in tm.lora_parameters())
+    print(f"   trained in {result.seconds:.0f} s ({result.tokens_per_s:.0f} tokens/s); "
+          f"{n_params:,} trainable parameters; bank saved to {bank}", flush=True)
+    return tm
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bank", default="banks/demo")
     ap.add_argument("--retrain", action="store_true", help="train even if a matching bank exists")
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--limit", type=int, default=400, help="training traces to use (0 = all)")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=600, help="training traces to use (0 = all)")
+    ap.add_argument("--no-lora", dest="lora", action="store_false",
+                    help="skip the adaptation round (LoRA on attention, trained with the tokens): memory tokens only")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     bank = Path(args.bank)
     limit = args.limit or None
-    fingerprint = data_hash(DATA, limit, args.epochs)
 
     print("1. Loading the default model (SmolLM2-135M-Instruct; the first run dequantises it, ~40 s) …", flush=True)
     t0 = time.perf_counter()
     loaded = load_base_model(None)
     print(f"   loaded in {time.perf_counter() - t0:.1f} s", flush=True)
 
-    tm = None
-    if bank.exists() and not args.retrain:
-        try:
-            tm = TokMem.load(bank, loaded)
-            if tm.meta.get("demo_data") != fingerprint:
-                tm = None
-            else:
-                print(f"2. Reusing the trained bank {bank} (pass --retrain to train again)")
-        except TokMemError as exc:
-            print(f"   (cannot reuse {bank}: {exc}; training again)")
-            tm = None
-    if tm is None:
-        traces = load_traces(DATA)
-        random.Random(0).shuffle(traces)
-        traces = traces[:limit] if limit else traces
-        tools = make_tools()
-        print(f"2. Training {len(tools)} memory tokens on {len(traces)} traces "
-              f"({sum(len(t.calls) > 1 for t in traces)} multi-step) — only the tokens learn, the model stays frozen",
-              flush=True)
-        tm = TokMem.create(tools, loaded)
-        tm.meta["demo_data"] = fingerprint
-        result = tm.train(traces, TrainConfig(epochs=args.epochs, batch_size=8, max_length=512, eval_fraction=0.05),
-                          reading="chain", out_dir=bank)
-        print(f"   trained in {result.seconds:.0f} s ({result.tokens_per_s:.0f} tokens/s); "
-              f"{tm.bank.steer.numel():,} trainable parameters; bank saved to {bank}", flush=True)
+    tm = demo_bank(loaded, bank, limit=limit, epochs=args.epochs, lora=args.lora, retrain=args.retrain)
 
     print("3. Running agent tasks (no tool documentation in the prompt)\n", flush=True)
     with tempfile.TemporaryDirectory() as store:
