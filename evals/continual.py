@@ -6,6 +6,7 @@ Starting from a bank trained on the 20 most frequent SGD tools (``bench/train_sg
 registers new tools on a fresh copy of that bank and scores old and new tools before and after:
 
 * ``traces``          the next 10 most frequent tools, with their training traces (≤ --per-tool each);
+* ``replay``          the same plus replay: 5 training traces per old tool mixed in (old rows stay frozen);
 * ``traces-norenorm`` the same without renormalisation (ablation of paper eq. 5-6);
 * ``decoupled``       the same on a decoupled copy of the bank (address and steering rows train apart);
 * ``zero``            the next 10 tools with no traces (synthetic traces from their schemas);
@@ -41,7 +42,7 @@ from tokmem_agent.traces import Trace, tools_in
 from tokmem_agent.training.dataset import encode_traces
 from tokmem_agent.training.trainer import evaluate
 
-VARIANTS = ["traces", "traces-norenorm", "decoupled", "zero", "init-only", "unseen"]
+VARIANTS = ["traces", "replay", "traces-norenorm", "decoupled", "zero", "init-only", "unseen"]
 
 
 def teacher_forced(tm: TokMem, traces: list[Trace]) -> float | None:
@@ -143,6 +144,7 @@ def main() -> None:
     report["before"] = score(base, {"old": g_old})
 
     next_traces = cap_per_tool(filter_by_tools(train_all, nxt), args.per_tool, seed=0)
+    old_traces = cap_per_tool(filter_by_tools(train_all, old), 5, seed=1)
     for variant in [v for v in args.variants.split(",") if v]:
         if variant not in VARIANTS:
             raise SystemExit(f"unknown variant {variant!r}; choose from {VARIANTS}")
@@ -152,7 +154,8 @@ def main() -> None:
         before = snapshot(tm)
         names = unseen if variant == "unseen" else nxt
         tools = [defs[n] for n in names]
-        traces = next_traces if variant in ("traces", "traces-norenorm", "decoupled") else None
+        traces = next_traces if variant in ("traces", "replay", "traces-norenorm", "decoupled") else None
+        replay = old_traces if variant == "replay" else ()
         epochs = args.epochs if traces else args.synth_epochs
         cfg = RegisterConfig(synth_per_tool=args.synth, train=TrainConfig(
             epochs=epochs, eval_fraction=0.0, renormalize=variant != "traces-norenorm", max_length=768))
@@ -163,7 +166,7 @@ def main() -> None:
             tm.add_tools(tools)
             n_traces = 0
         else:
-            res = tm.register(tools, traces, config=cfg)
+            res = tm.register(tools, traces, replay=replay, config=cfg)
             n_traces = res.n_traces
         seconds = time.perf_counter() - t0
         ok = untouched(tm, before, backbone)

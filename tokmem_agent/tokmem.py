@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,7 @@ from .traces import Message, Trace
 if TYPE_CHECKING:
     from .continual import RegisterResult
 
+log = logging.getLogger("tokmem_agent")
 ModelLike = LoadedModel | ModelConfig | str | None
 
 
@@ -145,6 +147,13 @@ class TokMem:
         from peft import LoraConfig, inject_adapter_in_model
 
         if self.lora is not None:
+            return
+        if any("lora_A" in n for n, _ in self.model.base.named_modules()):
+            # Another TokMem on the same LoadedModel injected adapters already: reuse those modules (a
+            # second injection would stack adapters). Loading a bank then overwrites their weights.
+            log.warning("the base model already carries LoRA adapters (another bank on this LoadedModel); "
+                        "they are shared: this bank's adapter weights replace the previous ones")
+            self.lora = settings
             return
         cfg = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                          target_modules=list(settings.target_modules), bias="none")

@@ -314,6 +314,14 @@ def test_lora_adaptation_round_saves_and_loads(loaded, tmp_path):
             assert torch.equal(v, base_before[k.replace(".base_layer", "")]), k
     tm.save(tmp_path / "bank")
     assert (tmp_path / "bank" / "adapter" / "adapter_model.safetensors").exists()
+    # loading it (twice) onto the same base model reuses the injected adapter modules, never stacks them
+    n_lora = sum("lora_A" in n for n, _ in loaded.model.named_modules())
+    x = torch.tensor([[5, 6, 7, 8]])
+    want = tm.model.logits(tm.model.hidden(x)[0])
+    for _ in range(2):
+        back = TokMem.load(tmp_path / "bank", loaded)
+        assert sum("lora_A" in n for n, _ in loaded.model.named_modules()) == n_lora
+        assert torch.allclose(back.model.logits(back.model.hidden(x)[0]), want)
 
 
 # ----- generation ---------------------------------------------------------------------------------------
