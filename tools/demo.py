@@ -3,7 +3,7 @@
     python -m tools.demo [--bank banks/demo] [--retrain] [--epochs 2] [--limit 600] [--no-lora]
 
 The first run dequantises the default model (~40 s, cached afterwards) and trains one token per tool
-(a few minutes on 2 CPU cores, with a progress bar). Later runs reuse the bank when the training data is
+(about 15 minutes on 2 idle CPU cores, with a progress bar). Later runs reuse the bank when the training data is
 unchanged. Then each task is answered by the decoding controller: every tool call and its result is
 printed as it happens, then the final answer.
 """
