@@ -211,7 +211,10 @@ class _Sampler:
         hi = float(s.get("maximum", s.get("exclusiveMaximum", lo + 1000.0)))
         if lo > hi:
             raise SchemaError(f"tool '{self.tool}': empty number range at {path}")
-        v = round(self.rng.uniform(lo, hi), self.rng.choice([0, 1, 2]))
+        raw = self.rng.uniform(lo, hi)
+        v = round(raw, self.rng.choice([0, 1, 2]))
+        if not lo <= v <= hi:  # rounding left a narrow range
+            v = raw
         if ("exclusiveMinimum" in s and v <= s["exclusiveMinimum"]) or ("exclusiveMaximum" in s and v >= s["exclusiveMaximum"]):
             v = (lo + hi) / 2
         return int(v) if float(v).is_integer() and self.rng.random() < 0.3 else float(v)
