@@ -138,7 +138,8 @@ def main() -> None:
     print(f"dev groups (teacher-forced / generated): old {len(g_old[0])}/{len(g_old[1])}, "
           f"next {len(g_next[0])}/{len(g_next[1])}, unseen {len(g_unseen[0])}/{len(g_unseen[1])}")
     backbone = {k: v.detach().clone() for k, v in loaded.model.state_dict().items()}
-    report: dict[str, Any] = {"base": args.base, "old": old, "next": nxt, "unseen": unseen, "args": vars(args)}
+    report: dict[str, Any] = {"base": args.base, "old_tools": old, "next_tools": nxt, "unseen_tools": unseen,
+                              "args": vars(args)}
     results_path = out / "continual.json"
     print("before registration:")
     report["before"] = score(base, {"old": g_old})
