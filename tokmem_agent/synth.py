@@ -17,6 +17,7 @@ sampled raises :class:`~tokmem_agent.errors.SchemaError` naming the tool and the
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import random
 import re
 import string
@@ -199,18 +200,22 @@ class _Sampler:
         if lo > hi:
             raise SchemaError(f"tool '{self.tool}': empty integer range at {path}")
         step = int(s.get("multipleOf", 1)) or 1
-        choices = [v for v in range(lo, hi + 1) if v % step == 0][:10_000]
-        if not choices:
+        return int(self._multiple_in(lo, hi, step, path))
+
+    def _multiple_in(self, lo: float, hi: float, step: float, path: str) -> float:
+        """A uniformly random multiple of ``step`` in [lo, hi], without listing candidates (ranges may be huge)."""
+        k_lo, k_hi = math.ceil(lo / step), math.floor(hi / step)
+        if k_lo > k_hi:
             raise SchemaError(f"tool '{self.tool}': no multiple of {step} in [{lo}, {hi}] at {path}")
-        return self.rng.choice(choices)
+        return self.rng.randint(k_lo, k_hi) * step
 
     def _number(self, s: Mapping[str, Any], name: str, path: str) -> float | int:
-        if "multipleOf" in s:
-            return self._integer({**s, "multipleOf": 1}, name, path) * s["multipleOf"]
         lo = float(s.get("minimum", s.get("exclusiveMinimum", 0.0)))
         hi = float(s.get("maximum", s.get("exclusiveMaximum", lo + 1000.0)))
         if lo > hi:
             raise SchemaError(f"tool '{self.tool}': empty number range at {path}")
+        if "multipleOf" in s:  # exclusive bounds hit exactly are resampled by sample_arguments' validation
+            return self._multiple_in(lo, hi, s["multipleOf"], path)
         raw = self.rng.uniform(lo, hi)
         v = round(raw, self.rng.choice([0, 1, 2]))
         if not lo <= v <= hi:  # rounding left a narrow range

@@ -247,6 +247,9 @@ _scalar = st.one_of(
     st.builds(lambda lo, n: {"type": "integer", "minimum": lo, "maximum": lo + n}, st.integers(-50, 50), st.integers(0, 50)),
     st.builds(lambda m: {"type": "integer", "multipleOf": m, "minimum": 0, "maximum": 100}, st.integers(1, 10)),
     st.just({"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 5}),
+    st.just({"type": "integer", "minimum": 0, "maximum": 10**12}),  # huge range: no candidate list
+    st.builds(lambda m, lo: {"type": "number", "multipleOf": m, "minimum": lo, "maximum": lo + 100},
+              st.integers(1, 10), st.integers(-50, 50)),
     st.builds(lambda lo, n: {"type": "number", "minimum": lo, "maximum": lo + n},
               st.floats(-100, 100, allow_nan=False), st.floats(0, 100, allow_nan=False)),
     st.just({"type": "boolean"}),
