@@ -123,12 +123,8 @@ def forget(tm: TokMem, names: Iterable[str]) -> list[str]:
 
 @torch.no_grad()
 def _reinit_row(tm: TokMem, tool: Tool) -> None:
-    from .model.memory import init_rows
-
     i = tm.bank.index(tool.name)
-    emb = tm.model.base.get_input_embeddings().weight  # [V, d]
-    toks = [tm.chat.text_ids(f"{tool.name.replace('_', ' ')}: {tool.description}")]
-    row = init_rows(emb, toks, tm.memory_config.init, generator=torch.Generator().manual_seed(0))[0]  # [d]
+    row = tm.initial_rows([tool], seed=0)[0]  # [d]
     for m in tm.bank.matrices():
         m.data[i] = row
 

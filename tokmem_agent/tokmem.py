@@ -115,12 +115,17 @@ class TokMem:
             new.append(self.tools.register(tool))
         if not new:
             return []
-        emb = self.model.base.get_input_embeddings().weight  # [V, d]
-        toks = [self.chat.text_ids(f"{t.name.replace('_', ' ')}: {t.description}") for t in new]
-        gen = torch.Generator().manual_seed(seed)
-        rows = init_rows(emb, toks, init or self.memory_config.init, generator=gen)  # [n, d]
-        self.bank.add([t.name for t in new], rows)
+        self.bank.add([t.name for t in new], self.initial_rows(new, init=init, seed=seed))
         return [t.name for t in new]
+
+    @torch.no_grad()
+    def initial_rows(self, tools: Sequence[Tool], *, init: str | None = None, seed: int = 0) -> torch.Tensor:
+        """Fresh memory rows [n, d] for ``tools``, per ``init`` (default ``MemoryConfig.init``), from the
+        embeddings of ``"<name with spaces>: <description>"``."""
+        emb = self.model.base.get_input_embeddings().weight  # [V, d]
+        toks = [self.chat.text_ids(f"{t.name.replace('_', ' ')}: {t.description}") for t in tools]
+        gen = torch.Generator().manual_seed(seed)
+        return init_rows(emb, toks, init or self.memory_config.init, generator=gen)  # [n, d]
 
     def require_tools(self, tools: Iterable[Any]) -> list[Tool]:
         """Check that every tool has a token here with the same schema; attach callables. Returns Tools."""
