@@ -40,6 +40,9 @@ class Encoded:
     ids: list[int]
     targets: list[bool]  # same length: True where the token is an assistant-turn token (loss applies)
     n_dropped_messages: int = 0
+    #: positions of decision targets: the first token of each target turn (a memory token = call, text =
+    #: answer) and the end-of-turn after a call turn (stop calling vs call again); see TrainConfig.decision_weight
+    decisions: list[int] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -129,26 +132,33 @@ class ChatFormat:
                                                   add_generation_prompt=add_generation_prompt)
         ids: list[int] = []
         targets: list[bool] = []
+        decisions: list[int] = []
         pos = 0
-        expect_eot = False
+        expect_eot = eot_decides = False
         for m in _PH_RE.finditer(text):
             piece = self.text_ids(text[pos:m.start()])
-            self._extend(ids, targets, piece, expect_eot)
+            self._extend(ids, targets, piece, expect_eot, decisions if eot_decides else None)
             msg = messages[int(m.group(1))]
             body = self.assistant_ids(msg)
             is_target = bool(msg.get("target", bool(msg.get("calls"))))
+            if is_target and body:
+                decisions.append(len(ids))
             ids += body
             targets += [is_target] * len(body)
             pos, expect_eot = m.end(), is_target
+            eot_decides = is_target and bool(msg.get("calls"))
         tail_start = len(ids)
-        self._extend(ids, targets, self.text_ids(text[pos:]), expect_eot)
-        return Encoded(ids, targets, meta={"tail_start": tail_start})
+        self._extend(ids, targets, self.text_ids(text[pos:]), expect_eot, decisions if eot_decides else None)
+        return Encoded(ids, targets, decisions=decisions, meta={"tail_start": tail_start})
 
-    def _extend(self, ids: list[int], targets: list[bool], piece: list[int], expect_eot: bool) -> None:
+    def _extend(self, ids: list[int], targets: list[bool], piece: list[int], expect_eot: bool,
+                decisions: list[int] | None = None) -> None:
         ids += piece
         targets += [False] * len(piece)
         if expect_eot and piece and piece[0] == self.eot_id:
             targets[len(ids) - len(piece)] = True
+            if decisions is not None:
+                decisions.append(len(ids) - len(piece))
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Ids to feed before generating the next assistant turn."""
@@ -194,7 +204,8 @@ class ChatFormat:
         overflow = len(enc.ids) - max_length
         if overflow >= first_t:
             return None
-        return Encoded(enc.ids[overflow:], enc.targets[overflow:], dropped, {"left_cut": overflow})
+        return Encoded(enc.ids[overflow:], enc.targets[overflow:], dropped,
+                       [d - overflow for d in enc.decisions if d >= overflow], {"left_cut": overflow})
 
 
 def trace_conversation(trace: Any, reading: str = "compositional") -> list[Message]:

@@ -40,6 +40,8 @@ def train(
     mode: str = typer.Option("tied", help="tied | decoupled memory matrices."),
     init: str = typer.Option("mean", help="Row init: mean | random | orthogonal."),
     reading: str = typer.Option("compositional", help="compositional (all calls at once) | chain (calls, results, answer)."),
+    decision_weight: float = typer.Option(1.0, help="Loss weight of call/answer/stop decisions (1 = paper; "
+                                          "5 helps chains, see docs/training.md)."),
     lora: bool = typer.Option(False, "--lora", help="Adaptation round: also train LoRA on attention projections."),
     limit: int | None = typer.Option(None, help="Use only the first N records."),
     seed: int = typer.Option(0),
@@ -54,7 +56,8 @@ def train(
     try:
         traces = load_traces(data, limit=limit)
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_length=max_length,
-                          seed=seed, lora=LoraSettings() if lora else None, autocast=None if autocast == "none" else autocast)
+                          seed=seed, lora=LoraSettings() if lora else None, decision_weight=decision_weight,
+                          autocast=None if autocast == "none" else autocast)
         if bank is not None:
             tm = TokMem.load(bank, model)
         elif resume and (out / "checkpoint").exists():

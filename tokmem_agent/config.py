@@ -74,6 +74,11 @@ class TrainConfig:
         natively (a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX). On a CPU without them bf16 is
         emulated and was measured ~30x *slower* than float32 (see docs/benchmarks.md).
     renormalize: after every step, rescale the trained rows to the mean norm of the frozen rows (paper eq. 5-6).
+    decision_weight: loss weight of the *decision* targets — the first token of each assistant turn (a memory
+        token means "call", text means "answer") and the end-of-turn after a call turn ("stop calling"). 1.0
+        is the paper's uniform loss. In a chain a decision is one token among dozens of answer tokens, so
+        raising it (the demo uses 5) teaches the model to go on calling after a result; the reported train
+        loss is then the weighted mean (held-out loss stays unweighted).
     """
 
     epochs: int = 2
@@ -88,6 +93,7 @@ class TrainConfig:
     max_eval: int = 200
     autocast: Literal["auto", "bf16"] | None = "auto"
     renormalize: bool = True
+    decision_weight: float = 1.0
     checkpoint_every: int = 200
     lora: LoraSettings | None = None
     lora_lr: float = 2e-4
@@ -99,6 +105,8 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if not self.decision_weight > 0:
+            raise ConfigError(f"TrainConfig.decision_weight must be > 0, got {self.decision_weight}")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ConfigError(f"TrainConfig.eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.autocast not in (None, "bf16", "auto"):

@@ -38,10 +38,29 @@ TASKS = [
 ]
 
 
+#: loss weight of the call/answer/stop decisions (TrainConfig.decision_weight); the recipe tag below changes
+#: whenever the selection or the training settings do, so a stale bank is retrained
+DECISION_WEIGHT = 5.0
+LORA_LR = 1e-3
+RECIPE = f"multi-first|decision={DECISION_WEIGHT}|lora_lr={LORA_LR}"
+
+
 def data_hash(path: Path, limit: int | None, epochs: int, lora: bool) -> str:
     h = hashlib.sha256(path.read_bytes())
-    h.update(f"{limit}|{epochs}|{lora}".encode())
+    h.update(f"{limit}|{epochs}|{lora}|{RECIPE}".encode())
     return h.hexdigest()[:16]
+
+
+def select_traces(traces: list[Any], limit: int | None) -> list[Any]:
+    """Every multi-step trace first, then single calls up to ``limit``: chains are what a small budget
+    under-teaches (after a result, go on calling or answer), single calls are plentiful."""
+    traces = list(traces)
+    random.Random(0).shuffle(traces)
+    multi = [t for t in traces if len(t.calls) > 1]
+    single = [t for t in traces if len(t.calls) == 1]
+    chosen = (multi + single)[:limit] if limit else multi + single
+    random.Random(1).shuffle(chosen)
+    return chosen
 
 
 def show(step: Step) -> None:
@@ -63,9 +82,7 @@ def demo_bank(loaded: Any, bank: Path, *, limit: int | None = 600, epochs: int =
                 return tm
         except TokMemError as exc:
             print(f"   (cannot reuse {bank}: {exc}; training again)")
-    traces = load_traces(DATA)
-    random.Random(0).shuffle(traces)
-    traces = traces[:limit] if limit else traces
+    traces = select_traces(load_traces(DATA), limit)
     tools = make_tools()
     print(f"2. Training {len(tools)} memory tokens on {len(traces)} traces "
           f"({sum(len(t.calls) > 1 for t in traces)} multi-step) — the model stays frozen; "
@@ -74,7 +91,7 @@ def demo_bank(loaded: Any, bank: Path, *, limit: int | None = 600, epochs: int =
     tm = TokMem.create(tools, loaded)
     tm.meta["demo_data"] = fingerprint
     cfg = TrainConfig(epochs=epochs, batch_size=8, max_length=512, eval_fraction=0.05,
-                      lora=LoraSettings() if lora else None)
+                      decision_weight=DECISION_WEIGHT, lora=LoraSettings() if lora else None, lora_lr=LORA_LR)
     result = tm.train(traces, cfg, reading="chain", out_dir=bank)
     n_params = tm.bank.steer.numel() + sum(p.numel() for p in tm.lora_parameters())
     print(f"   trained in {result.seconds:.0f} s ({result.tokens_per_s:.0f} tokens/s); "

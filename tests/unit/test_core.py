@@ -141,6 +141,36 @@ def test_chain_reading_targets_calls_and_answer(tm):
                 + [tm.chat.eot_id] + answer + [tm.chat.eot_id])
     assert tgt == expected
     assert tm.chat.text_ids('{"temp":3}')[0] in enc.ids  # the result is in the context
+    # decisions: each turn's first token (call, call, answer) and the end-of-turn after each call turn
+    dec = [enc.ids[p] for p in enc.decisions]
+    mem = tm.chat.memory_id
+    assert dec == [mem("get_weather"), tm.chat.eot_id, mem("add"), tm.chat.eot_id, answer[0]]
+    assert all(enc.targets[p] for p in enc.decisions)
+
+
+def test_decision_weight_scales_only_decision_targets(tm):
+    from tokmem_agent.training.dataset import collate, encode_traces
+
+    rec = {"query": "weather in Oslo then add", "tools": TOOLS,
+           "answers": [{"name": "get_weather", "arguments": {"city": "Oslo"}},
+                       {"name": "add", "arguments": {"a": 1, "b": 2}}],
+           "results": [{"temp": 3}, 3], "between": [[]], "response": "It is 3 degrees."}
+    [ex], _ = encode_traces(tm.chat, load_traces([rec]), max_length=512, reading="chain")
+    plain = collate([ex], 0)
+    assert "weights" not in plain
+    batch = collate([ex], 0, decision_weight=4.0)
+    w = batch["weights"][0]
+    assert sorted(torch.nonzero(w != 1.0).flatten().tolist()) == sorted(ex.decisions) and len(ex.decisions) == 5
+    with torch.no_grad():
+        unweighted = tm.model.target_loss(**plain)
+        weighted = tm.model.target_loss(**batch)
+        h, _ = tm.model.hidden(batch["input_ids"])
+        per_tok = torch.nn.functional.cross_entropy(tm.model.logits(h[0, :-1]), batch["labels"][0, 1:],
+                                                    ignore_index=-100, reduction="none")  # [T-1]
+    expected = (per_tok * w[1:]).sum()
+    assert torch.allclose(weighted["loss_sum"], expected, rtol=1e-4)
+    assert float(weighted["n"]) == float(unweighted["n"]) + 3.0 * 5
+    assert torch.allclose(unweighted["loss_sum"], per_tok.sum(), rtol=1e-4)
 
 
 def test_truncation_drops_oldest_context_never_the_target(tm):
@@ -155,6 +185,7 @@ def test_truncation_drops_oldest_context_never_the_target(tm):
     enc = tm.chat.truncated(trace_conversation(trace), 200)
     assert enc is not None and len(enc.ids) <= 200 and enc.n_dropped_messages > 0
     assert [i for i, m in zip(enc.ids, enc.targets) if m] == [i for i, m in zip(full.ids, full.targets) if m]
+    assert [enc.ids[p] for p in enc.decisions] == [full.ids[p] for p in full.decisions]
     assert tm.chat.truncated(trace_conversation(trace), 6) is None  # target alone does not fit: skipped
 
 
@@ -349,3 +380,44 @@ def test_split_calls(tm):
     ids = tm.chat.text_ids("ok") + [m("add")] + tm.chat.text_ids('{"a":1}') + [m("get_weather")] + [tm.chat.eot_id]
     text, calls = tm.split_calls(ids)
     assert text == "ok" and [(c.name, c.arguments) for c in calls] == [("add", '{"a":1}'), ("get_weather", "")]
+
+
+def test_decision_weight_changes_chain_training_and_is_validated(loaded):
+    recs = [{"query": f"weather in Oslo then add {i}", "tools": TOOLS,
+             "answers": [{"name": "get_weather", "arguments": {"city": "Oslo"}},
+                         {"name": "add", "arguments": {"a": i, "b": 2}}],
+             "results": [{"temp": 3}, i + 2], "between": [[]], "response": f"3 degrees; {i + 2}."} for i in range(4)]
+    traces = load_traces(recs)
+    rows = []
+    for w in (1.0, 5.0):
+        tm = TokMem.create(TOOLS, loaded)
+        res = tm.train(traces, TrainConfig(epochs=1, decision_weight=w, renormalize=False, **FAST), reading="chain")
+        assert res.steps == 1
+        rows.append(tm.bank.steer.detach().clone())
+    assert not torch.equal(rows[0], rows[1])  # the weight reaches the gradient
+    with pytest.raises(ConfigError, match="decision_weight"):
+        TrainConfig(decision_weight=0)
+
+
+@pytest.mark.parametrize("mode", ["tied", "decoupled"])
+def test_frozen_prefix_gives_the_same_loss_and_gradients(loaded, mode):
+    from tokmem_agent.training.dataset import collate, encode_traces
+
+    tm = TokMem.create(TOOLS, loaded, memory=MemoryConfig(mode=mode))
+    recs = toy_records()[:3] + [{"messages": [{"role": "user", "content": "a much longer question " * 6}],
+                                 "tools": TOOLS, "answers": [{"name": "add", "arguments": {"a": 1, "b": 2}}]}]
+    examples, _ = encode_traces(tm.chat, load_traces(recs), max_length=512)
+    batch = collate(examples, 0, decision_weight=3.0)  # right-padded, prompts of different lengths
+    assert tm.model.frozen_prefix_len(batch["input_ids"]) > 0
+    mats = tm.bank.matrices()
+    out = {}
+    for frozen in (False, True):
+        for m in mats:
+            m.requires_grad_(True)
+            m.grad = None
+        res = tm.model.target_loss(**batch, frozen_prefix=frozen)
+        (res["loss_sum"] / res["n"]).backward()
+        out[frozen] = (res["loss_sum"].detach(), [m.grad.clone() for m in mats])
+    assert torch.allclose(out[False][0], out[True][0], rtol=1e-4)
+    for g0, g1 in zip(out[False][1], out[True][1]):
+        assert g1.abs().sum() > 0 and torch.allclose(g0, g1, rtol=1e-3, atol=1e-6)

@@ -71,22 +71,48 @@ class TokMemModel(nn.Module):
             mem = h.float() @ self.bank.address.t()  # [..., N]
         return torch.cat([vocab, mem], dim=-1)
 
-    def target_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def target_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                    weights: torch.Tensor | None = None, *, frozen_prefix: bool = False) -> dict[str, torch.Tensor]:
         """Cross-entropy on target positions only (the LM head runs only there).
 
-        input_ids, attention_mask, labels: [B, T]; labels = -100 where no loss. Returns the summed loss,
-        the number of targets, and correct/total counts at memory-token targets (tool selection).
+        input_ids, attention_mask, labels: [B, T]; labels = -100 where no loss; weights [B, T] (optional)
+        scale each target's loss. Returns the (weighted) summed loss and the (weighted) number of targets,
+        so ``loss_sum / n`` is the weighted mean, and correct/total counts at memory-token targets.
+
+        frozen_prefix: run the positions before the batch's first memory token without autograd (their
+        hidden states cannot depend on the memory rows) and only the rest with it, through the KV cache.
+        Same loss and gradients, much less backward work when the prompt is long; valid only while
+        nothing but the memory bank trains (the caller's job: not with a LoRA round).
         """
-        h, _ = self.hidden(input_ids, attention_mask)  # [B, T, d]
+        p = self.frozen_prefix_len(input_ids) if frozen_prefix and torch.is_grad_enabled() else 0
+        if p > 0:
+            with torch.no_grad():
+                h0, past = self.hidden(input_ids[:, :p], attention_mask[:, :p], use_cache=True)  # [B, p, d]
+            h1, _ = self.hidden(input_ids[:, p:], attention_mask, past_key_values=past, use_cache=True)
+            h = torch.cat([h0, h1], dim=1)  # [B, T, d]
+        else:
+            h, _ = self.hidden(input_ids, attention_mask)  # [B, T, d]
         tgt = labels[:, 1:]  # [B, T-1]: token t+1 is predicted from position t
         sel = tgt != -100
         logits = self.logits(h[:, :-1][sel])  # [K, V+N]
         y = tgt[sel]  # [K]
-        loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+        if weights is None:
+            loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+            n = sel.sum()
+        else:
+            w = weights[:, 1:][sel].to(logits.dtype)  # [K]
+            loss = (torch.nn.functional.cross_entropy(logits, y, reduction="none") * w).sum()
+            n = w.sum()
         is_mem = y >= self.vocab_size
         correct = (logits[is_mem].argmax(-1) == y[is_mem]).sum()
-        return {"loss_sum": loss, "n": sel.sum(), "mem_correct": correct, "mem_n": is_mem.sum()}
+        return {"loss_sum": loss, "n": n, "mem_correct": correct, "mem_n": is_mem.sum()}
+
+    def frozen_prefix_len(self, input_ids: torch.Tensor) -> int:
+        """Positions [0, p) that hold no memory token in any row of the batch (at least one left after)."""
+        is_mem = input_ids >= self.vocab_size  # [B, T]
+        t = input_ids.shape[1]
+        first = torch.where(is_mem.any(1), is_mem.float().argmax(1), torch.full_like(is_mem[:, 0], t, dtype=torch.long))
+        return int(min(int(first.min()), t - 1))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 past_key_values: Any = None, use_cache: bool = False) -> tuple[torch.Tensor, Any]:

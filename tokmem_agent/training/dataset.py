@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -22,6 +22,7 @@ class Example:
     ids: list[int]
     labels: list[int]  # IGNORE where no loss
     tools: list[str]
+    decisions: list[int] = field(default_factory=list)  # positions of call/answer/stop decision targets
 
 
 def encode_traces(chat: ChatFormat, traces: Sequence[Trace], *, max_length: int,
@@ -35,7 +36,7 @@ def encode_traces(chat: ChatFormat, traces: Sequence[Trace], *, max_length: int,
             skipped.append(t.id)
             continue
         labels = [i if m else IGNORE for i, m in zip(enc.ids, enc.targets)]
-        examples.append(Example(t.id, enc.ids, labels, t.tool_names))
+        examples.append(Example(t.id, enc.ids, labels, t.tool_names, enc.decisions))
     if skipped:
         log.warning("skipped %d of %d traces whose target alone exceeds max_length=%d (e.g. %s)",
                     len(skipped), len(traces), max_length, skipped[0])
@@ -67,15 +68,25 @@ def make_batches(examples: Sequence[Example], batch_size: int, seed: int) -> lis
     return batches
 
 
-def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded tensors: input_ids, attention_mask, labels, each [B, T]."""
+def collate(examples: Sequence[Example], pad_id: int, decision_weight: float | None = None) -> dict[str, torch.Tensor]:
+    """Right-padded tensors: input_ids, attention_mask, labels, each [B, T].
+
+    With ``decision_weight``, also ``weights`` [B, T]: 1.0 per target token, ``decision_weight`` at decision
+    targets (see :attr:`TrainConfig.decision_weight`).
+    """
     t = max(len(e.ids) for e in examples)
     ids = torch.full((len(examples), t), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), t), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(examples), t), dtype=torch.long)
+    weights = torch.ones((len(examples), t)) if decision_weight is not None else None
     for b, e in enumerate(examples):
         n = len(e.ids)
         ids[b, :n] = torch.tensor(e.ids)
         labels[b, :n] = torch.tensor(e.labels)
         mask[b, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        if weights is not None and e.decisions:
+            weights[b, torch.tensor(e.decisions)] = decision_weight
+    out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    if weights is not None:
+        out["weights"] = weights
+    return out

@@ -54,13 +54,14 @@ class TrainResult:
 class _LossModule(nn.Module):
     """What Accelerate prepares (and DDP wraps): forward = target loss of a TokMemModel."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, frozen_prefix: bool):
         super().__init__()
         self.model = model
+        self.frozen_prefix = frozen_prefix
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model.target_loss(input_ids, attention_mask, labels)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return self.model.target_loss(input_ids, attention_mask, labels, weights, frozen_prefix=self.frozen_prefix)
 
 
 def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str | os.PathLike[str] | None = None,
@@ -114,7 +115,8 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
     if lora_params:
         groups.append({"params": lora_params, "lr": cfg.lora_lr})
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_module, optimizer = accelerator.prepare(_LossModule(tm.model), optimizer)
+    # with only memory rows training, the prompt before the first memory token needs no backward pass
+    loss_module, optimizer = accelerator.prepare(_LossModule(tm.model, frozen_prefix=not lora_params), optimizer)
 
     steps_per_epoch = math.ceil(math.ceil(len(train_ex) / cfg.batch_size) / accelerator.num_processes / cfg.grad_accum)
     total_steps = steps_per_epoch * cfg.epochs
@@ -138,14 +140,15 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
             loss_sum, loss_n = 0.0, 0
             micro = 0
             for b in range(state["batch"], len(batches)):
-                batch = collate([train_ex[i] for i in batches[b]], pad_id)
+                batch = collate([train_ex[i] for i in batches[b]], pad_id,
+                                decision_weight=cfg.decision_weight if cfg.decision_weight != 1.0 else None)
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                 with torch.autocast(device_type=accelerator.device.type, dtype=torch.bfloat16, enabled=autocast):
                     out = loss_module(**batch)
                 loss = out["loss_sum"] / out["n"].clamp_min(1)
                 accelerator.backward(loss / cfg.grad_accum)
                 loss_sum += float(out["loss_sum"].detach())
-                loss_n += int(out["n"])
+                loss_n += float(out["n"])
                 state["tokens"] += int(batch["attention_mask"].sum())
                 micro += 1
                 if micro % cfg.grad_accum and b + 1 < len(batches):
