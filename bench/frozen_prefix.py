@@ -5,7 +5,7 @@
 When only memory rows train, the positions before a batch's first memory token cannot depend on them, so
 ``TokMemModel.target_loss(frozen_prefix=True)`` runs them without autograd and only the rest with it.
 This times full optimizer steps (forward, backward, AdamW) on the same SGD batches (the 20 most frequent
-dev-free tools' training records, chain reading as in ``../shared/data``), alternating the two settings
+tools' training records, compositional or chain reading), alternating the two settings
 batch by batch so machine load hits both alike, and prints per-step medians, tokens/s and their ratio, plus
 the largest relative gradient difference (it must be float noise).
 """
@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.datasets import cap_per_tool, sgd, top_tools
+from evals.datasets import cap_per_tool, filter_by_tools, sgd, top_tools
 from tokmem_agent.model.loader import load_base_model
 from tokmem_agent.tokmem import TokMem
 from tokmem_agent.traces import tools_in
@@ -36,16 +36,18 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reading", default="compositional", choices=["compositional", "chain"],
+                    help="compositional: what train/register use by default; chain: with results and answers")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     train = sgd("train")
     names = top_tools(train, args.tools)
-    traces = cap_per_tool([t for t in train if {c.name for c in t.calls} <= set(names)], names, 20)
+    traces = cap_per_tool(filter_by_tools(train, names), 20)
     loaded = load_base_model(None)
     defs = tools_in(traces)
     tm = TokMem.create([defs[n] for n in names], loaded)
-    examples, _ = encode_traces(tm.chat, traces, max_length=args.max_length, reading="chain")
+    examples, _ = encode_traces(tm.chat, traces, max_length=args.max_length, reading=args.reading)
     batches = make_batches(examples, args.batch_size, seed=0)[: args.batches]
     pad = tm.tokenizer.pad_token_id or 0
     mats = tm.bank.matrices()
@@ -77,7 +79,7 @@ def main() -> None:
                                for g0, g1 in zip(grads[False], grads[True])))
     full, split = statistics.median(times[False]), statistics.median(times[True])
     n = len(batches)
-    print(f"{n} batches of {args.batch_size} SGD traces (chain reading), {tokens / n / args.batch_size:.0f} tokens "
+    print(f"{n} batches of {args.batch_size} SGD traces ({args.reading} reading), {tokens / n / args.batch_size:.0f} tokens "
           f"per trace, {prefix / tokens:.0%} of tokens in the frozen prefix; {args.threads} threads")
     print(f"full backward    median {full:.2f} s/step, {tokens / sum(times[False]):.0f} tokens/s")
     print(f"frozen prefix    median {split:.2f} s/step, {tokens / sum(times[True]):.0f} tokens/s")
