@@ -7,8 +7,8 @@ calls, then ``TokMemAgent.run(query)`` calls the real tools through the decoding
 constrained arguments, results fed back). Scores, by number of gold calls:
 
 * chain exact: the executed tool sequence equals the gold one, every call succeeded, and the arguments
-  equal the gold arguments (values compared as the eval harness does: ``evals.metrics.values_equal``);
-* tool sequence: the executed tool names equal the gold ones, in order;
+  equal the gold arguments (``evals.metrics.exact_match``, as the eval harness scores it);
+* tool sequence: the executed tool names equal the gold ones, in order (``evals.metrics.tool_accuracy``);
 * argument F1 (``evals.metrics.arg_prf``) and whether the run ended with an answer;
 * seconds per task.
 """
@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.metrics import arg_prf, values_equal
+from evals.metrics import arg_prf, exact_match, tool_accuracy
 from tokmem_agent.agent import TokMemAgent
 from tokmem_agent.model.loader import load_base_model
 from tokmem_agent.tokmem import TokMem
@@ -36,6 +36,9 @@ from tokmem_agent.traces import Call, load_traces
 from tools.basic import make_tools
 
 TEST = Path(__file__).resolve().parents[1] / "tools" / "data" / "test.jsonl"
+#: the printed rates: (row key, column label, width)
+COLUMNS = (("exact", "chain exact", 13), ("tool_seq", "tool seq", 10), ("arg_f1", "arg F1", 8),
+           ("answered", "answered", 10))
 
 
 def main() -> None:
@@ -61,10 +64,8 @@ def main() -> None:
             secs = time.perf_counter() - t0
         pred = [Call(s.tool, s.arguments or {}) for s in r.steps]
         gold = tr.calls
-        seq = [c.name for c in pred] == [c.name for c in gold]
-        exact = seq and all(s.ok for s in r.steps) and all(
-            set(p.arguments) == set(g.arguments) and all(values_equal(p.arguments[k], g.arguments[k])
-                                                       for k in g.arguments) for p, g in zip(pred, gold))
+        seq = tool_accuracy(pred, gold)
+        exact = exact_match(pred, gold) and all(s.ok for s in r.steps)
         rows.append({"id": tr.id, "n_calls": len(gold), "tool_seq": seq, "exact": exact,
                      "arg_f1": arg_prf(pred, gold)[2], "answered": r.outcome == "answer", "seconds": secs,
                      "pred": [c.to_dict() for c in pred]})
@@ -74,12 +75,11 @@ def main() -> None:
         groups[str(row["n_calls"])].append(row)
         groups["all"].append(row)
     print(f"\nbank {args.bank}, {len(rows)} held-out tasks of tools/data/test.jsonl")
-    print(f"{'calls':<6}{'n':>5}{'chain exact':>13}{'tool seq':>10}{'arg F1':>8}{'answered':>10}{'s/task':>8}")
+    print(f"{'calls':<6}{'n':>5}" + "".join(f"{label:>{w}}" for _, label, w in COLUMNS) + f"{'s/task':>8}")
     for k in sorted(groups, key=lambda x: (x == "all", x)):
         g = groups[k]
-        print(f"{k:<6}{len(g):>5}" + "".join(f"{sum(r[m] for r in g) / len(g):>{w}.3f}" for m, w in
-                                              (("exact", 13), ("tool_seq", 10), ("arg_f1", 8), ("answered", 10)))
-              + f"{statistics.median(r['seconds'] for r in g):>8.1f}")
+        rates = "".join(f"{sum(r[key] for r in g) / len(g):>{w}.3f}" for key, _, w in COLUMNS)
+        print(f"{k:<6}{len(g):>5}{rates}{statistics.median(r['seconds'] for r in g):>8.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

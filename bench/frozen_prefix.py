@@ -79,8 +79,9 @@ def main() -> None:
                                for g0, g1 in zip(grads[False], grads[True])))
     full, split = statistics.median(times[False]), statistics.median(times[True])
     n = len(batches)
-    print(f"{n} batches of {args.batch_size} SGD traces ({args.reading} reading), {tokens / n / args.batch_size:.0f} tokens "
-          f"per trace, {prefix / tokens:.0%} of tokens in the frozen prefix; {args.threads} threads")
+    print(f"{n} batches of {args.batch_size} SGD traces ({args.reading} reading), "
+          f"{tokens / n / args.batch_size:.0f} tokens per trace, {prefix / tokens:.0%} of tokens in the frozen "
+          f"prefix; {args.threads} threads")
     print(f"full backward    median {full:.2f} s/step, {tokens / sum(times[False]):.0f} tokens/s")
     print(f"frozen prefix    median {split:.2f} s/step, {tokens / sum(times[True]):.0f} tokens/s")
     print(f"speed-up {full / split:.2f}x (median step), {sum(times[False]) / sum(times[True]):.2f}x (total); "
