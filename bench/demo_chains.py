@@ -34,6 +34,7 @@ from tokmem_agent.model.loader import load_base_model
 from tokmem_agent.tokmem import TokMem
 from tokmem_agent.traces import Call, load_traces
 from tools.basic import make_tools
+from tools.make_traces import run_calls
 
 TEST = Path(__file__).resolve().parents[1] / "tools" / "data" / "test.jsonl"
 #: the printed rates: (row key, column label, width)
@@ -56,9 +57,7 @@ def main() -> None:
     for rec, tr in zip(raw, traces):
         with tempfile.TemporaryDirectory() as store:
             fns = make_tools(store, durable=False)
-            by_name = {f.__name__: f for f in fns}
-            for s in rec.get("setup") or []:
-                by_name[s["name"]](**s["arguments"])
+            run_calls({f.__name__: f for f in fns}, rec.get("setup") or [], [])  # the task's starting state
             t0 = time.perf_counter()
             r = TokMemAgent(tm, fns).run(tr.query)
             secs = time.perf_counter() - t0
