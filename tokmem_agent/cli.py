@@ -167,8 +167,10 @@ def register(
     tool: list[str] = typer.Option(..., "--tool", help="pkg.mod:attr, pkg.mod or tools.json; repeatable."),
     data: str | None = typer.Option(None, "--data", help="Traces for the new tools (APIGen JSONL). "
                                        "Tools without traces get synthetic ones."),
-    replay: str | None = typer.Option(None, "--replay", help="Traces of known tools to mix in (a few per tool)."),
-    replay_per_tool: int = typer.Option(5, help="Replay traces per known tool."),
+    replay: str | None = typer.Option(None, "--replay", help="Traces of known tools: where they call them becomes "
+                                         "extra anchors that keep the new tokens off old requests."),
+    replay_per_tool: int = typer.Option(16, help="Replay traces per known tool."),
+    anchor_weight: float = typer.Option(1.0, help="Weight of the anchor loss (0: ignore the bank's anchors)."),
     synth: int = typer.Option(40, "--synth", help="Synthetic traces per tool without traces."),
     paraphrase: bool = typer.Option(False, "--paraphrase", help="Rewrite synthetic queries with the base model."),
     epochs: int = typer.Option(3, help="Passes over the new tools' traces."),
@@ -189,7 +191,7 @@ def register(
         old = load_traces(replay) if replay else ()
         cfg = RegisterConfig(synth_per_tool=synth, replay_per_tool=replay_per_tool, paraphrase=paraphrase,
                              train=TrainConfig(epochs=epochs, eval_fraction=0.0, seed=seed,
-                                               renormalize=not no_renormalize))
+                                               renormalize=not no_renormalize, anchor_weight=anchor_weight))
         tm = TokMem.load(bank, model)
         res = tm.register(objs, traces, replay=old, config=cfg, retrain=retrain, out_dir=out or bank)
     except TokMemError as exc:
@@ -200,7 +202,8 @@ def register(
                    "(--retrain to train again)")
         return
     typer.echo(f"registered {', '.join(res.added) or '-'}; replaced {', '.join(res.replaced) or '-'} "
-               f"({res.n_traces} traces: {res.n_synthetic} synthetic, {res.n_replay} replay) in {res.seconds:.0f} s; "
+               f"({res.n_traces} traces, {res.n_synthetic} synthetic; {res.n_anchors} anchors, {res.n_replay} replay "
+               f"traces) in {res.seconds:.0f} s; "
                f"bank saved to {out or bank} ({len(tm.tool_names)} tools)")
 
 

@@ -79,6 +79,15 @@ class TrainConfig:
         is the paper's uniform loss. In a chain a decision is one token among dozens of answer tokens, so
         raising it (the demo uses 5) teaches the model to go on calling after a result; the reported train
         loss is then the weighted mean (held-out loss stays unweighted).
+    anchors_per_tool: after training, keep this many *anchors* per trained tool in the bank — hidden states
+        at positions where the tool was called (see :mod:`tokmem_agent.training.anchors`). Registering a tool
+        later uses them to keep the new token from taking the old tools' requests. 0 keeps none.
+    anchor_weight: weight of the anchor loss when training with anchors (registration). At 1.0 the anchors,
+        all together, weigh as much as the batch's own tool-call targets: "fire here" and "not there" balance.
+    prefix_cache_mb: when only memory rows train, the prompt before a batch's first memory token is run
+        without autograd (it cannot depend on the rows); with more than one epoch its hidden states and KV
+        cache are kept, up to this many MiB, and reused in later epochs, so those epochs skip the prompt.
+        Batches then keep their composition across epochs (their order is still reshuffled). 0 disables.
     """
 
     epochs: int = 2
@@ -94,6 +103,9 @@ class TrainConfig:
     autocast: Literal["auto", "bf16"] | None = "auto"
     renormalize: bool = True
     decision_weight: float = 1.0
+    anchors_per_tool: int = 16
+    anchor_weight: float = 1.0
+    prefix_cache_mb: int = 2048
     checkpoint_every: int = 200
     lora: LoraSettings | None = None
     lora_lr: float = 2e-4
@@ -105,6 +117,12 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if self.prefix_cache_mb < 0:
+            raise ConfigError(f"TrainConfig.prefix_cache_mb must be >= 0, got {self.prefix_cache_mb}")
+        if self.anchors_per_tool < 0:
+            raise ConfigError(f"TrainConfig.anchors_per_tool must be >= 0, got {self.anchors_per_tool}")
+        if self.anchor_weight < 0:
+            raise ConfigError(f"TrainConfig.anchor_weight must be >= 0, got {self.anchor_weight}")
         if not self.decision_weight > 0:
             raise ConfigError(f"TrainConfig.decision_weight must be > 0, got {self.decision_weight}")
         if not 0.0 <= self.eval_fraction < 1.0:
@@ -120,15 +138,17 @@ class RegisterConfig:
     """Registering tools on a trained bank (continual learning): only the new rows train.
 
     synth_per_tool: synthetic traces generated for a tool registered without traces (zero-data).
-    replay_per_tool: at most this many of the given replay traces per already-known tool are mixed in
-        (they teach the new rows *not* to fire on old requests; the old rows stay frozen).
+    replay_per_tool: at most this many of the given replay traces per already-known tool are used. They are
+        not trained on: the hidden states where they call old tools become extra *anchors* (one forward pass
+        each, no backward), which teach the new rows not to fire on old requests. Banks trained with
+        ``TrainConfig.anchors_per_tool`` carry anchors already, so replay is optional.
     paraphrase: rewrite synthetic queries with the base model (kept only if every value survives).
     train: settings for training the new rows (default: 3 epochs, no held-out split, renormalised to the
         mean norm of the old rows after every step).
     """
 
     synth_per_tool: int = 40
-    replay_per_tool: int = 5
+    replay_per_tool: int = 16
     paraphrase: bool = False
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, eval_fraction=0.0))
 

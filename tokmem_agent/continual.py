@@ -2,7 +2,9 @@
 
 Only the rows of the tools being registered train; every other row and the backbone stay bit-identical,
 and after every step the new rows are rescaled to the mean norm of the old ones (paper eq. 5-6) so they
-do not out-shout them. A tool given without traces gets synthetic ones (:mod:`tokmem_agent.synth`).
+do not out-shout them. The bank's anchors (and anchors taken from replay traces) add a loss that keeps the
+new rows below the old tools where those were called (:mod:`tokmem_agent.training.anchors`). A tool given
+without traces gets synthetic ones (:mod:`tokmem_agent.synth`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from .errors import ConfigError, DataFormatError
 from .registry import Tool
 from .synth import synthesize_traces
 from .traces import Trace
+from .training.anchors import Anchors, collect_anchors
+from .training.dataset import encode_traces
 
 if TYPE_CHECKING:
     from .tokmem import TokMem
@@ -39,6 +43,7 @@ class RegisterResult:
     n_traces: int = 0
     n_synthetic: int = 0
     n_replay: int = 0
+    n_anchors: int = 0
     seconds: float = 0.0
     train: TrainResult | None = field(default=None, repr=False)
 
@@ -92,16 +97,22 @@ def register(tm: TokMem, tools: Iterable[Any], traces: Sequence[Trace] | None = 
     tm.add_tools(added, seed=cfg.train.seed)
     # Schemas the trainer sees come from the registered tools, not from whatever the traces carry.
     defs = [t.to_dict() for t in targets]
-    data = [_with_tools(tr, defs) for tr in [*traces, *synthetic]] + replay_sel
-    log.info("registering %s: %d traces (%d synthetic, %d replay)", sorted(target_names), len(data),
-             len(synthetic), len(replay_sel))
-    res = tm.train(data, cfg.train, active_tools=sorted(target_names), out_dir=out_dir)
+    data = [_with_tools(tr, defs) for tr in [*traces, *synthetic]]
+    anchors = _anchors(tm, replay_sel, target_names, cfg)
+    if not len(anchors) and len(tm.bank) > len(targets) and cfg.train.anchor_weight > 0:
+        log.warning("this bank keeps no anchors and no replay traces were given: the new tokens are trained "
+                    "without examples of old requests and may take some of them (pass replay traces of the old "
+                    "tools, or retrain the bank, which keeps anchors)")
+    log.info("registering %s: %d traces (%d synthetic), %d anchors (%d from replay)", sorted(target_names),
+             len(data), len(synthetic), len(anchors), len(replay_sel))
+    res = tm.train(data, cfg.train, active_tools=sorted(target_names), out_dir=out_dir, anchors=anchors)
     result.n_traces, result.n_synthetic, result.n_replay = len(data), len(synthetic), len(replay_sel)
+    result.n_anchors = len(anchors)
     result.train = res
     result.seconds = time.perf_counter() - t0
     tm.meta.setdefault("versions", []).append({
         "version": len(tm.meta.get("versions", [])) + 1, "added": result.added, "replaced": result.replaced,
-        "traces": len(traces), "synthetic": len(synthetic), "replay": len(replay_sel),
+        "traces": len(traces), "synthetic": len(synthetic), "replay": len(replay_sel), "anchors": len(anchors),
         "seconds": round(result.seconds, 1)})
     if out_dir is not None:
         tm.save(out_dir)  # the trainer saved before the version note; write it again (atomic)
@@ -117,8 +128,23 @@ def forget(tm: TokMem, names: Iterable[str]) -> list[str]:
         tm.bank.remove(n)
         if n in tm.tools:
             tm.tools.remove(n)
+    if tm.anchors is not None:
+        tm.anchors = tm.anchors.without(names)
     tm.meta.setdefault("versions", []).append({"version": len(tm.meta.get("versions", [])) + 1, "removed": names})
     return names
+
+
+def _anchors(tm: TokMem, replay: Sequence[Trace], targets: set[str], cfg: RegisterConfig) -> Anchors:
+    """The bank's anchors of the tools not being trained, plus anchors taken from the replay traces."""
+    d = tm.bank.hidden_size
+    stored = tm.anchors.without(targets) if tm.anchors is not None else Anchors.empty(d)
+    if not replay or cfg.train.anchor_weight == 0:
+        return stored
+    examples, _ = encode_traces(tm.chat, replay, max_length=cfg.train.max_length)
+    pad = tm.tokenizer.pad_token_id if tm.tokenizer.pad_token_id is not None else 0
+    taken = collect_anchors(tm.model, examples, pad, tools=set(tm.bank.names) - targets,
+                            per_tool=max(cfg.replay_per_tool, 1), batch_size=cfg.train.batch_size)
+    return Anchors(torch.cat([stored.h, taken.h]), [*stored.tools, *taken.tools])
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""Memory bank directories: ``memory.safetensors`` + ``tokmem_config.json`` (+ ``adapter/`` for LoRA).
+"""Memory bank directories: ``memory.safetensors`` + ``tokmem_config.json`` (+ ``adapter/`` for LoRA,
++ ``anchors.safetensors``: hidden states where the bank's tools were called, used when registering more).
 
 Writes are atomic: everything goes to a temporary sibling directory which then replaces the target; an
 existing bank is kept until the new one is complete.
@@ -25,6 +26,7 @@ CONFIG_NAME = "tokmem_config.json"
 WEIGHTS_NAME = "memory.safetensors"
 ADAPTER_DIR = "adapter"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ANCHORS_NAME = "anchors.safetensors"
 
 
 KEEP = ("checkpoint",)  # sub-directories carried over when a bank directory is replaced
@@ -58,7 +60,7 @@ def atomic_dir(path: str | os.PathLike[str], write: Callable[[Path], None]) -> P
 
 def write_bank(dirpath: Path, *, tensors: dict[str, torch.Tensor], config: dict[str, Any],
                adapter: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None,
-               extra_files: dict[str, bytes] | None = None) -> None:
+               anchors: torch.Tensor | None = None, extra_files: dict[str, bytes] | None = None) -> None:
     """Write bank files into an (already created, usually temporary) directory."""
     save_file({k: v.detach().float().contiguous().cpu() for k, v in tensors.items()}, str(dirpath / WEIGHTS_NAME),
               metadata={"format": "pt", "tokmem_format_version": str(FORMAT_VERSION)})
@@ -70,6 +72,8 @@ def write_bank(dirpath: Path, *, tensors: dict[str, torch.Tensor], config: dict[
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()},
                   str(dirpath / ADAPTER_DIR / ADAPTER_WEIGHTS))
         (dirpath / ADAPTER_DIR / "adapter_config.json").write_text(json.dumps(acfg, indent=2) + "\n")
+    if anchors is not None:
+        save_file({"h": anchors.detach().to(torch.float16).contiguous().cpu()}, str(dirpath / ANCHORS_NAME))
     for name, data in (extra_files or {}).items():
         (dirpath / name).write_bytes(data)
 
@@ -116,6 +120,24 @@ def read_tensors(path: str | os.PathLike[str], config: dict[str, Any]) -> dict[s
         if not torch.isfinite(t).all():
             raise BankFormatError(f"{wpath}: tensor '{key}' holds NaN/inf values")
     return tensors
+
+
+def read_anchors(path: str | os.PathLike[str], config: dict[str, Any]) -> torch.Tensor | None:
+    """The anchors' hidden states [K, d] (float16), or None for a bank without anchors."""
+    names = config.get("anchors")
+    if not names:
+        return None
+    apath = Path(path) / ANCHORS_NAME
+    try:
+        h = load_file(str(apath))["h"]
+    except FileNotFoundError:
+        raise BankFormatError(f"{apath}: missing, but {CONFIG_NAME} lists {len(names)} anchors") from None
+    except (SafetensorError, OSError, ValueError, KeyError) as exc:
+        raise BankFormatError(f"{apath}: corrupt or unreadable anchors ({exc})") from None
+    if tuple(h.shape) != (len(names), config["hidden_size"]):
+        raise BankFormatError(f"{apath}: anchors have shape {list(h.shape)}, config says "
+                              f"[{len(names)}, {config['hidden_size']}]")
+    return h
 
 
 def read_adapter(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:

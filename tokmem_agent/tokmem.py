@@ -34,8 +34,9 @@ from .model.loader import LoadedModel, load_base_model
 from .model.memory import MemoryBank, init_rows
 from .model.wrapped import TokMemModel
 from .registry import Tool, ToolRegistry
-from .serialization import atomic_dir, read_adapter, read_config, read_tensors, write_bank
+from .serialization import atomic_dir, read_adapter, read_anchors, read_config, read_tensors, write_bank
 from .traces import Message, Trace
+from .training.anchors import Anchors
 
 if TYPE_CHECKING:
     from .continual import RegisterResult
@@ -83,6 +84,7 @@ class TokMem:
         self.chat = ChatFormat(loaded.tokenizer, self.model.memory_id, system_prompt)
         self.lora: LoraSettings | None = None
         self.meta: dict[str, Any] = dict(meta or {})
+        self.anchors: Anchors | None = None  # hidden states where the bank's tools were called (registration)
 
     # ----- construction -------------------------------------------------------------------------------
     @classmethod
@@ -187,6 +189,7 @@ class TokMem:
             "tokenizer_fingerprint": self.loaded.fingerprint,
             "system_prompt": self.system_prompt,
             "lora": asdict(self.lora) if self.lora else None,
+            "anchors": self.anchors.tools if self.anchors is not None and len(self.anchors) else None,
             "meta": self.meta,
         }
 
@@ -201,7 +204,9 @@ class TokMem:
         adapter = None
         if self.lora is not None:
             adapter = (self._lora_state(), asdict(self.lora))
-        write_bank(dirpath, tensors=self.state_tensors(), config=self.config_dict(), adapter=adapter)
+        anchors = self.anchors.h if self.anchors is not None and len(self.anchors) else None
+        write_bank(dirpath, tensors=self.state_tensors(), config=self.config_dict(), adapter=adapter,
+                   anchors=anchors)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save the bank (atomically: an existing bank at ``path`` is replaced only once this one is whole)."""
@@ -226,6 +231,9 @@ class TokMem:
             bank.add(names, tensors["steer"], tensors.get("address"))
         tm = cls(loaded, bank, tools, system_prompt=cfg.get("system_prompt"),
                  memory=MemoryConfig(mode=cfg["mode"], init=cfg.get("init", "mean")), meta=cfg.get("meta"))
+        h = read_anchors(path, cfg)
+        if h is not None:
+            tm.anchors = Anchors(h, list(cfg["anchors"])).only(set(names))
         adapter = read_adapter(path)
         if adapter is not None:
             from peft import set_peft_model_state_dict

@@ -286,3 +286,94 @@ def test_sampled_arguments_always_validate(props, required, seed):
     args = sample_arguments(tool, rng)
     jsonschema.validate(args, params)
     assert isinstance(render_query(tool, args, rng), str)
+
+
+# ----- anchors ------------------------------------------------------------------------------------------------
+def test_training_keeps_anchors_per_tool_and_they_round_trip(trained, loaded, tmp_path):
+    a = trained.anchors
+    assert a is not None and set(a.tools) == {"get_weather", "add"}
+    assert max(a.counts().values()) <= FAST.anchors_per_tool
+    assert a.h.shape == (len(a), trained.bank.hidden_size) and a.h.dtype == torch.float16
+    trained.save(tmp_path / "bank")
+    back = TokMem.load(tmp_path / "bank", loaded)
+    assert back.anchors.tools == a.tools and torch.equal(back.anchors.h, a.h)
+
+
+def test_anchor_states_are_the_hidden_states_at_gold_tool_positions(trained):
+    from tokmem_agent.training.anchors import collect_anchors
+    from tokmem_agent.training.dataset import encode_traces
+
+    tr = [t for t in load_traces(toy_records()) if [c.name for c in t.calls] == ["add"]][:1]
+    ex, _ = encode_traces(trained.chat, tr, max_length=512)
+    got = collect_anchors(trained.model, ex, 0, per_tool=5)
+    pos = ex[0].labels.index(trained.model.memory_id("add")) - 1  # the position that predicts the token
+    with torch.no_grad():
+        h, _ = trained.model.hidden(torch.tensor([ex[0].ids]))
+    assert got.tools == ["add"]
+    torch.testing.assert_close(got.h[0].float(), h[0, pos], atol=2e-3, rtol=1e-3)  # float16 storage
+
+
+def test_anchor_loss_is_the_full_cross_entropy_and_reaches_only_active_rows(trained):
+    from tokmem_agent.training.anchors import AnchorLoss
+
+    trained.add_tools([TOOLS[2]])
+    active = torch.tensor([n == "send_email" for n in trained.bank.names])
+    loss_fn = AnchorLoss(trained.model, trained.anchors, active)
+    h = trained.anchors.h.float()
+    gold = torch.tensor([trained.model.memory_id(t) for t in trained.anchors.tools])
+    with torch.no_grad():
+        full = torch.nn.functional.cross_entropy(trained.model.logits(h), gold)
+    trained.bank.steer.requires_grad_(True)
+    loss = loss_fn()
+    torch.testing.assert_close(loss.detach(), full, atol=1e-5, rtol=1e-5)
+    loss.backward()
+    g = trained.bank.steer.grad
+    assert g[~active].abs().sum() == 0 and g[active].abs().sum() > 0
+    trained.bank.steer.requires_grad_(False)
+
+
+def test_register_trains_against_the_banks_anchors(trained, loaded, tmp_path):
+    from tokmem_agent.training.anchors import AnchorLoss
+
+    trained.save(tmp_path / "bank")
+    new = load_traces([r for r in toy_records() if r["answers"][0]["name"] == "send_email"])
+    after = {}
+    for weight in (0.0, 5.0):
+        tm = TokMem.load(tmp_path / "bank", loaded)
+        cfg = RegisterConfig(train=TrainConfig(epochs=3, batch_size=4, eval_fraction=0.0, progress=False,
+                                               anchor_weight=weight))
+        res = tm.register([TOOLS[2]], new, config=cfg)
+        assert res.n_anchors == len(trained.anchors)
+        active = torch.tensor([n == "send_email" for n in tm.bank.names])
+        with torch.no_grad():
+            after[weight] = float(AnchorLoss(tm.model, trained.anchors, active)())
+    assert after[5.0] < after[0.0]  # the anchor loss was minimised only when weighted in
+
+
+def test_forget_drops_that_tools_anchors_and_replay_adds_anchors(trained):
+    old = load_traces(toy_records())
+    n_before = len(trained.anchors)
+    res = trained.register([TOOLS[2]], load_traces([r for r in toy_records() if r["answers"][0]["name"] == "send_email"]),
+                           replay=old, config=RegisterConfig(replay_per_tool=2, train=FAST))
+    assert res.n_anchors == n_before + 4  # the bank's, plus 2 positions per old tool from replay
+    assert "send_email" in trained.anchors.tools  # collected after registering
+    trained.forget("add")
+    assert "add" not in trained.anchors.tools and "get_weather" in trained.anchors.tools
+
+
+def test_bank_listing_anchors_without_the_file_is_refused(trained, loaded, tmp_path):
+    from tokmem_agent import BankFormatError
+
+    trained.save(tmp_path / "bank")
+    (tmp_path / "bank" / "anchors.safetensors").unlink()
+    with pytest.raises(BankFormatError, match="anchors.safetensors: missing"):
+        TokMem.load(tmp_path / "bank", loaded)
+
+
+def test_anchors_cannot_train_with_lora(trained):
+    from tokmem_agent import LoraSettings
+
+    with pytest.raises(ConfigError, match="anchors"):
+        trained.train(load_traces(toy_records()[:4]), TrainConfig(epochs=1, eval_fraction=0.0, progress=False,
+                                                                  lora=LoraSettings(r=2)),
+                      anchors=trained.anchors)

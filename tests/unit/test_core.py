@@ -411,13 +411,41 @@ def test_frozen_prefix_gives_the_same_loss_and_gradients(loaded, mode):
     assert tm.model.frozen_prefix_len(batch["input_ids"]) > 0
     mats = tm.bank.matrices()
     out = {}
-    for frozen in (False, True):
+    kept = None
+    for frozen in ("no", "fresh", "reused", "reused again"):
         for m in mats:
             m.requires_grad_(True)
             m.grad = None
-        res = tm.model.target_loss(**batch, frozen_prefix=frozen)
+        res = tm.model.target_loss(**batch, frozen_prefix=kept if frozen.startswith("reused") else frozen != "no")
         (res["loss_sum"] / res["n"]).backward()
         out[frozen] = (res["loss_sum"].detach(), [m.grad.clone() for m in mats])
-    assert torch.allclose(out[False][0], out[True][0], rtol=1e-4)
-    for g0, g1 in zip(out[False][1], out[True][1]):
-        assert g1.abs().sum() > 0 and torch.allclose(g0, g1, rtol=1e-3, atol=1e-6)
+        if frozen == "fresh":
+            kept = res["prefix"]
+            sizes = [k.shape[2] for k, _ in kept.kv]
+    assert kept is not None and kept.length == tm.model.frozen_prefix_len(batch["input_ids"])
+    assert [k.shape[2] for k, _ in kept.kv] == sizes == [kept.length] * len(sizes)  # reuse never grows it
+    for frozen in ("fresh", "reused", "reused again"):
+        assert torch.allclose(out["no"][0], out[frozen][0], rtol=1e-4)
+        for g0, g1 in zip(out["no"][1], out[frozen][1]):
+            assert g1.abs().sum() > 0 and torch.allclose(g0, g1, rtol=1e-3, atol=1e-6)
+
+
+def test_prefix_cache_reuse_across_epochs_trains_the_same_rows(loaded, monkeypatch):
+    from tokmem_agent.training import trainer
+
+    traces = load_traces(toy_records())
+    cfg = TrainConfig(epochs=3, **FAST)
+    hits = []
+    real_get = trainer._PrefixCache.get
+    monkeypatch.setattr(trainer._PrefixCache, "get", lambda self, k: hits.append(real_get(self, k)) or hits[-1])
+    cached = TokMem.create(TOOLS, loaded)
+    cached.train(traces, cfg)
+    n_batches = len(hits) // 3
+    assert n_batches and all(h is None for h in hits[:n_batches]) and all(h is not None for h in hits[n_batches:])
+    monkeypatch.setattr(trainer._PrefixCache, "put", lambda self, k, p: None)  # same schedule, no reuse
+    plain = TokMem.create(TOOLS, loaded)
+    plain.train(traces, cfg)
+    assert torch.allclose(cached.bank.steer, plain.bank.steer, atol=1e-5)
+    assert not torch.equal(cached.bank.steer, TokMem.create(TOOLS, loaded).bank.steer)
+    with pytest.raises(ConfigError, match="prefix_cache_mb"):
+        TrainConfig(prefix_cache_mb=-1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,8 @@ from ..config import TrainConfig, resolve_autocast
 from ..errors import BankFormatError, ConfigError
 from ..serialization import atomic_dir, read_adapter, read_config, read_tensors
 from ..traces import Trace, tools_in
+from ..model.wrapped import FrozenPrefix
+from .anchors import AnchorLoss, Anchors, collect_anchors
 from .dataset import Example, collate, encode_traces, make_batches, split_heldout
 
 if TYPE_CHECKING:
@@ -60,18 +63,22 @@ class _LossModule(nn.Module):
         self.frozen_prefix = frozen_prefix
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
-                weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        return self.model.target_loss(input_ids, attention_mask, labels, weights, frozen_prefix=self.frozen_prefix)
+                weights: torch.Tensor | None = None, prefix: FrozenPrefix | None = None) -> dict[str, Any]:
+        frozen = prefix if prefix is not None and self.frozen_prefix else self.frozen_prefix
+        return self.model.target_loss(input_ids, attention_mask, labels, weights, frozen_prefix=frozen)
 
 
 def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str | os.PathLike[str] | None = None,
           resume: bool = False, active_tools: Sequence[str] | None = None, reading: str = "compositional",
+          anchors: Anchors | None = None,
           callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> TrainResult:
     """Train the rows of the tools called in ``traces`` (or ``active_tools``); all other rows stay bit-identical.
 
     Tools called in the traces that have no token yet get one (from the records' tool definitions).
     With ``out_dir``, checkpoints go to ``out_dir/checkpoint`` (atomic) and the final bank to ``out_dir``;
-    ``resume=True`` continues from that checkpoint.
+    ``resume=True`` continues from that checkpoint. ``anchors`` (hidden states where frozen tools were
+    called) add ``cfg.anchor_weight`` × the anchor loss; afterwards ``cfg.anchors_per_tool`` anchors per
+    trained tool are collected into ``tm.anchors``.
     """
     from accelerate import Accelerator
 
@@ -117,6 +124,13 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     # with only memory rows training, the prompt before the first memory token needs no backward pass
     loss_module, optimizer = accelerator.prepare(_LossModule(tm.model, frozen_prefix=not lora_params), optimizer)
+    anchor_loss = None
+    if anchors is not None and len(anchors) and cfg.anchor_weight > 0:
+        if lora_params:
+            raise ConfigError("anchors hold hidden states of a frozen backbone; they cannot be used while LoRA trains")
+        anchor_loss = AnchorLoss(tm.model, anchors, active)
+        log.info("anchor loss on %d anchors of %d frozen tools (weight %g)", len(anchor_loss),
+                 len(set(anchors.tools) - set(active_names)), cfg.anchor_weight)
 
     steps_per_epoch = math.ceil(math.ceil(len(train_ex) / cfg.batch_size) / accelerator.num_processes / cfg.grad_accum)
     total_steps = steps_per_epoch * cfg.epochs
@@ -133,19 +147,36 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
                          enabled=cfg.progress and accelerator.is_main_process)
     t_start = time.perf_counter() - state["seconds"]
     model_ref = tm.model
+    # later epochs reuse each batch's frozen prefix: fixed batches, order reshuffled per epoch
+    prefix_cache = _PrefixCache(cfg.prefix_cache_mb) if not lora_params and cfg.epochs > 1 and cfg.prefix_cache_mb else None
+    fixed = make_batches(train_ex, cfg.batch_size, cfg.seed) if prefix_cache is not None else None
     try:
         for epoch in range(state["epoch"], cfg.epochs):
-            batches = make_batches(train_ex, cfg.batch_size, cfg.seed + epoch)
+            if fixed is not None:  # epoch 1 is the same as without the cache (a resumed run agrees)
+                keys = list(range(len(fixed)))
+                if epoch:
+                    random.Random(cfg.seed + epoch).shuffle(keys)
+                batches = [fixed[i] for i in keys]
+            else:
+                batches = make_batches(train_ex, cfg.batch_size, cfg.seed + epoch)
+                keys = list(range(len(batches)))
             batches = batches[accelerator.process_index::accelerator.num_processes]
+            keys = keys[accelerator.process_index::accelerator.num_processes]
             loss_sum, loss_n = 0.0, 0
             micro = 0
             for b in range(state["batch"], len(batches)):
                 batch = collate([train_ex[i] for i in batches[b]], pad_id,
                                 decision_weight=cfg.decision_weight if cfg.decision_weight != 1.0 else None)
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+                cached = prefix_cache.get(keys[b]) if prefix_cache is not None else None
                 with torch.autocast(device_type=accelerator.device.type, dtype=torch.bfloat16, enabled=autocast):
-                    out = loss_module(**batch)
+                    out = loss_module(**batch, prefix=cached)
+                if prefix_cache is not None and cached is None and epoch + 1 < cfg.epochs:
+                    prefix_cache.put(keys[b], out["prefix"])
                 loss = out["loss_sum"] / out["n"].clamp_min(1)
+                if anchor_loss is not None:  # in total as heavy as the batch's own tool-call targets (× weight)
+                    share = out["mem_weight"] / out["n"].clamp_min(1)
+                    loss = loss + cfg.anchor_weight * share * anchor_loss()
                 accelerator.backward(loss / cfg.grad_accum)
                 loss_sum += float(out["loss_sum"].detach())
                 loss_n += float(out["n"])
@@ -188,16 +219,46 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
             m.requires_grad_(False)
         for p in lora_params:
             p.requires_grad_(False)
+    if cfg.anchors_per_tool > 0:
+        new = collect_anchors(tm.model, examples, pad_id, tools=set(active_names) & set(bank.names),
+                              per_tool=cfg.anchors_per_tool, batch_size=cfg.batch_size, seed=cfg.seed)
+        old = tm.anchors if tm.anchors is not None else Anchors.empty(bank.hidden_size)
+        if lora_params and len(old.without(new.tools)):  # the backbone moved: other tools' states are stale
+            log.warning("LoRA trained: dropping %d anchors of tools not in this run's traces",
+                        len(old.without(new.tools)))
+            old = Anchors.empty(bank.hidden_size)
+        tm.anchors = old.merged(new)
     seconds = time.perf_counter() - t_start
     result = TrainResult(steps=state["step"], epochs=cfg.epochs, seconds=seconds, tokens=state["tokens"],
                          n_train=len(train_ex), n_eval=len(eval_ex), skipped=len(skipped),
                          trained_tools=[n for n, a in zip(bank.names, active.tolist()) if a],
                          history=state["history"])
     tm.meta["training"] = {"config": asdict(cfg), "reading": reading, "steps": result.steps,
+                           "anchor_loss_terms": len(anchor_loss) if anchor_loss is not None else 0,
+                           "prefix_cache": None if prefix_cache is None else {
+                               "batches": len(prefix_cache.items), "mb": round(prefix_cache.used / 2**20, 1)},
                            "seconds": round(seconds, 1), "n_train": result.n_train, "history": result.history}
     if out_dir is not None and accelerator.is_main_process:
         tm.save(out_dir)
     return result
+
+
+class _PrefixCache:
+    """Frozen prefixes by batch key, up to a byte budget (batches past it recompute theirs)."""
+
+    def __init__(self, budget_mb: int):
+        self.budget = budget_mb * 2**20
+        self.used = 0
+        self.items: dict[int, FrozenPrefix] = {}
+
+    def get(self, key: int) -> FrozenPrefix | None:
+        return self.items.get(key)
+
+    def put(self, key: int, prefix: FrozenPrefix | None) -> None:
+        if prefix is None or key in self.items or self.used + prefix.nbytes > self.budget:
+            return
+        self.items[key] = prefix
+        self.used += prefix.nbytes
 
 
 @torch.no_grad()
