@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--from-bank", default=None, metavar="BANK",
                     help="start from this trained bank (e.g. a second pass, or an adaptation round with --lora)")
     ap.add_argument("--lora", action="store_true", help="adaptation round: train LoRA (q,v) with the memory rows")
+    ap.add_argument("--lora-r", type=int, default=8, help="LoRA rank of the adaptation round")
+    ap.add_argument("--lora-lr", type=float, default=2e-4, help="LoRA learning rate of the adaptation round")
     ap.add_argument("--eval-only", default=None, metavar="BANK",
                     help="skip training; score this bank (e.g. OUT/bank/checkpoint) on dev")
     args = ap.parse_args()
@@ -87,14 +89,16 @@ def main() -> None:
         tm = TokMem.create([defs[n] for n in names], loaded, memory=MemoryConfig(mode=args.mode))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length,
                       eval_fraction=0.03, max_eval=60, checkpoint_every=25,
-                      lora=LoraSettings() if args.lora else None)
+                      lora=LoraSettings(r=args.lora_r, alpha=2 * args.lora_r) if args.lora else None,
+                      lora_lr=args.lora_lr)
     if args.resume:
         tm = TokMem.load(out / "bank" / "checkpoint", loaded)
     res = tm.train(train, cfg, out_dir=out / "bank", resume=args.resume)
     print(f"training: {res.seconds:.0f} s, {res.steps} steps, {res.tokens_per_s:.0f} tokens/s, "
           f"{res.seconds / max(res.n_train * args.epochs, 1) * 100:.1f} s per 100 traces; history {res.history}")
 
-    report = {"tools": names, "from_bank": args.from_bank, "lora": args.lora, "n_train": res.n_train, "n_multi": n_multi, "epochs": args.epochs,
+    report = {"tools": names, "from_bank": args.from_bank, "lora": args.lora, "lora_r": args.lora_r,
+              "lora_lr": args.lora_lr, "n_train": res.n_train, "n_multi": n_multi, "epochs": args.epochs,
               "train_seconds": res.seconds, "tokens_per_s": res.tokens_per_s, "model_load_s": load_s,
               "seconds_per_100_traces": res.seconds / max(res.n_train * args.epochs, 1) * 100,
               "history": res.history}

@@ -5,9 +5,11 @@
 Starting from a bank trained on the 20 most frequent SGD tools (``bench/train_sgd.py``), each variant
 registers new tools on a fresh copy of that bank and scores old and new tools before and after:
 
-* ``traces``          the next 10 most frequent tools, with their training traces (≤ --per-tool each);
-* ``replay``          the same plus replay: 5 training traces per old tool mixed in (old rows stay frozen);
-* ``traces-norenorm`` the same without renormalisation (ablation of paper eq. 5-6);
+* ``traces``          the next 10 most frequent tools, with their training traces (≤ --per-tool each),
+                      trained against the base bank's anchors (the default ``register``);
+* ``traces-noanchors`` the same without the anchor loss (the paper's method: renormalisation only);
+* ``replay``          no bank anchors; 16 training traces per old tool given as replay (they become anchors);
+* ``traces-norenorm`` the same as ``traces`` without renormalisation (ablation of paper eq. 5-6);
 * ``decoupled``       the same on a decoupled copy of the bank (address and steering rows train apart);
 * ``zero``            the next 10 tools with no traces (synthetic traces from their schemas);
 * ``init-only``       the next 10 tools with rows initialised and not trained (the floor);
@@ -17,7 +19,9 @@ Scores: teacher-forced tool selection (argmax over the full vocabulary at each g
 --tf-eval dev records per group: cheap and precise, the forgetting measure) and, on --n-eval records per
 group, generated calls with schema-constrained arguments: tool-selection accuracy (exact tool sequence) and
 argument F1. Also the wall time to register one tool with 50 traces (default RegisterConfig).
-Every variant asserts that the old rows and the backbone stay bit-identical.
+Every variant asserts that the old rows and the backbone stay bit-identical. A base bank without anchors
+(trained before they existed) gets --anchors-per-tool of them from its own tools' training traces, as
+training now does.
 """
 
 from __future__ import annotations
@@ -39,10 +43,11 @@ from tokmem_agent.model.loader import load_base_model
 from tokmem_agent.model.memory import MemoryBank
 from tokmem_agent.tokmem import TokMem
 from tokmem_agent.traces import Trace, tools_in
+from tokmem_agent.training.anchors import Anchors, collect_anchors
 from tokmem_agent.training.dataset import encode_traces
 from tokmem_agent.training.trainer import evaluate
 
-VARIANTS = ["traces", "replay", "traces-norenorm", "decoupled", "zero", "init-only", "unseen"]
+VARIANTS = ["traces", "traces-noanchors", "replay", "traces-norenorm", "decoupled", "zero", "init-only", "unseen"]
 
 
 def teacher_forced(tm: TokMem, traces: list[Trace]) -> float | None:
@@ -93,6 +98,18 @@ def to_decoupled(tm: TokMem) -> None:
     tm.memory_config.mode = "decoupled"
 
 
+def ensure_anchors(tm: TokMem, train: list[Trace], per_tool: int = 16) -> None:
+    """Give a bank trained before anchors existed the anchors training now keeps (from its tools' traces)."""
+    if tm.anchors is not None and len(tm.anchors):
+        return
+    t0 = time.perf_counter()
+    examples, _ = encode_traces(tm.chat, cap_per_tool(filter_by_tools(train, tm.tool_names), per_tool, seed=2),
+                                max_length=768)
+    tm.anchors = collect_anchors(tm.model, examples, tm.tokenizer.pad_token_id or 0, per_tool=per_tool)
+    print(f"bank has no anchors: collected {len(tm.anchors)} from its tools' training traces "
+          f"({time.perf_counter() - t0:.0f} s)")
+
+
 def sample(traces: list[Trace], n: int, seed: int = 0) -> list[Trace]:
     traces = list(traces)
     random.Random(seed).shuffle(traces)
@@ -111,6 +128,8 @@ def main() -> None:
     ap.add_argument("--synth-epochs", type=int, default=3)
     ap.add_argument("--tf-eval", type=int, default=200, help="dev records per group, teacher-forced")
     ap.add_argument("--n-eval", type=int, default=30, help="dev records per group, generated")
+    ap.add_argument("--anchors-per-tool", type=int, default=16, help="anchors for a base bank that has none")
+    ap.add_argument("--anchor-weight", type=float, default=1.0)
     ap.add_argument("--time-one", action="store_true", help="also time registering one tool with 50 traces")
     ap.add_argument("--model", default=None)
     args = ap.parse_args()
@@ -141,26 +160,45 @@ def main() -> None:
     report: dict[str, Any] = {"base": args.base, "old_tools": old, "next_tools": nxt, "unseen_tools": unseen,
                               "args": vars(args)}
     results_path = out / "continual.json"
-    print("before registration:")
-    report["before"] = score(base, {"old": g_old})
+    same = ("base", "next", "per_tool", "epochs", "tf_eval", "n_eval", "anchors_per_tool")
+    if results_path.exists():  # same setting: keep its variants and its "before" (results accumulate)
+        prev = json.loads(results_path.read_text())
+        if all(prev["args"].get(k) == vars(args)[k] for k in same) and prev["base"] == args.base:
+            print(f"adding to {results_path} (variants there: {[k for k in prev if k in _variant_keys(prev)]})")
+            report = {**prev, "args": vars(args)}
+    old_traces = cap_per_tool(filter_by_tools(train_all, old), 16, seed=1)
+    anchors_path = out / "base_anchors.pt"
+    if anchors_path.exists() and "before" in report:
+        saved = torch.load(anchors_path)
+        base.anchors = Anchors(saved["h"], saved["tools"])
+    ensure_anchors(base, train_all, args.anchors_per_tool)
+    torch.save({"h": base.anchors.h, "tools": base.anchors.tools}, anchors_path)
+    report["base_anchors"] = len(base.anchors)
+    if "before" not in report:
+        print("before registration:")
+        report["before"] = score(base, {"old": g_old})
 
     next_traces = cap_per_tool(filter_by_tools(train_all, nxt), args.per_tool, seed=0)
-    old_traces = cap_per_tool(filter_by_tools(train_all, old), 5, seed=1)
-    for variant in [v for v in args.variants.split(",") if v]:
+    for spec in [v for v in args.variants.split(",") if v]:
+        variant, _, weight = spec.partition("@")  # traces@4: anchor weight 4
         if variant not in VARIANTS:
-            raise SystemExit(f"unknown variant {variant!r}; choose from {VARIANTS}")
+            raise SystemExit(f"unknown variant {variant!r}; choose from {VARIANTS} (optionally @<anchor weight>)")
+        anchor_weight = float(weight) if weight else args.anchor_weight
         tm = TokMem.load(args.base, loaded)
+        tm.anchors = None if variant == "replay" else base.anchors
         if variant == "decoupled":
             to_decoupled(tm)
         before = snapshot(tm)
         names = unseen if variant == "unseen" else nxt
         tools = [defs[n] for n in names]
-        traces = next_traces if variant in ("traces", "replay", "traces-norenorm", "decoupled") else None
+        with_traces = ("traces", "traces-noanchors", "replay", "traces-norenorm", "decoupled")
+        traces = next_traces if variant in with_traces else None
         replay = old_traces if variant == "replay" else ()
         epochs = args.epochs if traces else args.synth_epochs
-        cfg = RegisterConfig(synth_per_tool=args.synth, train=TrainConfig(
-            epochs=epochs, eval_fraction=0.0, renormalize=variant != "traces-norenorm", max_length=768))
-        print(f"[{variant}] registering {len(names)} tools "
+        cfg = RegisterConfig(synth_per_tool=args.synth, replay_per_tool=16, train=TrainConfig(
+            epochs=epochs, eval_fraction=0.0, renormalize=variant != "traces-norenorm", max_length=768,
+            anchor_weight=0.0 if variant == "traces-noanchors" else anchor_weight))
+        print(f"[{spec}] registering {len(names)} tools "
               f"({f'{len(traces)} traces' if traces else 'zero-data' if variant != 'init-only' else 'init only'})")
         t0 = time.perf_counter()
         if variant == "init-only":
@@ -173,7 +211,8 @@ def main() -> None:
         ok = untouched(tm, before, backbone)
         print(f"  {seconds:.0f} s, {n_traces} traces; old rows and backbone bit-identical: {ok}")
         new_group = g_unseen if variant == "unseen" else g_next
-        report[variant] = {"seconds": seconds, "n_traces": n_traces, "old_untouched": ok,
+        report[spec] = {"seconds": seconds, "n_traces": n_traces, "old_untouched": ok, "anchor_weight":
+                        cfg.train.anchor_weight if variant != "init-only" else None,
                            "after": score(tm, {"old": g_old, "new": new_group})}
         results_path.write_text(json.dumps(report, indent=2))
 
@@ -182,12 +221,17 @@ def main() -> None:
         one = nxt[0]
         traces = cap_per_tool(filter_by_tools(train_all, [one]), 50, seed=0)
         t0 = time.perf_counter()
+        tm.anchors = base.anchors
         res = tm.register([defs[one]], traces)  # default RegisterConfig (3 epochs)
         report["time_one"] = {"tool": one, "n_traces": res.n_traces, "seconds": time.perf_counter() - t0}
         print(f"registering one tool ({one}) with {res.n_traces} traces, default settings: "
               f"{report['time_one']['seconds']:.0f} s")
     results_path.write_text(json.dumps(report, indent=2))
     print_table(report)
+
+
+def _variant_keys(report: dict[str, Any]) -> list[str]:
+    return [k for k in report if k.partition("@")[0] in VARIANTS]
 
 
 def _pct(x: Any) -> str:
@@ -201,9 +245,7 @@ def print_table(report: dict[str, Any]) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     print(f"| before | {_pct(b['tf_tool_acc'])} | | {_pct(b.get('tool_accuracy'))} | {_pct(b.get('arg_f1'))} "
           "| | | | |")
-    for v in VARIANTS:
-        if v not in report:
-            continue
+    for v in _variant_keys(report):
         o, n = report[v]["after"]["old"], report[v]["after"]["new"]
         delta = (o["tf_tool_acc"] - b["tf_tool_acc"]) * 100
         print(f"| {v} | {_pct(o['tf_tool_acc'])} | {delta:+.1f} | {_pct(o.get('tool_accuracy'))} "
