@@ -43,6 +43,8 @@ def train(
     decision_weight: float = typer.Option(1.0, help="Loss weight of call/answer/stop decisions (1 = paper; "
                                           "5 helps chains, see docs/training.md)."),
     lora: bool = typer.Option(False, "--lora", help="Adaptation round: also train LoRA on attention projections."),
+    lora_r: int = typer.Option(8, help="LoRA rank of the adaptation round (alpha = 2r); 1 was enough on SGD."),
+    lora_lr: float = typer.Option(2e-4, help="Learning rate of the LoRA weights."),
     limit: int | None = typer.Option(None, help="Use only the first N records."),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
@@ -56,7 +58,8 @@ def train(
     try:
         traces = load_traces(data, limit=limit)
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_length=max_length,
-                          seed=seed, lora=LoraSettings() if lora else None, decision_weight=decision_weight,
+                          seed=seed, lora=LoraSettings(r=lora_r, alpha=2 * lora_r) if lora else None,
+                          lora_lr=lora_lr, decision_weight=decision_weight,
                           autocast=None if autocast == "none" else autocast)
         if bank is not None:
             tm = TokMem.load(bank, model)
@@ -104,6 +107,9 @@ def inspect(bank: Path = typer.Argument(..., help="Memory bank directory."),
         last = training["history"][-1] if training.get("history") else {}
         typer.echo(f"  training     {training['steps']} steps, {training['seconds']} s, {training['n_train']} traces"
                    + (f", held-out tool selection {last['eval_tool_acc']:.3f}" if "eval_tool_acc" in last else ""))
+    anchors = cfg.get("anchors") or []
+    typer.echo(f"  anchors      {len(anchors)} for {len(set(anchors))} tools" if anchors else
+               "  anchors      none (register warns; pass --replay traces of the old tools)")
     typer.echo("  tools:")
     width = max((len(t["name"]) for t in cfg["tools"]), default=4)
     for t, norm in zip(cfg["tools"], norms):

@@ -38,10 +38,22 @@ def test_train_inspect_predict(tmp_path, tiny_dir, data):
     r = runner.invoke(app, ["inspect", str(out)])
     assert r.exit_code == 0, r.output
     assert "2 tokens, tied mode" in r.output and "add" in r.output and "echo" in r.output
+    assert "anchors      " in r.output and "for 2 tools" in r.output
     r = runner.invoke(app, ["inspect", str(out), "--json"])
     assert json.loads(r.output)["format_version"] == 1
     r = runner.invoke(app, ["predict", str(out), "add 1 1", "--model", str(tiny_dir), "--max-new-tokens", "4"])
     assert r.exit_code == 0, r.output
+
+
+def test_train_adaptation_round_with_rank_option(tmp_path, tiny_dir, data):
+    out = tmp_path / "bank"
+    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(out), "--model", str(tiny_dir), "--epochs", "1",
+                            "--autocast", "none", "--lora", "--lora-r", "1", "--lora-lr", "1e-3"])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((out / "tokmem_config.json").read_text())
+    assert cfg["lora"]["r"] == 1 and cfg["lora"]["alpha"] == 2
+    assert cfg["meta"]["training"]["config"]["lora_lr"] == 1e-3
+    assert cfg["anchors"] and (out / "anchors.safetensors").exists()  # collected after the round
 
 
 def test_resume_continues_a_checkpoint(tmp_path, tiny_dir, data):
