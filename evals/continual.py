@@ -129,7 +129,7 @@ def main() -> None:
     ap.add_argument("--tf-eval", type=int, default=200, help="dev records per group, teacher-forced")
     ap.add_argument("--n-eval", type=int, default=30, help="dev records per group, generated")
     ap.add_argument("--anchors-per-tool", type=int, default=16, help="anchors for a base bank that has none")
-    ap.add_argument("--anchor-weight", type=float, default=1.0)
+    ap.add_argument("--anchor-weight", type=float, default=10.0, help="anchor weight of variants without @<weight>")
     ap.add_argument("--time-one", action="store_true", help="also time registering one tool with 50 traces")
     ap.add_argument("--model", default=None)
     args = ap.parse_args()

@@ -176,7 +176,8 @@ def register(
     replay: str | None = typer.Option(None, "--replay", help="Traces of known tools: where they call them becomes "
                                          "extra anchors that keep the new tokens off old requests."),
     replay_per_tool: int = typer.Option(16, help="Replay traces per known tool."),
-    anchor_weight: float = typer.Option(1.0, help="Weight of the anchor loss (0: ignore the bank's anchors)."),
+    anchor_weight: float = typer.Option(10.0, help="Weight of the anchor loss: higher keeps old tools safer, "
+                                        "new ones learn less (0: ignore the bank's anchors)."),
     synth: int = typer.Option(40, "--synth", help="Synthetic traces per tool without traces."),
     paraphrase: bool = typer.Option(False, "--paraphrase", help="Rewrite synthetic queries with the base model."),
     epochs: int = typer.Option(3, help="Passes over the new tools' traces."),

@@ -83,7 +83,8 @@ class TrainConfig:
         at positions where the tool was called (see :mod:`tokmem_agent.training.anchors`). Registering a tool
         later uses them to keep the new token from taking the old tools' requests. 0 keeps none.
     anchor_weight: weight of the anchor loss when training with anchors (registration). At 1.0 the anchors,
-        all together, weigh as much as the batch's own tool-call targets: "fire here" and "not there" balance.
+        all together, weigh as much as the batch's own tool-call targets; the default 10 was measured to keep
+        old tools within ~2 points on SGD while the new tokens still learn (docs/continual.md has the curve).
     prefix_cache_mb: when only memory rows train, the prompt before a batch's first memory token is run
         without autograd (it cannot depend on the rows); with more than one epoch its hidden states and KV
         cache are kept, up to this many MiB, and reused in later epochs, so those epochs skip the prompt.
@@ -104,7 +105,7 @@ class TrainConfig:
     renormalize: bool = True
     decision_weight: float = 1.0
     anchors_per_tool: int = 16
-    anchor_weight: float = 1.0
+    anchor_weight: float = 10.0
     prefix_cache_mb: int = 2048
     checkpoint_every: int = 200
     lora: LoraSettings | None = None
@@ -144,7 +145,7 @@ class RegisterConfig:
         ``TrainConfig.anchors_per_tool`` carry anchors already, so replay is optional.
     paraphrase: rewrite synthetic queries with the base model (kept only if every value survives).
     train: settings for training the new rows (default: 3 epochs, no held-out split, renormalised to the
-        mean norm of the old rows after every step).
+        mean norm of the old rows after every step, anchor weight 10).
     """
 
     synth_per_tool: int = 40
