@@ -43,7 +43,7 @@ from tokmem_agent.model.loader import load_base_model
 from tokmem_agent.model.memory import MemoryBank
 from tokmem_agent.tokmem import TokMem
 from tokmem_agent.traces import Trace, tools_in
-from tokmem_agent.training.anchors import Anchors, collect_anchors
+from tokmem_agent.training.anchors import Anchors
 from tokmem_agent.training.dataset import encode_traces
 from tokmem_agent.training.trainer import evaluate
 
@@ -54,7 +54,7 @@ def teacher_forced(tm: TokMem, traces: list[Trace]) -> float | None:
     if not traces:
         return None
     examples, _ = encode_traces(tm.chat, traces, max_length=768)
-    pad = tm.tokenizer.pad_token_id or 0
+    pad = tm.pad_id
     return evaluate(tm.model, examples, pad, batch_size=4)["eval_tool_acc"]
 
 
@@ -103,9 +103,8 @@ def ensure_anchors(tm: TokMem, train: list[Trace], per_tool: int = 16) -> None:
     if tm.anchors is not None and len(tm.anchors):
         return
     t0 = time.perf_counter()
-    examples, _ = encode_traces(tm.chat, cap_per_tool(filter_by_tools(train, tm.tool_names), per_tool, seed=2),
-                                max_length=768)
-    tm.anchors = collect_anchors(tm.model, examples, tm.tokenizer.pad_token_id or 0, per_tool=per_tool)
+    tm.anchors = tm.anchors_from(cap_per_tool(filter_by_tools(train, tm.tool_names), per_tool, seed=2),
+                                 per_tool=per_tool, max_length=768)
     print(f"bank has no anchors: collected {len(tm.anchors)} from its tools' training traces "
           f"({time.perf_counter() - t0:.0f} s)")
 

@@ -23,8 +23,7 @@ from .errors import ConfigError, DataFormatError
 from .registry import Tool
 from .synth import synthesize_traces
 from .traces import Trace
-from .training.anchors import Anchors, collect_anchors
-from .training.dataset import encode_traces
+from .training.anchors import Anchors
 
 if TYPE_CHECKING:
     from .tokmem import TokMem
@@ -140,11 +139,9 @@ def _anchors(tm: TokMem, replay: Sequence[Trace], targets: set[str], cfg: Regist
     stored = tm.anchors.without(targets) if tm.anchors is not None else Anchors.empty(d)
     if not replay or cfg.train.anchor_weight == 0:
         return stored
-    examples, _ = encode_traces(tm.chat, replay, max_length=cfg.train.max_length)
-    pad = tm.tokenizer.pad_token_id if tm.tokenizer.pad_token_id is not None else 0
-    taken = collect_anchors(tm.model, examples, pad, tools=set(tm.bank.names) - targets,
-                            per_tool=max(cfg.replay_per_tool, 1), batch_size=cfg.train.batch_size)
-    return Anchors(torch.cat([stored.h, taken.h]), [*stored.tools, *taken.tools])
+    return stored.plus(tm.anchors_from(replay, per_tool=max(cfg.replay_per_tool, 1),
+                                       tools=set(tm.bank.names) - targets, max_length=cfg.train.max_length,
+                                       batch_size=cfg.train.batch_size))
 
 
 @torch.no_grad()

@@ -36,7 +36,8 @@ from .model.wrapped import TokMemModel
 from .registry import Tool, ToolRegistry
 from .serialization import atomic_dir, read_adapter, read_anchors, read_config, read_tensors, write_bank
 from .traces import Message, Trace
-from .training.anchors import Anchors
+from .training.anchors import Anchors, collect_anchors
+from .training.dataset import encode_traces
 
 if TYPE_CHECKING:
     from .continual import RegisterResult
@@ -250,6 +251,19 @@ class TokMem:
         from .training.trainer import train
 
         return train(self, traces, config or TrainConfig(), **kwargs)
+
+    def anchors_from(self, traces: Sequence[Trace], *, per_tool: int = 16, tools: set[str] | None = None,
+                     max_length: int = 1024, batch_size: int = 4) -> Anchors:
+        """Anchors (see :mod:`tokmem_agent.training.anchors`) taken from ``traces``: hidden states where they
+        call the bank's tools (only ``tools``, if given), at most ``per_tool`` per tool; one no-grad pass."""
+        examples, _ = encode_traces(self.chat, traces, max_length=max_length)
+        return collect_anchors(self.model, examples, self.pad_id, tools=tools, per_tool=per_tool,
+                               batch_size=batch_size)
+
+    @property
+    def pad_id(self) -> int:
+        """Padding id for batches (the tokenizer's, else 0: padded positions are masked anyway)."""
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
     # ----- continual memory ----------------------------------------------------------------------------
     def register(self, tools: Iterable[Any], traces: Sequence[Trace] | None = None, *,

@@ -18,6 +18,7 @@ the end of training) so ``register`` protects old tools with no old data at hand
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -55,16 +56,16 @@ class Anchors:
         drop = set(names)
         return self.only({t for t in self.tools if t not in drop})
 
+    def plus(self, other: Anchors) -> Anchors:
+        """These anchors followed by ``other``'s."""
+        return Anchors(torch.cat([self.h, other.h.to(self.h.dtype)]), [*self.tools, *other.tools])
+
     def merged(self, other: Anchors) -> Anchors:
         """These anchors plus ``other``'s; tools present in ``other`` take ``other``'s anchors only."""
-        mine = self.without(set(other.tools))
-        return Anchors(torch.cat([mine.h, other.h.to(mine.h.dtype)]), [*mine.tools, *other.tools])
+        return self.without(set(other.tools)).plus(other)
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for t in self.tools:
-            out[t] = out.get(t, 0) + 1
-        return out
+        return dict(Counter(self.tools))
 
 
 @torch.no_grad()
@@ -157,11 +158,3 @@ class AnchorLoss:
         z = self.h @ rows.t()  # [K, n_active]
         lse = torch.logsumexp(torch.cat([self.const.unsqueeze(1), z], dim=1), dim=1)  # [K]
         return (lse - self.gold).mean()
-
-    @torch.no_grad()
-    def accuracy(self) -> float:
-        """Share of anchors where the gold tool still beats every active row."""
-        if self.n == 0:
-            return 1.0
-        rows = self.model.bank.address[self.active.to(self.h.device)]
-        return float((self.gold > (self.h @ rows.t()).max(dim=1).values).float().mean())

@@ -21,9 +21,9 @@ from torch import nn
 
 from ..config import TrainConfig, resolve_autocast
 from ..errors import BankFormatError, ConfigError
+from ..model.wrapped import FrozenPrefix
 from ..serialization import atomic_dir, read_adapter, read_config, read_tensors
 from ..traces import Trace, tools_in
-from ..model.wrapped import FrozenPrefix
 from .anchors import AnchorLoss, Anchors, collect_anchors
 from .dataset import Example, collate, encode_traces, make_batches, split_heldout
 
@@ -100,7 +100,7 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
     if not examples:
         raise ConfigError(f"every trace exceeds max_length={cfg.max_length}; raise it")
     train_ex, eval_ex = split_heldout(examples, cfg.eval_fraction, cfg.max_eval, cfg.seed)
-    pad_id = tm.tokenizer.pad_token_id if tm.tokenizer.pad_token_id is not None else 0
+    pad_id = tm.pad_id
 
     # ----- parameters: only memory rows (and LoRA, if enabled) are trainable ----------------------
     for p in tm.model.base.parameters():
@@ -223,9 +223,9 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
         new = collect_anchors(tm.model, examples, pad_id, tools=set(active_names) & set(bank.names),
                               per_tool=cfg.anchors_per_tool, batch_size=cfg.batch_size, seed=cfg.seed)
         old = tm.anchors if tm.anchors is not None else Anchors.empty(bank.hidden_size)
-        if lora_params and len(old.without(new.tools)):  # the backbone moved: other tools' states are stale
-            log.warning("LoRA trained: dropping %d anchors of tools not in this run's traces",
-                        len(old.without(new.tools)))
+        stale = len(old.without(new.tools)) if lora_params else 0
+        if stale:  # the backbone moved: other tools' states are stale
+            log.warning("LoRA trained: dropping %d anchors of tools not in this run's traces", stale)
             old = Anchors.empty(bank.hidden_size)
         tm.anchors = old.merged(new)
     seconds = time.perf_counter() - t_start
