@@ -57,12 +57,10 @@ def test_two_step_chain_gives_right_calls_and_answer(demo_tm, tmp_path):
 
 def test_create_agent_with_the_example_pack(demo_tm, tmp_path):
     from langchain.agents import create_agent
-    from langchain_core.tools import tool as lc_tool
 
-    from tokmem_agent.integrations.langchain import ChatTokMem
+    from tokmem_agent.integrations.langchain import ChatTokMem, as_langchain_tools
 
-    fns = make_tools(tmp_path)
-    agent = create_agent(ChatTokMem(tm=demo_tm), tools=[lc_tool(f) for f in fns])
+    agent = create_agent(ChatTokMem(tm=demo_tm), tools=as_langchain_tools(make_tools(tmp_path)))
     out = agent.invoke({"messages": [("user", "Convert 120 USD to EUR.")]})
     calls = [c for m in out["messages"] for c in (getattr(m, "tool_calls", None) or [])]
     assert calls and calls[0]["name"] == "convert_currency", out["messages"]

@@ -1,5 +1,5 @@
 """LangChain integration: ChatTokMem on the tiny model with scripted decoding, the standard unit tests,
-create_agent end to end and TokMemAgent.as_runnable."""
+create_agent end to end (tool errors included) and TokMemAgent.as_runnable."""
 
 from __future__ import annotations
 
@@ -18,10 +18,18 @@ from scripted import EOT, Script, plan_of  # tests/scripted.py
 from tokmem_agent import ControllerConfig, ModelMismatchError, ToolNotFoundError
 from tokmem_agent.agent import TokMemAgent
 from tokmem_agent.decoding.generate import DecodeSession
-from tokmem_agent.integrations.langchain import ChatTokMem, _Deltas, to_tokmem_messages
+from tokmem_agent.integrations.langchain import (
+    ChatTokMem,
+    _Deltas,
+    as_langchain_tools,
+    lc_tool,
+    to_tokmem_messages,
+    tool_error_middleware,
+)
 from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
 from tokmem_agent.tokmem import TokMem
 from tokmem_agent.traces import Call
+from tools.basic import calculate
 
 HAVE_CONSTRAINT = importlib.util.find_spec("tokmem_agent.decoding.constraint") is not None
 CONSTRAINED = [False, pytest.param(True, marks=pytest.mark.skipif(
@@ -497,6 +505,110 @@ async def test_agent_runnable_reports_steps_as_events(tm):
     events = [e async for e in agent.as_runnable().astream_events("2+3?", version="v2")]
     steps = [e["data"] for e in events if e["event"] == "on_custom_event" and e["name"] == "tokmem_step"]
     assert [(s["tool"], s["result"]) for s in steps] == [("add", 5)]
+
+
+# ----- tool errors with create_agent ------------------------------------------------------------
+def divide(a: int, b: int) -> float:
+    """Divide a by b.
+
+    Args:
+        a: dividend
+        b: divisor
+    """
+    if b == 0:
+        raise ValueError("cannot divide by zero")
+    return a / b
+
+
+@pytest.fixture()
+def tm_err(tiny_tokenizer, make_tiny_model):
+    return make_tm(tiny_tokenizer, make_tiny_model, tools=(get_weather, divide, calculate))
+
+
+def seen_by_model(tm, session) -> str:
+    return tm.tokenizer.decode([i for i in session.ids if i < tm.model.vocab_size])
+
+
+def test_create_agent_plain_tool_error_ends_the_run(tm_err):
+    """The problem: create_agent's ToolNode re-raises a tool's own exception (only bad arguments come back)."""
+    from langchain.agents import create_agent
+
+    llm, _ = scripted(tm_err, "divide", '{"a":1,"b":0}', EOT, "never reached", EOT)
+    agent = create_agent(llm, tools=[tool(divide)])
+    with pytest.raises(ValueError, match="cannot divide by zero"):
+        agent.invoke({"messages": [("user", "1/0?")]})
+
+
+@pytest.mark.parametrize("how", ["helper", "middleware"])
+def test_create_agent_returns_tool_errors_to_the_model(tm_err, how):
+    from langchain.agents import create_agent
+
+    llm, script = scripted(tm_err, "divide", '{"a":1,"b":0}', EOT, "You cannot divide by zero.", EOT)
+    if how == "helper":
+        agent = create_agent(llm, tools=as_langchain_tools([divide]))
+    else:
+        agent = create_agent(llm, tools=[tool(divide)], middleware=[tool_error_middleware()])
+    out = agent.invoke({"messages": [("user", "1/0?")]})  # no exception: the run goes on
+    msgs = out["messages"]
+    assert [type(m).__name__ for m in msgs] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
+    err = msgs[2]
+    assert err.status == "error" and err.content == "ValueError: cannot divide by zero"
+    assert err.tool_call_id == msgs[1].tool_calls[0]["id"] and err.name == "divide"
+    assert msgs[3].content == "You cannot divide by zero."  # the model got another turn
+    # … and saw the error as the controller writes failures
+    assert '{"error": "ValueError: cannot divide by zero"}' in seen_by_model(tm_err, script.sessions[1])
+
+
+async def test_create_agent_returns_tool_errors_async(tm_err):
+    from langchain.agents import create_agent
+
+    llm, _ = scripted(tm_err, "calculate", '{"expression":"2 +"}', EOT, "Invalid expression.", EOT)
+    agent = create_agent(llm, tools=as_langchain_tools([calculate]))
+    out = await agent.ainvoke({"messages": [("user", "2 + ?")]})
+    msgs = out["messages"]
+    assert msgs[2].status == "error" and "cannot parse expression '2 +'" in msgs[2].content
+    assert msgs[-1].content == "Invalid expression."
+
+
+def test_lc_tool_turns_a_bad_calculate_expression_into_an_error_message(tm_err):
+    calc = lc_tool(calculate)
+    assert calc.name == "calculate" and calc.handle_tool_error is True
+    assert calc.tool_call_schema.model_json_schema() == tool(calculate).tool_call_schema.model_json_schema()
+    ChatTokMem(tm=tm_err).bind_tools([calc])  # same schema as the bank's token
+    msg = calc.invoke({"name": "calculate", "args": {"expression": "2 +"}, "id": "c1", "type": "tool_call"})
+    assert isinstance(msg, ToolMessage) and msg.status == "error" and msg.tool_call_id == "c1"
+    assert msg.content == "ValueError: cannot parse expression '2 +': invalid syntax"
+    assert calc.invoke({"expression": "(1 + 2) * 3"}) == {"expression": "(1 + 2) * 3", "result": 9}
+    with pytest.raises(ValueError, match="cannot parse"):
+        tool(calculate).invoke({"expression": "2 +"})  # without the helper
+
+
+async def test_lc_tool_error_types_async_and_copies():
+    def picky(x: int) -> int:
+        """Picky."""
+        if x < 0:
+            raise TypeError("negative")
+        raise ValueError("odd") if x % 2 else KeyError("even")
+
+    only_value = lc_tool(picky, handle_errors=ValueError)
+    assert only_value.invoke({"x": 1}) == "ValueError: odd"
+    with pytest.raises(TypeError, match="negative"):
+        only_value.invoke({"x": -1})
+    assert lc_tool(picky, handle_errors=(TypeError, KeyError)).invoke({"x": -1}) == "TypeError: negative"
+    with pytest.raises(ValueError):
+        lc_tool(picky, handle_errors=False).invoke({"x": 1})
+    assert lc_tool(picky).invoke({"x": 2}) == "KeyError: 'even'"
+
+    async def afail(x: int) -> int:
+        """Async fail."""
+        raise ValueError(f"bad {x}")
+
+    assert await lc_tool(afail).ainvoke({"x": 3}) == "ValueError: bad 3"
+    plain = tool(picky)
+    wrapped = lc_tool(plain)
+    assert wrapped is not plain and plain.handle_tool_error is False and plain.func is picky
+    with pytest.raises(TypeError, match="handle_errors"):
+        lc_tool(picky, handle_errors="yes")
 
 
 # ----- LangChain's standard unit tests ----------------------------------------------------------------
