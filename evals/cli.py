@@ -48,11 +48,12 @@ def eval_command(
     data: Annotated[str, typer.Option("--data", help=DATA_HELP)],
     out: Annotated[Path, typer.Option("--out", help="Output directory (report, metrics, predictions cache).")],
     methods: Annotated[str, typer.Option("--methods", help="Comma-separated: tokmem, tokmem-free, icl, rag, "
-                                         "rag-emb, lora.")] = "tokmem,tokmem-free,icl,rag,lora",
+                                         "rag-emb, lora, kw-router.")] = "tokmem,tokmem-free,icl,rag,lora",
     bank: Annotated[Path | None, typer.Option("--bank", help="Memory bank for tokmem/tokmem-free (trained from "
                                               "--train-data first when the directory does not exist).")] = None,
     train_data: Annotated[str | None, typer.Option("--train-data", help="Training traces (same forms as --data) "
-                                                   "for what is missing: the TokMem bank, the LoRA adapter.")] = None,
+                                                   "for what is missing: the TokMem bank, the LoRA adapter; "
+                                                   "always for kw-router (its router fits them).")] = None,
     train_limit: Annotated[int | None, typer.Option("--train-limit", help="Use only the first N training "
                                                     "records.")] = None,
     lora_adapter: Annotated[Path | None, typer.Option("--lora-adapter", help="LoRA adapter directory "
@@ -75,6 +76,8 @@ def eval_command(
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs (TokMem bank and LoRA adapter).")] = 1,
     lora_r: Annotated[int, typer.Option("--lora-r", help="LoRA rank of the LoRA baseline.")] = 8,
     lora_lr: Annotated[float, typer.Option("--lora-lr", help="Learning rate of the LoRA baseline.")] = 5e-4,
+    router_text: Annotated[str, typer.Option("--router-text", help="What the kw-router classifies: context "
+                                             "(every message before the call) or last-user.")] = "context",
     max_length: Annotated[int, typer.Option("--max-length", help="Max tokens per training sequence.")] = 1024,
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard cached predictions in OUT.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
@@ -93,10 +96,10 @@ def eval_command(
 def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: str | None,
          train_limit: int | None, lora_adapter: Path | None, limit: int | None, sample: bool, seed: int,
          only_trained: bool, max_new_tokens: int, model: str | None, k: int, icl_tools: str, epochs: int,
-         lora_r: int, lora_lr: float, max_length: int, fresh: bool, progress: bool) -> None:
+         lora_r: int, lora_lr: float, router_text: str, max_length: int, fresh: bool, progress: bool) -> None:
     from tokmem_agent.errors import ConfigError
 
-    from .methods import METHOD_NAMES
+    from .methods import METHOD_NAMES, ROUTER_TEXTS
 
     wanted = [m.strip() for m in methods.split(",") if m.strip()]
     unknown = [m for m in wanted if m not in METHOD_NAMES]
@@ -113,6 +116,10 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
     adapter = lora_adapter or out / "lora-adapter"
     if "lora" in wanted and not (adapter / "lora_meta.json").exists() and not train_data:
         raise ConfigError(f"no LoRA adapter at {adapter}; pass --train-data to train one first")
+    if "kw-router" in wanted and not train_data:
+        raise ConfigError("kw-router needs --train-data: its tool router is trained on those traces")
+    if router_text not in ROUTER_TEXTS:
+        raise ConfigError(f"--router-text must be one of {', '.join(ROUTER_TEXTS)}, got {router_text!r}")
 
     traces = load_dataset(data)
     all_traces = traces  # the tool inventory comes from the whole dataset, whatever --limit keeps
@@ -137,7 +144,8 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
     model_id = model or (bank_cfg["base_model"] if bank_cfg else None)
     loaded = load_base_model(model_id)
     train_traces = None
-    if train_data and ((needs_bank and not bank_exists) or ("lora" in wanted and not (adapter / "lora_meta.json").exists())):
+    if train_data and ((needs_bank and not bank_exists) or "kw-router" in wanted
+                       or ("lora" in wanted and not (adapter / "lora_meta.json").exists())):
         train_traces = load_dataset(train_data, limit=train_limit)
 
     built: list[Any] = []
@@ -162,9 +170,19 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
                         f"examples): {', '.join(missing[:20])}{' …' if len(missing) > 20 else ''}",
                         fg=typer.colors.YELLOW)
     baseline_model = loaded
-    if tm is not None and tm.lora is not None and any(m in wanted for m in ("icl", "rag", "rag-emb", "lora")):
+    baselines = ("icl", "rag", "rag-emb", "lora", "kw-router")
+    if tm is not None and tm.lora is not None and any(m in wanted for m in baselines):
         baseline_model = load_base_model(model_id)  # the bank injected LoRA into `loaded`: baselines need a clean copy
-    from .methods import ICLMethod, LoRAMethod, LoRATrainConfig, RAGMethod, schemas_fit, tool_inventory
+    from .methods import (
+        ICLMethod,
+        KeywordRouter,
+        KeywordRouterMethod,
+        LoRAMethod,
+        LoRATrainConfig,
+        RAGMethod,
+        schemas_fit,
+        tool_inventory,
+    )
 
     extra_tools = [tm.tools.get(n).to_dict() for n in tm.tool_names] if tm is not None else []
     inventory = tool_inventory(all_traces, extra_tools)
@@ -190,6 +208,12 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
                                               max_new_tokens=max_new_tokens))
             else:
                 built.append(LoRAMethod(baseline_model, adapter, max_new_tokens=max_new_tokens))
+        elif m == "kw-router":
+            router = KeywordRouter(text=router_text, seed=seed).fit(train_traces)
+            typer.echo(f"keyword router: {len(router.classes)} classes from {len(train_traces)} traces, "
+                       f"training accuracy {100 * router.train_accuracy:.1f} %")
+            built.append(KeywordRouterMethod(baseline_model, tool_inventory(train_traces, inventory), router,
+                                             max_new_tokens=max_new_tokens, data_source=train_data))
     order = {m: i for i, m in enumerate(wanted)}
     built.sort(key=lambda m: order[m.name])
 

@@ -12,6 +12,8 @@ tokens (default 160) for every method.
 ``rag``             as ``icl`` with only the top-k schemas retrieved for the query (BM25)
 ``rag-emb``         as ``rag`` with an embedding retriever (all-MiniLM-L6-v2 from PyPI, if installed)
 ``lora``            LoRA (peft) fine-tuned on query → ``<tool_call>`` text, no tool docs in the prompt
+``kw-router``       a TF-IDF + logistic-regression router picks one tool; the base model writes its arguments
+                    with only that schema in the prompt, decoded under the schema (one call at most)
 ==================  =====================================================================================
 
 The in-context prompt uses the tokenizer's own chat-template tool support when the template renders a
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
     from tokmem_agent.tokmem import TokMem
 
 DEFAULT_MAX_NEW_TOKENS = 160
-METHOD_NAMES = ("tokmem", "tokmem-free", "icl", "rag", "rag-emb", "lora")
+METHOD_NAMES = ("tokmem", "tokmem-free", "icl", "rag", "rag-emb", "lora", "kw-router")
 
 #: The fallback in-context system prompt (after the base system prompt), for chat templates without tool
 #: support. ``{tools}`` is one compact JSON schema per line.
@@ -558,6 +560,217 @@ class RAGMethod(ICLMethod):
     def _select(self, trace: Trace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         tools = self.retriever.top_k(query_text(trace), self.k)
         return tools, {"retrieved": [t["name"] for t in tools]}
+
+
+# ----- keyword router -------------------------------------------------------------------------------------
+#: The router's label of a trace without calls: predicting it means emitting no call.
+NO_CALL = "__none__"
+#: What the router reads: every message of the context (:func:`query_text`) or only the last user turn.
+ROUTER_TEXTS = ("context", "last-user")
+
+
+def last_user_text(trace: Trace) -> str:
+    """The content of the last user message of the context ("" if there is none)."""
+    return next((str(m.get("content") or "") for m in reversed(trace.compositional_context())
+                 if m.get("role") == "user"), "")
+
+
+def router_text(trace: Trace, mode: str = "context") -> str:
+    """The text the keyword router classifies (``mode`` in :data:`ROUTER_TEXTS`)."""
+    return query_text(trace) if mode == "context" else last_user_text(trace)
+
+
+class KeywordRouter:
+    """Bag-of-words tool classifier: TF-IDF (word 1–2-grams, sublinear tf) + multinomial logistic regression
+    (lbfgs, L2, ``C``, balanced class weights), from the request text to the trace's FIRST gold tool, or
+    :data:`NO_CALL` for traces without calls. Deterministic for the same traces and settings."""
+
+    def __init__(self, *, C: float = 10.0, text: str = "context", seed: int = 0, max_features: int = 200_000):
+        if text not in ROUTER_TEXTS:
+            raise ConfigError(f"router text must be one of {', '.join(ROUTER_TEXTS)}, got {text!r}")
+        self.C, self.text, self.seed, self.max_features = C, text, seed, max_features
+        self.vectorizer: Any = None
+        self.classifier: Any = None
+        self.classes: list[str] = []
+        self.n_train = 0
+        self.train_accuracy: float | None = None
+        self.train_seconds: float | None = None
+        self.data_fingerprint = ""
+
+    @staticmethod
+    def label(trace: Trace) -> str:
+        return trace.calls[0].name if trace.calls else NO_CALL
+
+    def fit(self, traces: Sequence[Trace]) -> KeywordRouter:
+        """Train on ``traces`` (texts by :func:`router_text`, labels by :meth:`label`)."""
+        try:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+            from sklearn.linear_model import LogisticRegression
+        except ImportError:
+            raise ConfigError("the keyword router needs scikit-learn: "
+                              "pip install 'tokmem-agent[eval]'") from None
+        if not traces:
+            raise ConfigError("no training traces for the keyword router")
+        import numpy as np
+
+        t0 = time.perf_counter()
+        texts = [router_text(t, self.text) for t in traces]
+        labels = [self.label(t) for t in traces]
+        self.classes = sorted(set(labels))
+        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
+                                          max_features=self.max_features, dtype=np.float32)
+        x = self.vectorizer.fit_transform(texts)
+        self.classifier = None
+        if len(self.classes) > 1:  # one class: nothing to learn, always that label
+            self.classifier = LogisticRegression(C=self.C, class_weight="balanced", max_iter=1000,
+                                                 random_state=self.seed).fit(x, labels)
+            self.classes = [str(c) for c in self.classifier.classes_]
+        self.n_train = len(traces)
+        self.train_seconds = round(time.perf_counter() - t0, 2)
+        self.train_accuracy = sum(p[0][0] == y for p, y in zip(self._ranked(x, 1), labels)) / len(labels)
+        self.data_fingerprint = _fingerprint([json.dumps([texts, labels], ensure_ascii=False).encode()])
+        return self
+
+    def _features(self, texts: Sequence[str]) -> Any:
+        if self.vectorizer is None:
+            raise ConfigError("the keyword router is not trained (call fit first)")
+        return self.vectorizer.transform(list(texts))
+
+    def _ranked(self, x: Any, k: int) -> list[list[tuple[str, float]]]:
+        if self.classifier is None:
+            return [[(self.classes[0], 1.0)] for _ in range(x.shape[0])]
+        out = []
+        for row in self.classifier.predict_proba(x):
+            order = sorted(range(len(row)), key=lambda i: (-row[i], i))[:k]
+            out.append([(self.classes[i], float(row[i])) for i in order])
+        return out
+
+    def top_k(self, text: str, k: int = 1) -> list[tuple[str, float]]:
+        """The ``k`` most probable labels of ``text`` with their probabilities (:data:`NO_CALL` included)."""
+        return self._ranked(self._features([text]), k)[0]
+
+    def predict(self, text: str) -> str | None:
+        """The most probable tool for ``text``; None when that is :data:`NO_CALL`."""
+        name = self.top_k(text, 1)[0][0]
+        return None if name == NO_CALL else name
+
+    def accuracy(self, traces: Sequence[Trace]) -> float:
+        """Share of ``traces`` whose first gold tool (or no call) is the top prediction."""
+        if not traces:
+            return 0.0
+        x = self._features([router_text(t, self.text) for t in traces])
+        return sum(p[0][0] == self.label(t) for p, t in zip(self._ranked(x, 1), traces)) / len(traces)
+
+    @property
+    def tools(self) -> set[str]:
+        """The tools it can route to."""
+        return set(self.classes) - {NO_CALL}
+
+    @property
+    def n_params(self) -> int:
+        if self.classifier is None:
+            return 0
+        return int(self.classifier.coef_.size + self.classifier.intercept_.size)
+
+    def config(self) -> dict[str, Any]:
+        return {"features": "tf-idf word 1-2-grams, sublinear tf", "max_features": self.max_features,
+                "classifier": "multinomial logistic regression, balanced", "C": self.C, "text": self.text,
+                "seed": self.seed, "n_train": self.n_train, "n_classes": len(self.classes),
+                "no_call_class": NO_CALL in self.classes, "data": self.data_fingerprint}
+
+
+def call_prefix(name: str) -> str:
+    """The text of the in-context call format (:data:`ICL_INSTRUCTIONS`) before a call's argument object."""
+    return "<tool_call>{\"name\": " + json.dumps(name, ensure_ascii=False) + ", \"arguments\": "
+
+
+class KeywordRouterMethod(ICLMethod):
+    """A :class:`KeywordRouter` picks one tool (or none); the frozen base model then writes its arguments with
+    only that tool's schema in the in-context prompt. The assistant turn is forced to start with
+    :func:`call_prefix` and the argument object is decoded greedily under the tool's JSON schema.
+
+    At most one call per request: a multi-call record gets its first tool only (a limit of the baseline)."""
+
+    name = "kw-router"
+
+    def __init__(self, loaded: LoadedModel, tools: Sequence[dict[str, Any]], router: KeywordRouter, *,
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+                 data_source: str | None = None, name: str | None = None, **kw: Any):
+        from tokmem_agent.decoding.constraint import SchemaConstraint
+        from tokmem_agent.model.memory import MemoryBank
+        from tokmem_agent.model.wrapped import TokMemModel
+
+        super().__init__(loaded, tools, pool="all", max_new_tokens=max_new_tokens,
+                         system_prompt=system_prompt, name=name, **kw)
+        self.router = router
+        self.by_name = {t["name"]: t for t in self.tools}
+        unknown = sorted(router.tools - set(self.by_name))
+        if unknown:
+            raise ConfigError(f"the keyword router routes to {len(unknown)} tool(s) without a definition in "
+                              f"the inventory: {', '.join(unknown[:10])}")
+        # the plain base model behind the library's decode session (an empty memory bank: logits [V])
+        emb = loaded.model.get_input_embeddings()
+        self.lm = TokMemModel(loaded.model, MemoryBank(emb.embedding_dim))
+        self.constraint = SchemaConstraint(self.tokenizer, self.lm.total_vocab)
+        self.known_tools = router.tools
+        self.trainable_params = router.n_params
+        self.train_seconds = router.train_seconds
+        self.data_source = data_source
+
+    def config(self) -> dict[str, Any]:
+        fmt = "chat template tools=" if self.template_tools else "fallback system prompt"
+        return {"name": self.name, "method": "kw-router", "max_new_tokens": self.max_new_tokens,
+                "base_model": self.loaded.model_id, "prompt_format": fmt, "router": self.router.config()}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "train_data": self.data_source,
+                "router_train_accuracy": self.router.train_accuracy}
+
+    def decode_arguments(self, ids: Sequence[int], schema: dict[str, Any]) -> tuple[list[int], bool]:
+        """Greedy argument ids after ``ids`` under ``schema`` → (ids, whether the object is complete)."""
+        import torch
+
+        from tokmem_agent.decoding.generate import DecodeSession
+        from tokmem_agent.errors import GenerationError
+
+        session = DecodeSession(self.lm)
+        logits = session.feed(list(ids))
+        matcher = self.constraint.matcher(schema)
+        out: list[int] = []
+        while len(out) < self.max_new_tokens:
+            scores = matcher.mask_logits(logits)
+            tok = int(torch.argmax(scores))
+            if not torch.isfinite(scores[tok]):
+                raise GenerationError("every token is masked by the argument schema")
+            matcher.advance(tok)
+            out.append(tok)
+            if matcher.is_done():
+                return out, True
+            logits = session.feed([tok])
+        return out, False
+
+    def predict(self, trace: Trace) -> MethodOutput:
+        t0 = time.perf_counter()
+        top = self.router.top_k(router_text(trace, self.router.text), 3)
+        name = top[0][0]
+        extra: dict[str, Any] = {"routed": None if name == NO_CALL else name,
+                                 "router_top": [[n, round(p, 4)] for n, p in top]}
+        if name == NO_CALL:
+            return MethodOutput([], [], 0, time.perf_counter() - t0, extra=extra)
+        tool = self.by_name[name]
+        prompt = self.prompt_ids(trace.compositional_context(), [tool])
+        prefix = call_prefix(name)
+        prefix_ids = self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
+        limit = getattr(self.loaded.model.config, "max_position_embeddings", None)
+        if limit and len(prompt) + len(prefix_ids) + self.max_new_tokens > limit:
+            extra["context_overflow"] = True
+        ids, done = self.decode_arguments(prompt + prefix_ids, tool["parameters"])
+        raw = self.tokenizer.decode(ids, skip_special_tokens=False).strip()
+        if not done:
+            extra["cut"] = True
+        text = prefix + raw + ("}</tool_call>" if done else "")
+        return MethodOutput([Call(name, args_of(raw))], [raw], len(prompt) + len(prefix_ids),
+                            time.perf_counter() - t0, text=text, generated_tokens=len(ids), extra=extra)
 
 
 # ----- LoRA -----------------------------------------------------------------------------------------------
