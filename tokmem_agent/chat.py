@@ -215,6 +215,11 @@ def trace_conversation(trace: Any, reading: str = "compositional") -> list[Messa
     chain: ``messages`` → call 0 → tool result 0 → ``between[0]`` → call 1 → … → last result →
         ``response`` (when present). Needs ``results``; falls back to compositional without them.
     """
+    if not trace.calls:  # a request that needs no tool: the answer text is the target
+        if not (trace.response or "").strip():
+            raise ConfigError(f"trace {trace.id!r} has no calls and no response; give it a 'response' or let "
+                              "training fill in the backbone's reply (tokmem_agent.training.replies.fill_replies)")
+        return [*trace.messages, {"role": "assistant", "content": trace.response, "target": True}]
     if reading == "compositional" or trace.results is None:
         return [*trace.compositional_context(), {"role": "assistant", "content": "", "calls": trace.calls}]
     if reading != "chain":

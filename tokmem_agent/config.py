@@ -85,6 +85,12 @@ class TrainConfig:
     anchor_weight: weight of the anchor loss when training with anchors (registration). At 1.0 the anchors,
         all together, weigh as much as the batch's own tool-call targets; the default 10 was measured to keep
         old tools within ~2 points on SGD while the new tokens still learn (docs/continual.md has the curve).
+    warmup, schedule: the learning rate rises linearly over the first ``warmup`` share of the steps, then stays
+        ("constant") or falls linearly to 0 ("linear", default; the TokMem reference code: 10 % warmup).
+    no_call_share: add this many generic messages that need no tool (greetings, thanks, small talk, general
+        questions; shipped in ``tokmem_agent/data/no_call.txt``) per trace with calls, so the model learns when
+        *not* to call. Their targets, and those of any no-call trace of your own without a ``response``, are
+        the frozen backbone's own replies. 0 adds none (the paper's data has no such traces).
     prefix_cache_mb: when only memory rows train, the prompt before a batch's first memory token is run
         without autograd (it cannot depend on the rows); with more than one epoch its hidden states and KV
         cache are kept, up to this many MiB, and reused in later epochs, so those epochs skip the prompt.
@@ -107,6 +113,9 @@ class TrainConfig:
     anchors_per_tool: int = 16
     anchor_weight: float = 10.0
     prefix_cache_mb: int = 2048
+    no_call_share: float = 0.1
+    warmup: float = 0.1
+    schedule: Literal["linear", "constant"] = "linear"
     checkpoint_every: int = 200
     lora: LoraSettings | None = None
     lora_lr: float = 2e-4
@@ -124,6 +133,12 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.anchors_per_tool must be >= 0, got {self.anchors_per_tool}")
         if self.anchor_weight < 0:
             raise ConfigError(f"TrainConfig.anchor_weight must be >= 0, got {self.anchor_weight}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ConfigError(f"TrainConfig.warmup must be in [0, 1), got {self.warmup}")
+        if self.schedule not in ("linear", "constant"):
+            raise ConfigError(f"TrainConfig.schedule must be 'linear' or 'constant', got {self.schedule!r}")
+        if not 0.0 <= self.no_call_share <= 1.0:
+            raise ConfigError(f"TrainConfig.no_call_share must be in [0, 1], got {self.no_call_share}")
         if not self.decision_weight > 0:
             raise ConfigError(f"TrainConfig.decision_weight must be > 0, got {self.decision_weight}")
         if not 0.0 <= self.eval_fraction < 1.0:

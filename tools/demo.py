@@ -90,8 +90,11 @@ def demo_bank(loaded: Any, bank: Path, *, limit: int | None = 600, epochs: int =
           flush=True)
     tm = TokMem.create(tools, loaded)
     tm.meta["demo_data"] = fingerprint
+    # no_call_share / schedule pinned to the measured recipe (v4): the v5 recipe (free phrasings, no-call
+    # traces, warmup + decay) lost the two-step chain (docs/benchmarks.md)
     cfg = TrainConfig(epochs=epochs, batch_size=8, max_length=512, eval_fraction=0.05,
-                      decision_weight=DECISION_WEIGHT, lora=LoraSettings() if lora else None, lora_lr=LORA_LR)
+                      decision_weight=DECISION_WEIGHT, no_call_share=0.0, schedule="constant", warmup=0.0,
+                      lora=LoraSettings() if lora else None, lora_lr=LORA_LR)
     result = tm.train(traces, cfg, reading="chain", out_dir=bank)
     n_params = tm.bank.steer.numel() + sum(p.numel() for p in tm.lora_parameters())
     print(f"   trained in {result.seconds:.0f} s ({result.tokens_per_s:.0f} tokens/s); "

@@ -39,6 +39,7 @@ from tokmem_agent.registry import Tool
 from tokmem_agent.traces import parse_record, write_jsonl
 
 from . import basic
+from . import phrasing as ph
 from .basic import STATEFUL_TOOL_NAMES, TODAY, make_tools
 
 SEED = 20250602
@@ -51,6 +52,9 @@ TRAIN_CALLS_PER_TOOL = 110  # single-call records per tool = this minus the tool
 TRAIN_MIN_SINGLE = 40
 TEST_MULTI = 30
 TEST_SINGLE_PER_TOOL = 7
+#: share of single-call records from the free-phrasing generators (FREE) and wrapped in a casual preamble
+FREE_SHARE = 0.5
+CASUAL_SHARE = 0.2
 
 Args = dict[str, Any]
 ArgSpec = Args | Callable[[list[Any]], Args]  # fixed arguments, or built from the earlier results
@@ -767,6 +771,124 @@ SINGLE: dict[str, Callable[[Ctx], Draft]] = {
 }
 
 
+# ----- free phrasings (tools/phrasing.py): the way people type, a second generator per tool ----------------------
+def casual(c: Ctx, query: str) -> str:
+    """Wrap a request in a casual preamble or tail ("hey, …", "… thanks")."""
+    q = query[:1].lower() + query[1:] if query[:2] != "I " and query[1:2].islower() else query
+    return c.pick(ph.CASUAL[c.split]).format(q=q)
+
+
+def free_unit_word(c: Ctx, u: str) -> str:
+    return c.pick(ph.UNIT_WORDS_MORE.get(u) or UNIT_WORDS[u])
+
+
+def free_money(c: Ctx, x: float, code: str) -> str:
+    if c.chance(0.5):
+        return c.money_text(x, code)
+    return f"{c.price_text(x)} {c.pick(ph.CURRENCY_WORDS_MORE[code])}"
+
+
+def f_calculate(c: Ctx) -> Draft:
+    q, e = c.tpl(ph.CALC_FREE)
+    vals = _calc_numbers(c)
+    vals.update(p=num(c.pick(ph.CALC_PERCENTS)), x=str(c.int_(2, 12)), n=str(c.int_(2, 9)))
+    vals["k"] = str(c.int_(2, 20) if int(vals["x"]) <= 3 else c.int_(2, 8))
+    return Draft(cap(q.format(**vals)), [("calculate", {"expression": e.format(**vals)})], calc_answer(c))
+
+
+def f_convert_units(c: Ctx) -> Draft:
+    u1, u2 = c.unit_pair()
+    v = c.unit_value(u1)
+    w = free_unit_word(c, u1)
+    q = f"{num(v)}{w}" if w.startswith("°") else f"{num(v)} {w}"
+    query = c.tpl(ph.UNIT_FREE).format(q=q, u2=free_unit_word(c, u2))
+    return Draft(cap(query), [("convert_units", {"value": v, "from_unit": u1, "to_unit": u2})], units_answer(c))
+
+
+def f_convert_currency(c: Ctx) -> Draft:
+    c1, c2 = c.currencies()
+    amt = c.amount(c1)
+    query = c.tpl(ph.CUR_FREE).format(m=free_money(c, amt, c1), c2=c.pick(ph.CURRENCY_WORDS_MORE[c2]))
+    return Draft(cap(query), [("convert_currency", {"amount": amt, "from_currency": c1, "to_currency": c2})],
+                 cur_answer(c))
+
+
+def f_add_tip(c: Ctx) -> Draft:
+    t, uses_p, uses_n = c.tpl(ph.TIP_FREE)
+    bill = c.price(8, 400)
+    p, n = c.pick(TIP_PERCENTS), c.int_(2, 8)
+    b = ("$" if c.chance(0.4) else "") + c.price_text(bill)
+    args: Args = {"bill": bill, **({"percent": p} if uses_p else {}), **({"people": n} if uses_n else {})}
+    nw = ph.NUM_WORDS[n] if c.chance(0.4) else str(n)
+    return Draft(cap(t.format(b=b, p=p, n=nw)), [("add_tip", args)], tip_answer(c))
+
+
+def f_date_add(c: Ctx) -> Draft:
+    t, sign, unit, base = c.tpl(ph.DATE_FREE)
+    k = c.int_(2, 12)
+    n = {"d": c.int_(2, 12) if "{nw}" in t else c.int_(2, 300), "w": 7 * k, "f": 14, "1w": 7}[unit]
+    count = k if unit == "w" else n
+    nw = ph.NUM_WORDS[count] if count <= 12 and c.chance(0.7) else str(count)
+    d = "today" if base == "today" else c.date()
+    query = t.format(n=n, nw=nw, d=c.date_text(d) if d != "today" else d)
+    return Draft(cap(query), [("date_add", {"date": d, "days": sign * n})], date_add_answer(c))
+
+
+def f_days_between(c: Ctx) -> Draft:
+    t = c.tpl(ph.DAYS_FREE)
+    if t in ph.DAYS_FROM_TODAY:
+        a, b = "today", c.date_near(3, 400)
+    else:
+        a = c.date()
+        b = (dt.date.fromisoformat(a) + dt.timedelta(days=c.int_(1, 400))).isoformat()
+    query = t.format(a=c.date_text(a) if a != "today" else a, b=c.date_text(b))
+    return Draft(cap(query), [("days_between", {"start": a, "end": b})], days_answer(c))
+
+
+def f_add_todo(c: Ctx) -> Draft:
+    t, has_due = c.tpl(ph.TODO_FREE)
+    title, d = c.todo_title(), c.date_near(1, 120)
+    args: Args = {"title": title, **({"due": d} if has_due else {})}
+    return Draft(cap(t.format(t=title, d=c.date_text(d))), [("add_todo", args)], todo_answer(c),
+                 setup=c.todo_setup(0, 3))
+
+
+def f_list_todos(c: Ctx) -> Draft:
+    t, has_date = c.tpl(ph.LIST_FREE)
+    d = c.date_near(0, 40)
+    args: Args = {"due_by": d} if has_date else {}
+    setup = c.todo_setup(1, 5)
+    return Draft(cap(t.format(d=c.date_text(d))), [("list_todos", args)], list_answer(c), setup=setup)
+
+
+def f_add_note(c: Ctx) -> Draft:
+    note = c.note()
+    h, x, _ = note
+    return Draft(cap(c.tpl(ph.NOTE_FREE).format(h=h, x=x)), [("add_note", {"title": h, "text": x})],
+                 note_answer(c), setup=c.note_setup(0, 3, exclude=note))
+
+
+def f_search_notes(c: Ctx) -> Draft:
+    note = c.note()
+    kw = c.pick(note[2])
+    return Draft(cap(c.tpl(ph.SEARCH_FREE).format(k=kw)), [("search_notes", {"query": kw})], search_answer(c),
+                 setup=c.note_setup(1, 5, include=note))
+
+
+FREE: dict[str, Callable[[Ctx], Draft]] = {
+    "calculate": f_calculate, "convert_units": f_convert_units, "convert_currency": f_convert_currency,
+    "add_tip": f_add_tip, "date_add": f_date_add, "days_between": f_days_between, "add_todo": f_add_todo,
+    "list_todos": f_list_todos, "add_note": f_add_note, "search_notes": f_search_notes,
+}
+
+
+def no_call_drafts(split: str) -> list[Draft]:
+    """Requests that need no tool: unserved ones answered with what the pack can do, near-misses left to the
+    backbone (no response: training fills in its own reply)."""
+    out = [Draft(q, [], lambda _r: ph.CANT) for q in ph.UNSERVED[split]]
+    return out + [Draft(q, [], lambda _r: "") for q in ph.NEAR_MISS[split]]
+
+
 # ----- multi-call generators ----------------------------------------------------------------------------------
 def _res(i: int, key: str = "result") -> Callable[[list[Any]], Any]:
     return lambda r: r[i][key]
@@ -1140,6 +1262,8 @@ class Builder(Replayer):
             "n_calls": len(answers), "messages": [{"role": "user", "content": query}], "results": results,
             "between": [[] for _ in answers[1:]], "response": fix_articles(draft.respond(results)),
         }
+        if not rec["response"]:  # a no-call request left to the backbone: training writes its own reply
+            del rec["response"]
         if draft.setup:
             rec["setup"] = [{"name": n, "arguments": a} for n, a in draft.setup]
         parse_record(rec)
@@ -1159,8 +1283,13 @@ def _check_pools() -> None:
 
 
 def build_split(split: str, seed: int = SEED, *, exclude_queries: set[str] | None = None,
-                workroot: str | None = None) -> list[dict[str, Any]]:
-    """All records of one split ("train" or "test"), in their final order."""
+                workroot: str | None = None, free: bool = False) -> list[dict[str, Any]]:
+    """All records of one split ("train" or "test"), in their final order.
+
+    free: the *free-phrasing* variant: half the single calls from :data:`FREE` (``tools/phrasing.py``), a fifth
+    wrapped in casual preambles, plus requests that need no tool. Measured on the hand-written set it did not
+    pay on its own (docs/benchmarks.md), so ``tools/data`` is still the plain variant.
+    """
     import random
 
     _check_pools()
@@ -1191,7 +1320,17 @@ def build_split(split: str, seed: int = SEED, *, exclude_queries: set[str] | Non
             k = max(TRAIN_MIN_SINGLE, TRAIN_CALLS_PER_TOOL - usage[name])
         else:
             k = TEST_SINGLE_PER_TOOL
-        drafts.extend(unique(gen) for _ in range(k))
+        for _ in range(k):
+            d = unique(FREE[name] if free and c.chance(FREE_SHARE) else gen)
+            if free and c.chance(CASUAL_SHARE):
+                wrapped = casual(c, d.query)
+                if wrapped not in seen:
+                    seen.discard(d.query)
+                    d.query = wrapped
+                    seen.add(wrapped)
+            drafts.append(d)
+    if free:
+        drafts += no_call_drafts(split)
     rng.shuffle(drafts)
 
     with tempfile.TemporaryDirectory(prefix="tokmem-traces-", dir=workroot) as tmp:
@@ -1199,11 +1338,11 @@ def build_split(split: str, seed: int = SEED, *, exclude_queries: set[str] | Non
         return [b.record(d, f"tools-{split}-{i:05d}") for i, d in enumerate(drafts)]
 
 
-def generate(out_dir: str | Path = DATA_DIR, seed: int = SEED) -> dict[str, list[dict[str, Any]]]:
-    """Write ``train.jsonl`` and ``test.jsonl`` to ``out_dir``; return the records."""
+def generate(out_dir: str | Path = DATA_DIR, seed: int = SEED, *, free: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """Write ``train.jsonl`` and ``test.jsonl`` to ``out_dir``; return the records (``free``: see build_split)."""
     out = Path(out_dir)
-    train = build_split("train", seed)
-    test = build_split("test", seed, exclude_queries={r["query"] for r in train})
+    train = build_split("train", seed, free=free)
+    test = build_split("test", seed, exclude_queries={r["query"] for r in train}, free=free)
     write_jsonl(train, out / "train.jsonl")
     write_jsonl(test, out / "test.jsonl")
     return {"train": train, "test": test}
@@ -1223,8 +1362,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(DATA_DIR), help="output directory (default: tools/data)")
     ap.add_argument("--seed", type=int, default=SEED, help=f"random seed (default: {SEED})")
+    ap.add_argument("--free-phrasing", action="store_true",
+                    help="the free-phrasing variant with no-call requests (tools/phrasing.py); not the default")
     a = ap.parse_args(argv)
-    recs = generate(a.out, a.seed)
+    if a.free_phrasing and Path(a.out).resolve() == DATA_DIR:
+        ap.error("--free-phrasing writes a variant: give another --out than tools/data")
+    recs = generate(a.out, a.seed, free=a.free_phrasing)
     for split, rs in recs.items():
         print(f"{Path(a.out) / (split + '.jsonl')}: {summarize(rs)}")
 

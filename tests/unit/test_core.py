@@ -37,7 +37,7 @@ def tm(loaded) -> TokMem:
     return TokMem.create(TOOLS[:2], loaded)
 
 
-FAST = dict(batch_size=4, progress=False, eval_fraction=0.0, autocast=None)
+FAST = dict(batch_size=4, progress=False, eval_fraction=0.0, autocast=None, no_call_share=0.0)
 
 
 def base_state(tm: TokMem) -> dict[str, torch.Tensor]:
@@ -250,7 +250,7 @@ def test_heldout_eval_reports_tool_selection(loaded):
     tm = TokMem.create(TOOLS, loaded)
     seen = []
     result = tm.train(load_traces(toy_records()), TrainConfig(epochs=1, batch_size=4, progress=False,
-                                                             eval_fraction=0.2, autocast="bf16"),
+                                                             eval_fraction=0.2, autocast="bf16", no_call_share=0.0),
                       callbacks=[seen.append])
     assert result.n_eval == 8 and 0.0 <= result.history[0]["eval_tool_acc"] <= 1.0
     assert seen == result.history
@@ -319,12 +319,14 @@ def test_require_tools_names_missing_and_changed(tm):
 
 def test_checkpoint_and_resume(loaded, tmp_path):
     traces = load_traces(toy_records())
-    cfg = TrainConfig(epochs=2, checkpoint_every=3, **FAST)
+    # constant lr: a 1-epoch run's decay would differ from the 2-epoch run's (the lr follows step / total steps)
+    sched = dict(schedule="constant", warmup=0.0)
+    cfg = TrainConfig(epochs=2, checkpoint_every=3, **sched, **FAST)
     full = TokMem.create(TOOLS, loaded)
     full.train(traces, cfg, out_dir=tmp_path / "a")
     # a run that stops after epoch 1, then resumes, ends where the uninterrupted one ends
     part = TokMem.create(TOOLS, loaded)
-    part.train(traces, TrainConfig(epochs=1, checkpoint_every=3, **FAST), out_dir=tmp_path / "b")
+    part.train(traces, TrainConfig(epochs=1, checkpoint_every=3, **sched, **FAST), out_dir=tmp_path / "b")
     assert (tmp_path / "b" / "checkpoint" / "trainer_state.pt").exists()
     resumed = TokMem.load(tmp_path / "b" / "checkpoint", loaded)
     resumed.train(traces, cfg, out_dir=tmp_path / "b", resume=True)

@@ -237,3 +237,19 @@ def test_regeneration_is_byte_identical(tmp_path):
         a = (tmp_path / "a" / name).read_bytes()
         assert a == (tmp_path / "b" / name).read_bytes()
         assert a == (DATA / name).read_bytes(), f"tools/data/{name} is stale: run python -m tools.make_traces"
+
+
+def test_free_phrasing_variant(tmp_path):
+    """The free-phrasing variant (tools/phrasing.py): valid records, unique queries, no-call requests."""
+    schemas = mt.tool_schemas()
+    validators = {s["name"]: jsonschema.Draft202012Validator(s["parameters"]) for s in schemas}
+    recs = mt.build_split("test", free=True, workroot=str(tmp_path))
+    assert len({r["query"] for r in recs}) == len(recs)
+    no_call = [r for r in recs if not r["answers"]]
+    assert no_call and all(r["results"] == [] and r["n_calls"] == 0 for r in no_call)
+    assert any(r.get("response") == mt.ph.CANT for r in no_call) and any("response" not in r for r in no_call)
+    for i, rec in enumerate(recs):
+        parse_record(rec, path="free", line=i + 1)
+        for a in rec["answers"]:
+            validators[a["name"]].validate(a["arguments"])
+    assert mt.build_split("test", free=True, workroot=str(tmp_path)) == recs  # deterministic

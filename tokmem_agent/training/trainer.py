@@ -26,6 +26,7 @@ from ..serialization import atomic_dir, read_adapter, read_config, read_tensors
 from ..traces import Trace, tools_in
 from .anchors import AnchorLoss, Anchors, collect_anchors
 from .dataset import Example, collate, encode_traces, make_batches, split_heldout
+from .replies import fill_replies, generic_negatives
 
 if TYPE_CHECKING:
     from ..tokmem import TokMem
@@ -68,6 +69,19 @@ class _LossModule(nn.Module):
         return self.model.target_loss(input_ids, attention_mask, labels, weights, frozen_prefix=frozen)
 
 
+def with_no_call_traces(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig) -> list[Trace]:
+    """``traces`` plus ``cfg.no_call_share`` × their number of generic no-call messages, every no-call trace
+    without a response given the frozen backbone's own reply (see :mod:`tokmem_agent.training.replies`)."""
+    traces = list(traces)
+    n_extra = round(cfg.no_call_share * sum(bool(t.calls) for t in traces))
+    if n_extra:
+        seen = {m.get("content") for t in traces for m in t.messages if m.get("role") == "user"}
+        extra = generic_negatives(n_extra, seed=cfg.seed, exclude=seen)
+        traces += extra
+        log.info("added %d generic no-call traces (no_call_share=%g)", len(extra), cfg.no_call_share)
+    return fill_replies(tm, traces, progress=cfg.progress)
+
+
 def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str | os.PathLike[str] | None = None,
           resume: bool = False, active_tools: Sequence[str] | None = None, reading: str = "compositional",
           anchors: Anchors | None = None,
@@ -92,6 +106,7 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
     active_names = list(active_tools) if active_tools is not None else called
     bank = tm.bank
     active = torch.tensor([n in set(active_names) for n in bank.names])  # [N] bool
+    traces = with_no_call_traces(tm, traces, cfg)  # before any LoRA round: replies of the frozen backbone
     if cfg.lora is not None:
         tm.enable_lora(cfg.lora)
 
@@ -132,6 +147,7 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
         log.info("anchor loss on %d anchors of %d frozen tools (weight %g)", len(anchor_loss),
                  len(set(anchors.tools) - set(active_names)), cfg.anchor_weight)
 
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
     steps_per_epoch = math.ceil(math.ceil(len(train_ex) / cfg.batch_size) / accelerator.num_processes / cfg.grad_accum)
     total_steps = steps_per_epoch * cfg.epochs
     state = {"epoch": 0, "batch": 0, "step": 0, "history": [], "tokens": 0, "seconds": 0.0}
@@ -186,6 +202,9 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
                     continue
                 if cfg.max_grad_norm:
                     accelerator.clip_grad_norm_([*mats, *lora_params], cfg.max_grad_norm)
+                scale = lr_scale(state["step"], total_steps, cfg.warmup, cfg.schedule)
+                for g, base_lr in zip(optimizer.param_groups, base_lrs):
+                    g["lr"] = base_lr * scale
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 _after_step(bank, active, frozen, renormalize=cfg.renormalize)
@@ -241,6 +260,17 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
     if out_dir is not None and accelerator.is_main_process:
         tm.save(out_dir)
     return result
+
+
+def lr_scale(step: int, total: int, warmup: float, schedule: str) -> float:
+    """Learning-rate factor for optimizer step ``step`` (0-based) of ``total``: linear warmup over the first
+    ``warmup`` share of the steps, then constant or linear decay to 0 (the TokMem reference code's schedule)."""
+    n_warm = round(warmup * total)
+    if step < n_warm:
+        return (step + 1) / (n_warm + 1)
+    if schedule == "constant":
+        return 1.0
+    return max(0.0, (total - step) / max(total - n_warm, 1))
 
 
 class _PrefixCache:
