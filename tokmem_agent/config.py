@@ -160,13 +160,15 @@ class RegisterConfig:
         ``TrainConfig.anchors_per_tool`` carry anchors already, so replay is optional.
     paraphrase: rewrite synthetic queries with the base model (kept only if every value survives).
     train: settings for training the new rows (default: 3 epochs, no held-out split, renormalised to the
-        mean norm of the old rows after every step, anchor weight 10).
+        mean norm of the old rows after every step, anchor weight 10, constant learning rate, no generic no-call
+        traces: the recipe docs/continual.md measured).
     """
 
     synth_per_tool: int = 40
     replay_per_tool: int = 16
     paraphrase: bool = False
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, eval_fraction=0.0))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, eval_fraction=0.0, no_call_share=0.0,
+                                                                   schedule="constant", warmup=0.0))
 
     def __post_init__(self) -> None:
         if self.synth_per_tool < 1:

@@ -4,8 +4,8 @@ The paper's data has none, so a bank trained on it calls a tool for every messag
 ``add_todo``). Two things fix that here:
 
 * a trace with no calls (``answers: []``) trains the model to answer in text; when it has no ``response``,
-  :func:`fill_replies` writes the *frozen backbone's own reply* (memory tokens masked) as the target, so
-  learning "do not call" does not also teach the adaptation round to answer differently from the base model;
+  :func:`fill_replies` writes the *frozen backbone's own reply* (its LM head alone: no memory tokens) as the
+  target, so learning "do not call" does not also teach the adaptation round to answer differently;
 * :func:`generic_negatives` draws messages that no tool serves (greetings, thanks, small talk, general
   questions) from a pool shipped with the package; :attr:`TrainConfig.no_call_share` mixes them in.
 """
