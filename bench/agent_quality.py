@@ -319,7 +319,16 @@ def step_calls(steps: list[Any]) -> list[dict[str, Any]]:
             for s in steps]
 
 
-def run_record(tm: Any, record: dict[str, Any]) -> dict[str, Any]:
+def call_decision(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Precision/recall of "call" (any call made) over all records: needing a tool = single or chain."""
+    made = [r for r in rows if r["pred"]]
+    need = [r for r in rows if r["category"] != "no_tool"]
+    tp = sum(1 for r in made if r["category"] != "no_tool")
+    return {"n": len(rows), "calls_made": len(made), "precision": tp / len(made) if made else None,
+            "recall": tp / len(need) if need else None}
+
+
+def run_record(tm: Any, record: dict[str, Any], config: Any = None) -> dict[str, Any]:
     """Run the agent on one record in a fresh store and score it; the row saved by ``--json``."""
     from tokmem_agent.agent import TokMemAgent
 
@@ -329,14 +338,14 @@ def run_record(tm: Any, record: dict[str, Any]) -> dict[str, Any]:
         run_calls({f.__name__: f for f in fns}, record.get("setup") or [], [])
         t0 = time.perf_counter()
         try:
-            run = TokMemAgent(tm, fns).run(record["query"])
-            pred, answer, outcome = step_calls(run.steps), run.answer, run.outcome
+            run = TokMemAgent(tm, fns, config).run(record["query"])
+            pred, answer, outcome, call_prob = step_calls(run.steps), run.answer, run.outcome, run.call_prob
         except Exception as exc:  # noqa: BLE001 - a crash is a failed task, not a failed benchmark
-            pred, answer, outcome = [], "", f"error: {type(exc).__name__}: {exc}"
+            pred, answer, outcome, call_prob = [], "", f"error: {type(exc).__name__}: {exc}", None
         secs = time.perf_counter() - t0
     gold = [{**g, "result": r} for g, r in zip(record["gold"], results)]
     return {"id": record["id"], "category": record["category"], "query": record["query"], "gold": gold,
-            "pred": pred, "answer": answer, "outcome": outcome, "seconds": secs,
+            "pred": pred, "answer": answer, "outcome": outcome, "seconds": secs, "call_prob": call_prob,
             **score_record(record, results, pred, answer)}
 
 
@@ -348,6 +357,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
     ap.add_argument("--category", choices=CATEGORIES, default=None)
+    ap.add_argument("--call-threshold", default="bank",
+                    help="ControllerConfig.call_threshold: bank (the calibrated value, if any), off (argmax) or a "
+                         "probability")
+    ap.add_argument("--continue-threshold", default="bank", help="ControllerConfig.continue_threshold: the same "
+                                                                 "after a tool result")
     args = ap.parse_args()
 
     import torch
@@ -357,23 +371,40 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     records = [r for r in load_records(args.data) if args.category in (None, r["category"])][: args.limit]
+    from tokmem_agent import ControllerConfig
+
+    def threshold(v: str) -> Any:
+        return v if v in ("bank", "off") else float(v)
+
+    config = ControllerConfig(call_threshold=threshold(args.call_threshold),
+                              continue_threshold=threshold(args.continue_threshold))
     tm = TokMem.load(args.bank, load_base_model(None))
+    from tokmem_agent.decoding.controller import Controller
+
+    ctl = Controller(tm, config)
+    effective = {after: ctl.call_threshold(after) for after in ("user", "tool")}
     rows = []
     for rec in records:
-        row = run_record(tm, rec)
+        row = run_record(tm, rec, config)
         rows.append(row)
         names = ",".join(c["name"] if c["status"] == "ok" else f"{c['name']}!{c['status']}" for c in row["pred"])
         short = " ".join(row["answer"].split())[:70]
         print(f"{row['id']} {row['category']:<7} {'ok' if row['success'] else '✗':<2} [{names}] {short!r} "
               f"{row['seconds']:.1f}s", flush=True)
     summary = summarize(rows)
-    print(f"\nbank {args.bank}, {len(rows)} hand-written requests of {args.data}")
+    dec = call_decision(rows)
+    if args.json:  # first, so a later error cannot lose the run
+        Path(args.json).write_text(json.dumps({"summary": summary, "call_decision": dec, "thresholds": effective,
+                                               "rows": rows}, indent=1, ensure_ascii=False))
+    shown = {k: "argmax" if v is None else f"{v:.4f}" for k, v in effective.items()}
+    print(f"\nbank {args.bank}, {len(rows)} hand-written requests of {args.data}; call threshold "
+          f"{shown['user']} ({args.call_threshold}), go-on threshold {shown['tool']} ({args.continue_threshold})")
     print(format_table(summary))
+    if dec["precision"] is not None and dec["recall"] is not None:
+        print(f"call decision: precision {dec['precision']:.3f}, recall {dec['recall']:.3f} "
+              f"({dec['calls_made']} of {dec['n']} requests got a call)")
     misses = target_misses(summary)
     print("targets: " + ("all met" if not misses else "missed: " + "; ".join(misses)))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"summary": summary, "rows": rows}, indent=1, ensure_ascii=False))
-
 
 if __name__ == "__main__":
     main()

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokmem_agent.config import DEFAULT_SYSTEM_PROMPT, LoraSettings
 from tokmem_agent.errors import ConfigError, TokMemError
-from tokmem_agent.traces import Call, Message, Trace
+from tokmem_agent.traces import Call, Message, Trace, last_role
 
 if TYPE_CHECKING:
     from tokmem_agent.model.loader import LoadedModel
@@ -181,7 +181,8 @@ class TokMemMethod(Method):
         prompt = self.tm.chat.prompt_ids(messages)
         session = self.controller.session_factory(self.tm.model)
         session.feed(prompt)
-        turn = self.controller.generate_turn(session, self.tm.tool_names, budget=self.max_new_tokens)
+        turn = self.controller.generate_turn(session, self.tm.tool_names, budget=self.max_new_tokens,
+                                             after=last_role(messages))
         raw = [c.text for c in turn.calls]
         calls = [Call(c.tool, args_of(c.text)) for c in turn.calls]
         extra: dict[str, Any] = {"stopped": turn.ended}

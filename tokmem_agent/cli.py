@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from .errors import TokMemError
+from .errors import DataFormatError, TokMemError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="TokMem: one trainable memory token per tool on a frozen language model.")
@@ -49,9 +49,14 @@ def train(
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
     autocast: str = typer.Option("auto", help="auto | bf16 | none: bf16 autocast only helps where the hardware has bf16."),
+    calibrate_on: str | None = typer.Option(None, "--calibrate-on", help="Held-out traces (with and without calls) "
+                                            "to calibrate the call thresholds on after training (tokmem calibrate)."),
+    no_call: list[Path] = typer.Option([], "--no-call", help="With --calibrate-on: text file of held-out messages "
+                                                            "that need no tool; repeatable."),
 ) -> None:
     """Train memory tokens for the tools called in --data."""
     from .config import LoraSettings, MemoryConfig, TrainConfig
+    from .decoding.calibrate import calibrate_call_threshold, no_call_traces
     from .tokmem import TokMem
     from .traces import load_traces, tools_in
 
@@ -70,12 +75,22 @@ def train(
             called = sorted({c.name for t in traces for c in t.calls})
             tm = TokMem.create([defs[n] for n in called], model, memory=MemoryConfig(mode=mode, init=init), seed=seed)
         typer.echo(f"{len(traces)} traces, {len(tm.tool_names)} tools, base model {tm.loaded.model_id}")
+        held_out = load_traces(calibrate_on) if calibrate_on else []
+        if no_call and not calibrate_on:
+            raise TokMemError("--no-call needs --calibrate-on (held-out traces with calls)")
+        for path in no_call:
+            held_out += no_call_traces(path)
         result = tm.train(traces, cfg, out_dir=out, resume=resume, reading=reading)
+        cal = calibrate_call_threshold(tm, held_out) if held_out else None
+        if cal is not None:
+            tm.save(out)
     except TokMemError as exc:
         _fail(exc)
         return
     typer.echo(f"trained {len(result.trained_tools)} tool tokens in {result.seconds:.0f} s "
                f"({result.steps} steps, {result.tokens_per_s:.0f} tokens/s); bank saved to {out}")
+    if cal is not None:
+        typer.echo(cal.summary())
 
 
 @app.command()
@@ -107,6 +122,13 @@ def inspect(bank: Path = typer.Argument(..., help="Memory bank directory."),
         last = training["history"][-1] if training.get("history") else {}
         typer.echo(f"  training     {training['steps']} steps, {training['seconds']} s, {training['n_train']} traces"
                    + (f", held-out tool selection {last['eval_tool_acc']:.3f}" if "eval_tool_acc" in last else ""))
+    meta = cfg.get("meta") or {}
+    if meta.get("call_threshold") is not None:
+        go_on = meta.get("continue_threshold")
+        typer.echo(f"  thresholds   call {meta['call_threshold']:.4f}"
+                   + (f", go on {go_on:.4f}" if go_on is not None else "") + " (tokmem calibrate)")
+    else:
+        typer.echo("  thresholds   none: argmax call decisions (tokmem calibrate sets them)")
     anchors = cfg.get("anchors") or []
     typer.echo(f"  anchors      {len(anchors)} for {len(set(anchors))} tools" if anchors else
                "  anchors      none (register warns; pass --replay traces of the old tools)")
@@ -115,6 +137,38 @@ def inspect(bank: Path = typer.Argument(..., help="Memory bank directory."),
     for t, norm in zip(cfg["tools"], norms):
         args = ", ".join(t["parameters"].get("properties", {}))
         typer.echo(f"    {t['name']:<{width}}  |M|={norm:6.3f}  ({args})")
+
+
+@app.command()
+def calibrate(bank: Path = typer.Argument(..., help="Memory bank directory."),
+              data: str | None = typer.Option(None, "--data", help="Held-out traces (APIGen JSONL): records with "
+                                                                 "calls, and with answers: [] for no call."),
+              no_call: list[Path] = typer.Option([], "--no-call", help="Text file of held-out messages that need "
+                                                                      "no tool, one per line; repeatable."),
+              out: Path | None = typer.Option(None, "--out", help="Write here (default: replace BANK, atomically)."),
+              model: str | None = typer.Option(None, "--model")) -> None:
+    """Calibrate the call-or-answer threshold on held-out requests and store it in the bank."""
+    from .decoding.calibrate import calibrate_call_threshold, no_call_traces
+    from .tokmem import TokMem
+    from .traces import load_traces
+
+    try:
+        traces = load_traces(data) if data else []
+        for path in no_call:
+            traces += no_call_traces(path)
+        tm = TokMem.load(bank, model)
+        known = set(tm.tool_names)
+        unknown = sorted({c.name for t in traces for c in t.calls} - known)
+        if unknown:
+            raise DataFormatError(f"calls tools the bank has no token for: {', '.join(unknown[:5])}",
+                                  path=data)
+        cal = calibrate_call_threshold(tm, traces)
+        tm.save(out or bank)
+    except TokMemError as exc:
+        _fail(exc)
+        return
+    typer.echo(cal.summary())
+    typer.echo(f"saved to {out or bank}; the controller uses it by default (ControllerConfig.call_threshold)")
 
 
 @app.command()

@@ -194,6 +194,13 @@ class ControllerConfig:
     stop_repeats: when a turn only repeats calls that already succeeded (same tool, same arguments), do not
         run them again: roll the turn back and let the model answer with tools masked. Small models that
         learned calls better than answers otherwise loop until max_steps.
+    call_threshold: the call-or-answer decision on the first token of a turn that answers a user message.
+        The model calls a tool when the probability mass of the bound tools' memory tokens there is at least
+        this value, else it answers in text (memory tokens masked for that turn). "bank" (default) uses the
+        value calibrated on held-out data and stored in the bank (``tokmem calibrate``), and plain argmax when
+        the bank has none; "off" is plain argmax; a number in [0, 1] overrides.
+    continue_threshold: the same for the first token of a turn after a tool result: call again (go on with
+        a chain) or answer. Calibrated separately (``tokmem calibrate`` on traces with ``results``).
     """
 
     max_steps: int = 6
@@ -205,8 +212,17 @@ class ControllerConfig:
     max_result_chars: int = 2000
     strict: bool = False
     stop_repeats: bool = True
+    call_threshold: float | Literal["bank", "off"] = "bank"
+    continue_threshold: float | Literal["bank", "off"] = "bank"
 
     def __post_init__(self) -> None:
+        for name in ("call_threshold", "continue_threshold"):
+            v = getattr(self, name)
+            if isinstance(v, str):
+                if v not in ("bank", "off"):
+                    raise ConfigError(f"ControllerConfig.{name} must be a probability, 'bank' or 'off', got {v!r}")
+            elif not 0.0 <= float(v) <= 1.0:
+                raise ConfigError(f"ControllerConfig.{name} must be in [0, 1], got {v}")
         for name in ("max_steps", "max_new_tokens", "max_arg_tokens", "max_result_chars"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ControllerConfig.{name} must be >= 1, got {getattr(self, name)}")

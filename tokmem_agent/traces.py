@@ -24,6 +24,12 @@ from .errors import DataFormatError
 Message = dict[str, Any]  # {"role": "user"|"assistant"|"system"|"tool", "content": str, ...}
 
 
+def last_role(messages: list[Message] | tuple[Message, ...]) -> str | None:
+    """``"user"`` or ``"tool"`` when the conversation ends with that role (the decision a turn makes), else None."""
+    role = messages[-1].get("role") if messages else None
+    return role if role in ("user", "tool") else None
+
+
 @dataclass
 class Call:
     """One tool call: a tool name and its JSON arguments."""

@@ -160,7 +160,7 @@ class GoldAgent:
 
     answers: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, tm: Any, fns: list[Any]):
+    def __init__(self, tm: Any, fns: list[Any], config: Any = None):
         self.fns = {f.__name__: f for f in fns}
 
     def run(self, query: str) -> RunResult:
@@ -182,6 +182,8 @@ def test_run_record_with_a_stand_in_agent(monkeypatch: pytest.MonkeyPatch) -> No
     assert [r["success"] for r in rows] == [True, True]
     assert rows[1]["pred"][1]["result"]["count"] == 3 and rows[1]["gold"][1]["result"]["count"] == 3
     json.dumps(rows)
+    dec = aq.call_decision(rows + [{"category": "no_tool", "pred": rows[0]["pred"]}])
+    assert dec == {"n": 3, "calls_made": 3, "precision": 2 / 3, "recall": 1.0}
 
 
 # ----- the data file ----------------------------------------------------------------------------------------

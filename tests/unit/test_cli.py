@@ -73,3 +73,48 @@ def test_clear_errors(tmp_path, tiny_dir):
     assert r.exit_code == 2 and "bad.jsonl:1" in r.output and "answers[0].name" in r.output
     r = runner.invoke(app, ["inspect", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "no memory bank" in r.output
+
+
+@pytest.fixture()
+def held_out(tmp_path, data):
+    rows = [json.loads(line) for line in data.read_text().splitlines()][:4]
+    rows += [{"query": q, "tools": rows[0]["tools"], "answers": []} for q in ("hello", "thanks a lot")]
+    path = tmp_path / "held_out.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    msgs = tmp_path / "no_call.txt"
+    msgs.write_text("# messages that need no tool\ngood morning\nwho are you?\n")
+    return path, msgs
+
+
+def test_train_calibrates_on_held_out_data_and_inspect_shows_it(tmp_path, tiny_dir, data, held_out):
+    out = tmp_path / "bank"
+    path, msgs = held_out
+    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(out), "--model", str(tiny_dir), "--epochs", "1",
+                            "--autocast", "none", "--calibrate-on", str(path), "--no-call", str(msgs)])
+    assert r.exit_code == 0, r.output
+    assert "call after a user message:   threshold" in r.output and "4 call + 4 no-call points" in r.output
+    cfg = json.loads((out / "tokmem_config.json").read_text())
+    assert 0.0 <= cfg["meta"]["call_threshold"] <= 1.0
+    r = runner.invoke(app, ["inspect", str(out)])
+    assert "thresholds   call " in r.output
+
+
+def test_calibrate_command_and_its_errors(tmp_path, tiny_dir, data, held_out):
+    out = tmp_path / "bank"
+    path, msgs = held_out
+    args = ["train", "--data", str(data), "--out", str(out), "--model", str(tiny_dir), "--epochs", "1", "--autocast",
+            "none"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert "thresholds   none" in runner.invoke(app, ["inspect", str(out)]).output
+    r = runner.invoke(app, ["calibrate", str(out), "--data", str(path), "--model", str(tiny_dir),
+                            "--out", str(tmp_path / "cal")])
+    assert r.exit_code == 0, r.output
+    assert "4 call + 2 no-call points" in r.output
+    assert "call_threshold" in json.loads((tmp_path / "cal" / "tokmem_config.json").read_text())["meta"]
+    assert "call_threshold" not in json.loads((out / "tokmem_config.json").read_text())["meta"]  # --out: untouched
+    r = runner.invoke(app, ["calibrate", str(out), "--data", str(data), "--model", str(tiny_dir)])
+    assert r.exit_code == 2 and "requests with calls and requests without" in r.output  # no no-call records
+    r = runner.invoke(app, ["calibrate", str(out), "--no-call", str(tmp_path / "nope.txt"), "--model", str(tiny_dir)])
+    assert r.exit_code == 2 and "nope.txt" in r.output
+    r = runner.invoke(app, args[:3] + ["--out", str(tmp_path / "x"), "--no-call", str(msgs)] + args[5:])
+    assert r.exit_code == 2 and "--no-call needs --calibrate-on" in r.output

@@ -25,7 +25,7 @@ from ..config import ControllerConfig
 from ..errors import GenerationError, ToolCallError
 from ..executor import execute_many, serialize
 from ..registry import Tool
-from ..traces import Call, Message
+from ..traces import Call, Message, last_role
 from ..validation import ArgCheck, check_arguments
 from .generate import DecodeSession
 from .runlog import RunResult, Step
@@ -59,6 +59,7 @@ class Turn:
     out_of_budget: bool = False
     decode_s: float = 0.0
     ids: list[int] = field(default_factory=list)
+    call_prob: float | None = None  # memory-token mass at the first token, when the call threshold decided
 
 
 class Controller:
@@ -99,14 +100,48 @@ class Controller:
                 bias[s] = float("-inf")
         return bias
 
+    def call_threshold(self, after: str = "user") -> float | None:
+        """The effective threshold of the call decision after a ``"user"`` message or a ``"tool"`` result
+        (ControllerConfig.call_threshold / continue_threshold resolved against the bank), or None (argmax)."""
+        t = self.config.call_threshold if after == "user" else self.config.continue_threshold
+        if t == "off":
+            return None
+        if t == "bank":
+            v = self.tm.meta.get("call_threshold" if after == "user" else "continue_threshold")
+            return None if v is None else float(v)
+        return float(t)
+
+    def call_probability(self, logits: torch.Tensor, bound: Sequence[str]) -> float:
+        """Probability mass of the bound tools' memory tokens in ``logits`` [V+N] (the "call" mass)."""
+        model = self.tm.model
+        idx = [model.vocab_size + i for i, n in enumerate(self.tm.bank.names) if n in set(bound)]
+        if not idx:
+            return 0.0
+        lp = torch.log_softmax(logits.float(), dim=-1)  # [V+N]
+        return float(torch.logsumexp(lp[idx], dim=0).exp())
+
     # ----- one assistant turn ---------------------------------------------------------------------
     def generate_turn(self, session: DecodeSession, bound: Sequence[str], *, tool_choice: ToolChoice = None,
-                      budget: int | None = None) -> Turn:
-        """Generate one assistant turn from the session's current position (no execution)."""
+                      budget: int | None = None, after: str | None = None) -> Turn:
+        """Generate one assistant turn from the session's current position (no execution).
+
+        after: what this turn answers, ``"user"`` (a user message) or ``"tool"`` (a tool result); with
+        tool_choice auto its first token is then the thresholded call decision of :meth:`call_threshold`,
+        when one is set. None: argmax.
+        """
         cfg = self.config
         model, chat = self.tm.model, self.tm.chat
         budget = cfg.max_new_tokens if budget is None else budget
         bound_set = set(bound)
+        call_prob = None
+        threshold = (self.call_threshold(after) if after in ("user", "tool") and tool_choice in (None, "auto")
+                     and bound_set else None)
+        if threshold is not None:
+            call_prob = self.call_probability(session.logits, bound)
+            if call_prob < threshold:
+                tool_choice = "none"  # answer: no memory token for the rest of this turn
+            else:
+                tool_choice = "any"  # call: the argmax among the bound tools' tokens
         if tool_choice in ("none",):
             open_bias = self._memory_bias(set())
         else:
@@ -178,7 +213,8 @@ class Controller:
         dec = self.tm.tokenizer.decode
         for c in calls:
             c.text = dec(c.arg_ids).strip()
-        return Turn(dec(text_ids).strip(), calls, ended, len(ids), out_of_budget, time.perf_counter() - t0, ids)
+        return Turn(dec(text_ids).strip(), calls, ended, len(ids), out_of_budget, time.perf_counter() - t0, ids,
+                    call_prob)
 
     # ----- the loop -------------------------------------------------------------------------------------
     def run(self, messages: Sequence[Message], tools: Sequence[Tool], *, tool_choice: ToolChoice = None,
@@ -205,8 +241,12 @@ class Controller:
         choice = tool_choice
         done_calls: set[tuple[str, str]] = set()
         suppressed = 0
+        call_prob: float | None = None
         while True:
-            turn = self.generate_turn(session, bound, tool_choice=choice, budget=cfg.max_new_tokens - generated)
+            turn = self.generate_turn(session, bound, tool_choice=choice, budget=cfg.max_new_tokens - generated,
+                                      after=last_role(convo))
+            if turn.call_prob is not None and not steps:
+                call_prob = turn.call_prob
             choice = None if tool_choice not in ("none",) else "none"  # forcing applies to the first turn only
             if (cfg.stop_repeats and turn.calls and not turn.out_of_budget
                     and all((c.tool, c.text) in done_calls for c in turn.calls)):
@@ -250,7 +290,7 @@ class Controller:
             raise GenerationError(f"run ended with outcome '{outcome}' after {rounds} rounds")
         return RunResult(answer=answer, steps=steps, outcome=outcome, text=self.render(all_ids),
                          prompt_tokens=len(prompt), generated_tokens=generated, fed_tokens=fed,
-                         timings=timings, messages=convo, suppressed_repeats=suppressed)
+                         timings=timings, messages=convo, suppressed_repeats=suppressed, call_prob=call_prob)
 
     def _execute(self, turn: Turn, tools: dict[str, Tool], round_no: int) -> list[Step]:
         """Validate each call of a turn and run the valid ones (concurrently when configured)."""

@@ -47,6 +47,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
     suppressed_repeats: int = 0  # repeated calls not run again (ControllerConfig.stop_repeats)
+    call_prob: float | None = None  # memory-token mass at the first decision, when a call threshold decided
 
     @property
     def errors(self) -> list[Step]:

@@ -61,7 +61,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from ..config import ControllerConfig
 from ..errors import ConfigError, ModelMismatchError, TokMemError, ToolNotFoundError
 from ..registry import Tool, _clean_schema
-from ..traces import Call, Message
+from ..traces import Call, Message, last_role
 from ..validation import check_arguments
 
 if TYPE_CHECKING:
@@ -604,7 +604,8 @@ class ChatTokMem(BaseChatModel):
             watch.feed(prompt)
             budget = self.max_tokens or controller.config.max_new_tokens
             try:
-                turn = controller.generate_turn(watch, bound, tool_choice=choice, budget=budget)
+                turn = controller.generate_turn(watch, bound, tool_choice=choice, budget=budget,
+                                                after=last_role(convo))
             except _Abort:
                 if watch.stopped_text is None:
                     raise

@@ -257,6 +257,8 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
                            "prefix_cache": None if prefix_cache is None else {
                                "batches": len(prefix_cache.items), "mb": round(prefix_cache.used / 2**20, 1)},
                            "seconds": round(seconds, 1), "n_train": result.n_train, "history": result.history}
+    for key in ("call_threshold", "continue_threshold", "call_calibration"):  # calibrated on the old rows: recalibrate
+        tm.meta.pop(key, None)
     if out_dir is not None and accelerator.is_main_process:
         tm.save(out_dir)
     return result
