@@ -1,17 +1,33 @@
-"""Running tool calls: timeout, exception capture, result serialisation with a size cap (no torch)."""
+"""Running tool calls: timeout, exception capture, result serialisation with a size cap (no torch).
+
+Each call runs on a fresh **daemon** thread, so a tool that never returns cannot take a worker from later
+calls, and cannot keep the process from exiting. A call past its timeout is reported as a timeout and its
+thread is *abandoned* (Python cannot kill a thread; it finishes, or not, in the background). At most
+:data:`MAX_ABANDONED` abandoned threads may be running at once: past that bound new calls are refused with
+a clear error instead of piling up threads. Async tools run with ``asyncio.run`` on their own thread.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="tokmem-tool")
+#: timed-out calls whose threads may still be running before new calls are refused
+MAX_ABANDONED = 32
+
+_lock = threading.Lock()
+_abandoned = 0
+
+
+def abandoned_calls() -> int:
+    """Timed-out calls whose threads are still running."""
+    return _abandoned
 
 
 @dataclass
@@ -24,11 +40,38 @@ class ToolResult:
     kind: str = "ok"
     seconds: float = 0.0
 
-    def to_text(self, max_chars: int = 2000) -> str:
-        """The text the model sees in the tool turn."""
-        if not self.ok:
-            return _cap(json.dumps({"error": self.error}, ensure_ascii=False), max_chars)
-        return serialize(self.value, max_chars)
+
+class _Job:
+    """One call on its own daemon thread."""
+
+    def __init__(self, fn: Callable[..., Any], args: dict[str, Any]):
+        self.fn, self.args = fn, args
+        self.done = threading.Event()
+        self.value: Any = None
+        self.exc: BaseException | None = None
+        self.abandoned = False
+
+    def run(self) -> None:
+        global _abandoned
+        try:
+            self.value = _call(self.fn, self.args)
+        except BaseException as exc:  # noqa: BLE001 - reported to the model, never raised in the thread
+            self.exc = exc
+        finally:
+            with _lock:
+                self.done.set()
+                if self.abandoned:
+                    _abandoned -= 1
+
+    def abandon(self) -> bool:
+        """Mark a timed-out job abandoned; False if it finished meanwhile."""
+        global _abandoned
+        with _lock:
+            if self.done.is_set():
+                return False
+            self.abandoned = True
+            _abandoned += 1
+            return True
 
 
 def serialize(value: Any, max_chars: int = 2000) -> str:
@@ -61,7 +104,7 @@ def _call(fn: Callable[..., Any], args: dict[str, Any]) -> Any:
 
 
 def execute(fn: Callable[..., Any], args: dict[str, Any], *, timeout: float | None = 30.0) -> ToolResult:
-    """Run ``fn(**args)`` (sync or async) in a worker thread; never raises.
+    """Run ``fn(**args)`` (sync or async) on its own daemon thread; never raises.
 
     A call that exceeds ``timeout`` seconds is reported as a timeout; its thread cannot be killed and
     finishes in the background (tools that may hang should enforce their own limits too).
@@ -75,23 +118,32 @@ def execute_many(calls: Sequence[tuple[Callable[..., Any], dict[str, Any]]], *, 
     if not parallel:
         return [r for fn, a in calls for r in execute_many([(fn, a)], timeout=timeout)]
     t0 = time.perf_counter()
-    futs = [_POOL.submit(_call, fn, a) for fn, a in calls]
+    jobs: list[_Job | ToolResult] = []
+    for fn, a in calls:
+        if _abandoned >= MAX_ABANDONED:
+            jobs.append(ToolResult(False, kind="timeout", error=f"not run: {_abandoned} earlier tool calls timed out "
+                                   "and are still running (the bound is executor.MAX_ABANDONED)"))
+            continue
+        job = _Job(fn, a)
+        threading.Thread(target=job.run, name=f"tokmem-tool-{getattr(fn, '__name__', 'call')}", daemon=True).start()
+        jobs.append(job)
     out = []
-    for fut in futs:
+    for job in jobs:
+        if isinstance(job, ToolResult):
+            out.append(job)
+            continue
         left = None if timeout is None else max(0.0, timeout - (time.perf_counter() - t0))
-        out.append(_collect(fut, left, timeout, t0))
+        out.append(_collect(job, left, timeout, t0))
     return out
 
 
-def _collect(fut: concurrent.futures.Future[Any], left: float | None, timeout: float | None,
-             t0: float) -> ToolResult:
-    try:
-        value = fut.result(timeout=left)
-    except concurrent.futures.TimeoutError:
+def _collect(job: _Job, left: float | None, timeout: float | None, t0: float) -> ToolResult:
+    if not job.done.wait(left) and job.abandon():
         return ToolResult(False, error=f"timed out after {timeout:g} s", kind="timeout",
                           seconds=time.perf_counter() - t0)
-    except Exception as exc:  # the tool's own failure: reported to the model, not raised
+    exc = job.exc
+    if exc is not None:  # the tool's own failure: reported to the model, not raised
         msg = str(exc) or type(exc).__name__
         return ToolResult(False, error=f"{type(exc).__name__}: {msg}", kind="exception",
                           seconds=time.perf_counter() - t0)
-    return ToolResult(True, value, seconds=time.perf_counter() - t0)
+    return ToolResult(True, job.value, seconds=time.perf_counter() - t0)
