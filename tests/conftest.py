@@ -105,14 +105,22 @@ def smollm2_tokenizer() -> Any:
     return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
+#: small, licence-noted slices of ../shared/data shipped with the tests (tests/data/README.md), so the suite
+#: passes in a clone without ../shared; benchmarks and evals read the full files
+TEST_DATA = REPO / "tests" / "data"
+
+
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data (or $TOKMEM_SHARED_DIR/data): the APIGen-format traces the project evaluates on."""
-    root = Path(os.environ.get("TOKMEM_SHARED_DIR", REPO.parent / "shared"))
-    data = root / "data"
-    if not data.is_dir():
-        pytest.fail(f"shared data not found at {data}; set TOKMEM_SHARED_DIR")
-    return data
+def shared_data() -> Any:
+    """tests/data: slices of the shared SGD and xLAM traces (same format); the eval loaders read them too
+    (``$TOKMEM_SHARED_DIR`` points at tests/ for the session)."""
+    before = os.environ.get("TOKMEM_SHARED_DIR")
+    os.environ["TOKMEM_SHARED_DIR"] = str(REPO / "tests")
+    yield TEST_DATA
+    if before is None:
+        os.environ.pop("TOKMEM_SHARED_DIR", None)
+    else:
+        os.environ["TOKMEM_SHARED_DIR"] = before
 
 
 @pytest.fixture()

@@ -14,14 +14,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DataFormatError
+import jsonschema
+
+from .errors import DataFormatError, SchemaError
+from .registry import check_schema
 
 Message = dict[str, Any]  # {"role": "user"|"assistant"|"system"|"tool", "content": str, ...}
+
+
+class ConflictingToolsWarning(UserWarning):
+    """One tool name with different parameter schemas in different records."""
 
 
 def last_role(messages: list[Message] | tuple[Message, ...]) -> str | None:
@@ -126,8 +134,8 @@ def xlam_type_to_schema(type_str: str) -> tuple[dict[str, Any], bool]:
 def xlam_tool_to_schema(tool: dict[str, Any]) -> dict[str, Any]:
     """An original xLAM tool (``parameters: {name: {type, description, default}}``) → our tool dict."""
     params = tool.get("parameters") or {}
-    if params.get("type") == "object" and isinstance(params.get("properties"), dict):
-        return tool  # already JSON Schema
+    if isinstance(params.get("type"), str) or isinstance(params.get("properties"), dict):
+        return tool  # JSON Schema (checked by parse_record), not xLAM's {name: {type, …}} shape
     props: dict[str, Any] = {}
     required: list[str] = []
     for pname, spec in params.items():
@@ -146,6 +154,25 @@ def xlam_tool_to_schema(tool: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----- parsing -----------------------------------------------------------------------------------------
+_VALIDATORS: dict[str, Any] = {}
+
+
+def _validator(tool: dict[str, Any], path: str | None, line: int | None, fld: str) -> Any:
+    """A jsonschema validator for a tool definition's parameters (cached by schema), or a clear error."""
+    params = tool.get("parameters", {"type": "object", "properties": {}})
+    key = json.dumps(params, sort_keys=True, default=str)
+    v = _VALIDATORS.get(key)
+    if v is None:
+        try:
+            check_schema(params, tool=tool["name"])
+        except SchemaError as exc:
+            raise DataFormatError(str(exc), path=path, line=line, field=fld) from None
+        if len(_VALIDATORS) > 4096:
+            _VALIDATORS.clear()
+        v = _VALIDATORS[key] = jsonschema.validators.validator_for(params)(params)
+    return v
+
+
 def _maybe_json(value: Any, fld: str, path: str | None, line: int | None) -> Any:
     if isinstance(value, str):
         try:
@@ -180,9 +207,11 @@ def parse_record(obj: Any, *, path: str | None = None, line: int | None = None,
     if not isinstance(answers, list):
         raise DataFormatError("must be a list of calls", path=path, line=line, field="answers")
     tools = [xlam_tool_to_schema(t) if isinstance(t, dict) else t for t in tools]
+    validators: dict[str, Any] = {}
     for i, t in enumerate(tools):
         if not isinstance(t, dict) or not isinstance(t.get("name"), str):
             raise DataFormatError("tool definition needs a string 'name'", path=path, line=line, field=f"tools[{i}]")
+        validators[t["name"]] = _validator(t, path, line, f"tools[{i}].parameters")
     known = {t["name"] for t in tools}
     calls: list[Call] = []
     for i, a in enumerate(answers):
@@ -194,6 +223,13 @@ def parse_record(obj: Any, *, path: str | None = None, line: int | None = None,
         if known and a["name"] not in known:
             raise DataFormatError(f"calls tool '{a['name']}' which is not in the record's tools",
                                   path=path, line=line, field=f"answers[{i}].name")
+        validator = validators.get(a["name"])
+        if validator is not None:
+            err = next(iter(sorted(validator.iter_errors(args), key=lambda e: list(e.path))), None)
+            if err is not None:
+                where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.path)
+                raise DataFormatError(f"arguments violate the schema of '{a['name']}': {err.message}",
+                                      path=path, line=line, field=f"answers[{i}].arguments{where}")
         calls.append(Call(a["name"], args))
     query = obj.get("query", "")
     if not isinstance(query, str):
@@ -288,13 +324,25 @@ def write_jsonl(traces: Iterable[Trace | dict[str, Any]], path: str | os.PathLik
 
 
 def tools_in(traces: Iterable[Trace]) -> dict[str, dict[str, Any]]:
-    """Tool definitions by name, from the records' ``tools`` (first definition wins) and calls."""
+    """Tool definitions by name, from the records' ``tools`` (the first definition wins) and calls. Names defined
+    with different parameters in different records (xLAM has many) are reported as a
+    :class:`ConflictingToolsWarning`."""
     defs: dict[str, dict[str, Any]] = {}
+    first: dict[str, str] = {}
+    conflicts: dict[str, tuple[str, str]] = {}
     called: list[str] = []
     for t in traces:
         for d in t.tools:
-            defs.setdefault(d["name"], d)
+            name = d["name"]
+            if name not in defs:
+                defs[name], first[name] = d, t.id
+            elif d.get("parameters") != defs[name].get("parameters") and name not in conflicts:
+                conflicts[name] = (first[name], t.id)
         called.extend(c.name for c in t.calls)
+    if conflicts:
+        shown = "; ".join(f"'{n}' (records {a!r} and {b!r})" for n, (a, b) in list(conflicts.items())[:5])
+        warnings.warn(f"{len(conflicts)} tool name(s) have different parameters in different records; the first "
+                      f"definition of each is used: {shown}", ConflictingToolsWarning, stacklevel=2)
     for name in called:
         defs.setdefault(name, {"name": name, "description": "", "parameters": {"type": "object", "properties": {}}})
     return defs

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Literal
 
 import pydantic
 import pytest
 
 from tokmem_agent import DataFormatError, SchemaError, Tool, ToolNotFoundError, ToolRegistry, load_traces
-from tokmem_agent.traces import write_jsonl, xlam_type_to_schema
+from tokmem_agent.traces import ConflictingToolsWarning, Trace, tools_in, write_jsonl, xlam_type_to_schema
 from tokmem_agent.validation import check_arguments
 
 
@@ -146,3 +147,46 @@ def test_xlam_types():
 def test_shared_sgd_reads(shared_data):
     traces = load_traces(shared_data / "sgd" / "dev.jsonl", limit=20)
     assert len(traces) == 20 and all(t.calls for t in traces)
+
+
+# ----- validation on load (issue 14) ---------------------------------------------------------------------------
+TWO_INTS = {"name": "add", "description": "", "parameters": {
+    "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"],
+    "additionalProperties": False}}
+
+
+def _load_one(tmp_path, rec):
+    p = tmp_path / "t.jsonl"
+    p.write_text(json.dumps({"query": "q", "tools": [TWO_INTS], **rec}) + "\n")
+    return load_traces(p)
+
+
+def test_arguments_that_violate_the_schema_name_file_line_and_path(tmp_path):
+    with pytest.raises(DataFormatError, match=r"t.jsonl:1: arguments violate the schema of 'add': 'five' is not of "
+                                              r"type 'integer' \(field 'answers\[0\].arguments.a'\)"):
+        _load_one(tmp_path, {"answers": [{"name": "add", "arguments": {"a": "five", "b": 1}}]})
+    with pytest.raises(DataFormatError, match=r"'b' is a required property \(field 'answers\[1\].arguments'\)"):
+        _load_one(tmp_path, {"answers": [{"name": "add", "arguments": {"a": 1, "b": 2}},
+                                         {"name": "add", "arguments": {"a": 1}}]})
+    assert _load_one(tmp_path, {"answers": [{"name": "add", "arguments": {"a": 1, "b": 2}}]})[0].calls
+
+
+def test_an_invalid_json_schema_is_an_error_not_an_xlam_guess(tmp_path):
+    bad = {"name": "greet", "parameters": {"type": "objekt", "properties": {"who": {"type": "string"}}}}
+    p = tmp_path / "t.jsonl"
+    p.write_text(json.dumps({"query": "q", "tools": [bad], "answers": [{"name": "greet", "arguments": {}}]}) + "\n")
+    with pytest.raises(DataFormatError, match=r"t.jsonl:1: .*type 'object', got 'objekt' \(field 'tools\[0\].parameters'\)"):
+        load_traces(p)
+
+
+def test_conflicting_definitions_are_reported():
+    other = {**TWO_INTS, "parameters": {"type": "object", "properties": {"x": {"type": "number"}}}}
+    ts = [Trace(id="r1", messages=[{"role": "user", "content": "q"}], calls=[], tools=[TWO_INTS]),
+          Trace(id="r2", messages=[{"role": "user", "content": "q"}], calls=[], tools=[other]),
+          Trace(id="r3", messages=[{"role": "user", "content": "q"}], calls=[], tools=[{**TWO_INTS, "description": "x"}])]
+    with pytest.warns(ConflictingToolsWarning, match=r"1 tool name\(s\) .*'add' \(records 'r1' and 'r2'\)"):
+        defs = tools_in(ts)
+    assert defs["add"] is TWO_INTS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tools_in([ts[0], ts[2]])  # only the description differs: no warning
