@@ -16,6 +16,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="TokMem: one trainable memory token per tool on a frozen language model.")
 
 
+def _choice(*allowed: str) -> Any:
+    """An option callback that accepts only ``allowed`` values (exit 2 with the list otherwise)."""
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+    return check
+
+
 def _fail(exc: Exception) -> None:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
@@ -32,23 +41,26 @@ def train(
     out: Path = typer.Option(..., "--out", help="Directory to write the memory bank (and checkpoints) to."),
     model: str | None = typer.Option(None, "--model", help="HF id or local dir; default SmolLM2-135M-Instruct."),
     bank: Path | None = typer.Option(None, "--bank", help="Start from this bank (its tokens not in --data stay frozen)."),
-    epochs: int = typer.Option(2, help="Passes over the data."),
-    batch_size: int = typer.Option(4, help="Traces per step."),
-    grad_accum: int = typer.Option(1, help="Micro-batches per optimizer step."),
+    epochs: int = typer.Option(2, min=1, help="Passes over the data."),
+    batch_size: int = typer.Option(4, min=1, help="Traces per step."),
+    grad_accum: int = typer.Option(1, min=1, help="Micro-batches per optimizer step."),
     lr: float = typer.Option(5e-3, help="AdamW learning rate of the memory rows."),
-    max_length: int = typer.Option(1024, help="Max tokens per trace (context is cut first, never the target)."),
-    mode: str = typer.Option("tied", help="tied | decoupled memory matrices."),
-    init: str = typer.Option("mean", help="Row init: mean | random | orthogonal."),
-    reading: str = typer.Option("compositional", help="compositional (all calls at once) | chain (calls, results, answer)."),
+    max_length: int = typer.Option(1024, min=16, help="Max tokens per trace (context is cut first, never the target)."),
+    mode: str = typer.Option("tied", callback=_choice("tied", "decoupled"), help="Memory matrices."),
+    init: str = typer.Option("mean", callback=_choice("mean", "random", "orthogonal"), help="Row init."),
+    reading: str = typer.Option("compositional", callback=_choice("compositional", "chain"),
+                                help="compositional (all calls at once) | chain (calls, results, answer)."),
     decision_weight: float = typer.Option(1.0, help="Loss weight of call/answer/stop decisions (1 = paper; "
                                           "5 helps chains, see docs/training.md)."),
     lora: bool = typer.Option(False, "--lora", help="Adaptation round: also train LoRA on attention projections."),
-    lora_r: int = typer.Option(8, help="LoRA rank of the adaptation round (alpha = 2r); 1 was enough on SGD."),
+    lora_r: int = typer.Option(8, min=1, help="LoRA rank of the adaptation round (alpha = 2r); 1 was enough on SGD."),
     lora_lr: float = typer.Option(2e-4, help="Learning rate of the LoRA weights."),
-    limit: int | None = typer.Option(None, help="Use only the first N records."),
+    limit: int | None = typer.Option(None, min=1, help="Use only the first N records."),
+    checkpoint_every: int = typer.Option(200, min=1, help="Optimizer steps between checkpoints in OUT/checkpoint."),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
-    autocast: str = typer.Option("auto", help="auto | bf16 | none: bf16 autocast only helps where the hardware has bf16."),
+    autocast: str = typer.Option("auto", callback=_choice("auto", "bf16", "none"),
+                                 help="bf16 autocast only helps where the hardware has bf16."),
     calibrate_on: str | None = typer.Option(None, "--calibrate-on", help="Held-out traces (with and without calls) "
                                             "to calibrate the call thresholds on after training (tokmem calibrate)."),
     no_call: list[Path] = typer.Option([], "--no-call", help="With --calibrate-on: text file of held-out messages "
@@ -64,7 +76,7 @@ def train(
         traces = load_traces(data, limit=limit)
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_length=max_length,
                           seed=seed, lora=LoraSettings(r=lora_r, alpha=2 * lora_r) if lora else None,
-                          lora_lr=lora_lr, decision_weight=decision_weight,
+                          lora_lr=lora_lr, decision_weight=decision_weight, checkpoint_every=checkpoint_every,
                           autocast=None if autocast == "none" else autocast)
         if bank is not None:
             tm = TokMem.load(bank, model)
@@ -175,7 +187,7 @@ def calibrate(bank: Path = typer.Argument(..., help="Memory bank directory."),
 def predict(bank: Path = typer.Argument(..., help="Memory bank directory."),
             query: str = typer.Argument(..., help="The user request."),
             model: str | None = typer.Option(None, "--model"),
-            max_new_tokens: int = typer.Option(256)) -> None:
+            max_new_tokens: int = typer.Option(256, min=1)) -> None:
     """Which tools (and argument text) the memory tokens choose for a query (plain greedy decoding)."""
     from .tokmem import TokMem
 
@@ -229,12 +241,12 @@ def register(
                                        "Tools without traces get synthetic ones."),
     replay: str | None = typer.Option(None, "--replay", help="Traces of known tools: where they call them becomes "
                                          "extra anchors that keep the new tokens off old requests."),
-    replay_per_tool: int = typer.Option(16, help="Replay traces per known tool."),
+    replay_per_tool: int = typer.Option(16, min=0, help="Replay traces per known tool."),
     anchor_weight: float = typer.Option(10.0, help="Weight of the anchor loss: higher keeps old tools safer, "
                                         "new ones learn less (0: ignore the bank's anchors)."),
-    synth: int = typer.Option(40, "--synth", help="Synthetic traces per tool without traces."),
+    synth: int = typer.Option(40, "--synth", min=0, help="Synthetic traces per tool without traces."),
     paraphrase: bool = typer.Option(False, "--paraphrase", help="Rewrite synthetic queries with the base model."),
-    epochs: int = typer.Option(3, help="Passes over the new tools' traces."),
+    epochs: int = typer.Option(3, min=1, help="Passes over the new tools' traces."),
     retrain: bool = typer.Option(False, "--retrain", help="Also retrain tools already in the bank."),
     out: Path | None = typer.Option(None, "--out", help="Write the new bank here (default: replace BANK, atomically)."),
     model: str | None = typer.Option(None, "--model"),
@@ -291,7 +303,7 @@ def chat(bank: Path = typer.Argument(..., help="Memory bank directory."),
          tools: list[str] = typer.Option(..., "--tools", help="Tool module (pkg.mod) or pkg.mod:attr; repeatable."),
          model: str | None = typer.Option(None, "--model"),
          unconstrained: bool = typer.Option(False, "--unconstrained", help="Free argument decoding (paper protocol)."),
-         max_steps: int = typer.Option(6, help="Tool rounds per request."),
+         max_steps: int = typer.Option(6, min=1, help="Tool rounds per request."),
          query: str | None = typer.Option(None, "--query", "-q", help="Answer one request and exit.")) -> None:
     """Talk to an agent: each tool call and its result is printed as it happens."""
     from .agent import TokMemAgent

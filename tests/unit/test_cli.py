@@ -118,3 +118,27 @@ def test_calibrate_command_and_its_errors(tmp_path, tiny_dir, data, held_out):
     assert r.exit_code == 2 and "nope.txt" in r.output
     r = runner.invoke(app, args[:3] + ["--out", str(tmp_path / "x"), "--no-call", str(msgs)] + args[5:])
     assert r.exit_code == 2 and "--no-call needs --calibrate-on" in r.output
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--reading", "bogus"], "--reading"), (["--limit", "0"], "--limit"), (["--epochs", "0"], "--epochs"),
+    (["--autocast", "fp8"], "--autocast"), (["--mode", "shared"], "--mode"), (["--checkpoint-every", "0"],
+                                                                            "--checkpoint-every")])
+def test_bad_train_options_are_refused_before_any_work(tmp_path, tiny_dir, data, extra, says):
+    out = tmp_path / "bank"
+    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(out), "--model", str(tiny_dir), *extra])
+    assert r.exit_code == 2 and says in r.output and "Traceback" not in r.output
+    assert not out.exists()
+
+
+def test_checkpoint_every_reaches_the_config(tmp_path, tiny_dir, data):
+    out = tmp_path / "bank"
+    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(out), "--model", str(tiny_dir), "--epochs", "1",
+                            "--autocast", "none", "--checkpoint-every", "7"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "tokmem_config.json").read_text())["meta"]["training"]["config"]["checkpoint_every"] == 7
+
+
+def test_predict_refuses_a_negative_token_budget(tmp_path):
+    r = runner.invoke(app, ["predict", str(tmp_path), "hi", "--max-new-tokens", "-5"])
+    assert r.exit_code == 2 and "--max-new-tokens" in r.output

@@ -111,6 +111,8 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
         tm.enable_lora(cfg.lora)
 
     # ----- data -------------------------------------------------------------------------------------
+    if reading not in ("compositional", "chain"):
+        raise ConfigError(f"unknown reading {reading!r} (compositional, chain)")
     examples, skipped = encode_traces(tm.chat, traces, max_length=cfg.max_length, reading=reading)
     if not examples:
         raise ConfigError(f"every trace exceeds max_length={cfg.max_length}; raise it")
