@@ -109,19 +109,17 @@ def train(
 def inspect(bank: Path = typer.Argument(..., help="Memory bank directory."),
             as_json: bool = typer.Option(False, "--json", help="Print the raw config.")) -> None:
     """Show what a memory bank holds (no model is loaded)."""
-    from safetensors.torch import load_file
-
-    from .serialization import WEIGHTS_NAME, read_config
+    from .serialization import read_config, read_tensors
 
     try:
         cfg = read_config(bank)
+        if as_json:
+            typer.echo(json.dumps(cfg, indent=2, ensure_ascii=False))
+            return
+        tensors = read_tensors(bank, cfg)
     except TokMemError as exc:
         _fail(exc)
         return
-    if as_json:
-        typer.echo(json.dumps(cfg, indent=2, ensure_ascii=False))
-        return
-    tensors = load_file(str(bank / WEIGHTS_NAME))
     norms = tensors["steer"].norm(dim=-1).tolist()
     n_params = sum(t.numel() for t in tensors.values())
     typer.echo(f"bank {bank}  (format v{cfg['format_version']})")

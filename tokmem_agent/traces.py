@@ -264,14 +264,24 @@ def parse_record(obj: Any, *, path: str | None = None, line: int | None = None,
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, parsed_object)`` for each non-empty line; bad JSON names file and line."""
     p = str(path)
-    with open(p, encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                yield lineno, json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(f"invalid JSON: {exc.msg} at column {exc.colno}", path=p, line=lineno) from None
+    if Path(p).is_dir():
+        raise DataFormatError("is a directory, not a JSONL file", path=p)
+    lineno = 0
+    try:
+        with open(p, encoding="utf-8") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    yield lineno, json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise DataFormatError(f"invalid JSON: {exc.msg} at column {exc.colno}", path=p,
+                                          line=lineno) from None
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r})", path=p,
+                              line=lineno + 1) from None
+    except OSError as exc:
+        raise DataFormatError(f"cannot read: {exc.strerror or exc}", path=p) from None
 
 
 def load_traces(source: str | os.PathLike[str] | Iterable[dict[str, Any]], *, limit: int | None = None,

@@ -142,3 +142,36 @@ def test_checkpoint_every_reaches_the_config(tmp_path, tiny_dir, data):
 def test_predict_refuses_a_negative_token_budget(tmp_path):
     r = runner.invoke(app, ["predict", str(tmp_path), "hi", "--max-new-tokens", "-5"])
     assert r.exit_code == 2 and "--max-new-tokens" in r.output
+
+
+def test_failure_cases_give_one_line_and_no_traceback(tmp_path, tiny_dir, data):
+    out = tmp_path / "bank"
+    base = ["--model", str(tiny_dir), "--epochs", "1", "--autocast", "none"]
+    assert runner.invoke(app, ["train", "--data", str(data), "--out", str(out), *base]).exit_code == 0
+    cases = []
+    for name, content in (("trunc", None), ("garbage", b"garbage" * 10), ("missing", b"")):
+        b = tmp_path / f"bank_{name}"
+        b.mkdir()
+        (b / "tokmem_config.json").write_bytes((out / "tokmem_config.json").read_bytes())
+        w = (out / "memory.safetensors").read_bytes()
+        if name != "missing":
+            (b / "memory.safetensors").write_bytes(w[: len(w) // 2] if content is None else content)
+        cases.append((["inspect", str(b)], "memory.safetensors"))
+    latin = tmp_path / "latin1.jsonl"
+    latin.write_bytes('{"query": "caf\xe9"}\n'.encode("latin-1"))
+    cases.append((["train", "--data", str(latin), "--out", str(tmp_path / "o1"), *base], "latin1.jsonl:1: not UTF-8"))
+    cases.append((["train", "--data", str(tmp_path), "--out", str(tmp_path / "o2"), *base], "is a directory"))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases.append((["train", "--data", str(data), "--out", str(afile), *base], "is a file"))
+    ck = tmp_path / "ck"
+    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(ck), *base, "--checkpoint-every", "1"])
+    assert r.exit_code == 0 and (ck / "checkpoint" / "trainer_state.pt").exists(), r.output
+    (ck / "checkpoint" / "trainer_state.pt").write_bytes(b"not a pickle")
+    cases.append((["train", "--data", str(data), "--out", str(ck), "--model", str(tiny_dir), "--epochs", "2",
+                   "--autocast", "none", "--resume"], "trainer_state.pt: corrupt or not a trainer state"))
+    for args, says in cases:
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2 and says in r.output, (args, r.output)
+        assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
+        assert "Traceback" not in r.output

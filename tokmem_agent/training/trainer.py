@@ -111,6 +111,8 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
         tm.enable_lora(cfg.lora)
 
     # ----- data -------------------------------------------------------------------------------------
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ConfigError(f"{out_dir} is a file; the bank and its checkpoints need a directory there")
     if reading not in ("compositional", "chain"):
         raise ConfigError(f"unknown reading {reading!r} (compositional, chain)")
     examples, skipped = encode_traces(tm.chat, traces, max_length=cfg.max_length, reading=reading)
@@ -361,6 +363,11 @@ def _load_checkpoint(tm: TokMem, ckpt: Path, optimizer: Any) -> dict[str, Any]:
         from peft import set_peft_model_state_dict
 
         set_peft_model_state_dict(tm.model.base, adapter[0])
-    state = torch.load(ckpt / STATE_NAME, weights_only=False)
-    optimizer.load_state_dict(state.pop("optimizer"))
+    try:  # weights_only: tensors and plain containers only, no arbitrary unpickling of what is in --out
+        state = torch.load(ckpt / STATE_NAME, weights_only=True)
+        optimizer.load_state_dict(state.pop("optimizer"))
+    except Exception as exc:  # noqa: BLE001 - any unreadable state is one clear error, not a traceback
+        raise BankFormatError(f"{ckpt / STATE_NAME}: corrupt or not a trainer state ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); delete {ckpt} to start "
+                              "over") from None
     return state
