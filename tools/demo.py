@@ -1,11 +1,13 @@
-"""`make demo`: train memory tokens for the example tools on the default model, then run agent tasks.
+"""`make demo`: memory tokens for the example tools on the default model, then agent tasks end to end.
 
-    python -m tools.demo [--bank banks/demo] [--retrain] [--epochs 2] [--limit 600] [--no-lora]
+    python -m tools.demo [--bank banks/demo] [--retrain] [--epochs 2] [--limit 0] [--no-lora]
 
-The first run dequantises the default model (~40 s, cached afterwards) and trains one token per tool
-(about 15 minutes on 2 idle CPU cores, with a progress bar). Later runs reuse the bank when the training data is
-unchanged. Then each task is answered by the decoding controller: every tool call and its result is
-printed as it happens, then the final answer.
+The first run dequantises the default model (~40 s, cached afterwards). The bank trained by this recipe is
+shipped in ``tools/banks/demo`` and used while data and recipe are unchanged; ``--retrain`` (or any change
+of ``tools/data`` or the settings) trains one token per tool again, with a progress bar (about 13 minutes on
+2 idle CPU cores with native bf16, roughly twice that without), calibrates the call thresholds on held-out
+requests and saves the bank to ``--bank``. Then each task is answered by the decoding controller: every
+tool call and its result is printed as it happens, then the final answer.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ import hashlib
 import json
 import logging
 import random
+import shutil
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from tokmem_agent import LoraSettings, TrainConfig, load_traces
 from tokmem_agent.agent import TokMemAgent
+from tokmem_agent.decoding.calibrate import calibrate_call_threshold, no_call_traces
 from tokmem_agent.decoding.runlog import Step
 from tokmem_agent.errors import TokMemError
 from tokmem_agent.model.loader import load_base_model
@@ -29,36 +34,58 @@ from tokmem_agent.tokmem import TokMem
 
 from .basic import make_tools
 
-DATA = Path(__file__).resolve().parent / "data" / "train.jsonl"
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data" / "train.jsonl"
+#: held-out data the call thresholds are calibrated on (never trained on): the generator's test split and
+#: hand-written messages that need no tool
+HELD_OUT = HERE / "data" / "test.jsonl"
+NO_CALL = HERE / "data" / "calibration_no_call.txt"
+#: the bank trained by exactly this recipe, committed so `make demo` need not train (~13 min on 2 cores with
+#: native bf16, about twice that without); reproduce it with `python -m tools.demo --retrain --bank tools/banks/demo`
+SHIPPED = HERE / "banks" / "demo"
 TASKS = [
     "Convert 120 USD to EUR.",
     "I paid 84.50 for dinner. Add an 18% tip.",
     "What date is 45 days after 2025-06-02? Then add a todo 'renew passport' due on that date.",
     "Convert 250 GBP to USD and then add a 15% tip to the converted amount.",
+    "Good morning! How are you today?",
 ]
 
 
-#: loss weight of the call/answer/stop decisions (TrainConfig.decision_weight); the recipe tag below changes
-#: whenever the selection or the training settings do, so a stale bank is retrained
+#: loss weight of the call/answer/stop decisions (TrainConfig.decision_weight)
 DECISION_WEIGHT = 5.0
 LORA_LR = 1e-3
-RECIPE = f"multi-first|decision={DECISION_WEIGHT}|lora_lr={LORA_LR}"
+BATCH_SIZE = 4
 
 
-def data_hash(path: Path, limit: int | None, epochs: int, lora: bool) -> str:
-    h = hashlib.sha256(path.read_bytes())
-    h.update(f"{limit}|{epochs}|{lora}|{RECIPE}".encode())
+def demo_config(epochs: int = 2, lora: bool = True) -> TrainConfig:
+    """The measured recipe (docs/benchmarks.md): every trace of tools/data, chain reading, decision weight 5,
+    the generic no-call share, 10 % warmup + linear decay, LoRA r8 at lr 1e-3 trained with the tokens."""
+    return TrainConfig(epochs=epochs, batch_size=BATCH_SIZE, max_length=1024, eval_fraction=0.05,
+                       decision_weight=DECISION_WEIGHT, no_call_share=0.1, schedule="linear", warmup=0.1,
+                       lora=LoraSettings() if lora else None, lora_lr=LORA_LR)
+
+
+def fingerprint(limit: int | None = None, epochs: int = 2, lora: bool = True) -> str:
+    """Changes whenever the data, the held-out calibration data or the training settings do (a stale bank is
+    retrained)."""
+    h = hashlib.sha256()
+    for path in (DATA, HELD_OUT, NO_CALL):
+        h.update(path.read_bytes())
+    cfg = asdict(demo_config(epochs, lora))
+    cfg.pop("progress")
+    h.update(json.dumps({"limit": limit, "reading": "chain", "config": cfg}, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
 def select_traces(traces: list[Any], limit: int | None) -> list[Any]:
-    """Every multi-step trace first, then single calls up to ``limit``: chains are what a small budget
-    under-teaches (after a result, go on calling or answer), single calls are plentiful."""
+    """Every multi-step trace first, then the others up to ``limit``: chains are what a small budget
+    under-teaches (after a result, go on calling or answer)."""
     traces = list(traces)
     random.Random(0).shuffle(traces)
     multi = [t for t in traces if len(t.calls) > 1]
-    single = [t for t in traces if len(t.calls) == 1]
-    chosen = (multi + single)[:limit] if limit else multi + single
+    rest = [t for t in traces if len(t.calls) <= 1]
+    chosen = (multi + rest)[:limit] if limit else multi + rest
     random.Random(1).shuffle(chosen)
     return chosen
 
@@ -69,36 +96,47 @@ def show(step: Step) -> None:
     print(f"     ← {step.result_text}" if step.ok else f"     ✗ {step.status}: {step.error}", flush=True)
 
 
-def demo_bank(loaded: Any, bank: Path, *, limit: int | None = 600, epochs: int = 2, lora: bool = True,
-              retrain: bool = False) -> TokMem:
-    """The demo's trained bank at ``bank``: reused when it was trained on the same data and settings,
-    else trained (chain reading, so the model also learns to go on after a result) and saved there."""
-    fingerprint = data_hash(DATA, limit, epochs, lora)
-    if bank.exists() and not retrain:
-        try:
-            tm = TokMem.load(bank, loaded)
-            if tm.meta.get("demo_data") == fingerprint:
-                print(f"2. Reusing the trained bank {bank} (pass --retrain to train again)")
+def _matching(path: Path, loaded: Any, fp: str) -> TokMem | None:
+    if not (path / "tokmem_config.json").is_file():
+        return None
+    try:
+        tm = TokMem.load(path, loaded)
+    except TokMemError as exc:
+        print(f"   (cannot reuse {path}: {exc})")
+        return None
+    return tm if tm.meta.get("demo_data") == fp else None
+
+
+def demo_bank(loaded: Any, bank: Path, *, limit: int | None = None, epochs: int = 2, lora: bool = True,
+              retrain: bool = False, shipped: Path | None = SHIPPED) -> TokMem:
+    """The demo's bank: ``bank`` or the shipped one when trained by this recipe on this data, else trained
+    (chain reading), calibrated on the held-out data (the call thresholds) and saved to ``bank``."""
+    fp = fingerprint(limit, epochs, lora)
+    if not retrain:
+        for path in (bank, shipped):
+            tm = _matching(path, loaded, fp) if path is not None else None
+            if tm is not None:
+                how = ("the bank shipped in the repo" if path == shipped else "the trained bank")
+                print(f"2. Reusing {how} {path} (recipe {fp}; `python -m tools.demo --retrain` trains it again)")
                 return tm
-        except TokMemError as exc:
-            print(f"   (cannot reuse {bank}: {exc}; training again)")
     traces = select_traces(load_traces(DATA), limit)
     tools = make_tools()
     print(f"2. Training {len(tools)} memory tokens on {len(traces)} traces "
-          f"({sum(len(t.calls) > 1 for t in traces)} multi-step) — the model stays frozen; "
+          f"({sum(len(t.calls) > 1 for t in traces)} multi-step, {sum(not t.calls for t in traces)} need no tool)"
+          " — the model stays frozen; "
           + ("the tokens learn, with a small LoRA adaptation round" if lora else "only the tokens learn"),
           flush=True)
     tm = TokMem.create(tools, loaded)
-    tm.meta["demo_data"] = fingerprint
-    # no_call_share / schedule pinned to the measured recipe (v4): the v5 recipe (free phrasings, no-call
-    # traces, warmup + decay) lost the two-step chain (docs/benchmarks.md)
-    cfg = TrainConfig(epochs=epochs, batch_size=8, max_length=512, eval_fraction=0.05,
-                      decision_weight=DECISION_WEIGHT, no_call_share=0.0, schedule="constant", warmup=0.0,
-                      lora=LoraSettings() if lora else None, lora_lr=LORA_LR)
-    result = tm.train(traces, cfg, reading="chain", out_dir=bank)
+    result = tm.train(traces, demo_config(epochs, lora), reading="chain", out_dir=bank)
     n_params = tm.bank.steer.numel() + sum(p.numel() for p in tm.lora_parameters())
     print(f"   trained in {result.seconds:.0f} s ({result.tokens_per_s:.0f} tokens/s); "
-          f"{n_params:,} trainable parameters; bank saved to {bank}", flush=True)
+          f"{n_params:,} trainable parameters", flush=True)
+    cal = calibrate_call_threshold(tm, load_traces(HELD_OUT) + no_call_traces(NO_CALL))
+    print("   calibrated on held-out requests:\n   " + cal.summary().replace("\n", "\n   "), flush=True)
+    tm.meta["demo_data"] = fp
+    tm.save(bank)
+    shutil.rmtree(bank / "checkpoint", ignore_errors=True)  # the run is complete: nothing to resume
+    print(f"   bank saved to {bank}", flush=True)
     return tm
 
 
@@ -107,7 +145,7 @@ def main() -> None:
     ap.add_argument("--bank", default="banks/demo")
     ap.add_argument("--retrain", action="store_true", help="train even if a matching bank exists")
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--limit", type=int, default=600, help="training traces to use (0 = all)")
+    ap.add_argument("--limit", type=int, default=0, help="training traces to use (0 = all)")
     ap.add_argument("--no-lora", dest="lora", action="store_false",
                     help="skip the adaptation round (LoRA on attention, trained with the tokens): memory tokens only")
     args = ap.parse_args()

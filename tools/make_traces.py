@@ -1283,12 +1283,12 @@ def _check_pools() -> None:
 
 
 def build_split(split: str, seed: int = SEED, *, exclude_queries: set[str] | None = None,
-                workroot: str | None = None, free: bool = False) -> list[dict[str, Any]]:
+                workroot: str | None = None, free: bool = True) -> list[dict[str, Any]]:
     """All records of one split ("train" or "test"), in their final order.
 
-    free: the *free-phrasing* variant: half the single calls from :data:`FREE` (``tools/phrasing.py``), a fifth
-    wrapped in casual preambles, plus requests that need no tool. Measured on the hand-written set it did not
-    pay on its own (docs/benchmarks.md), so ``tools/data`` is still the plain variant.
+    free: the *free-phrasing* variant (``tools/data``): half the single calls from :data:`FREE`
+    (``tools/phrasing.py``), a fifth wrapped in casual preambles, plus requests that need no tool. False: the
+    plain variant (the templates only), kept for ablations (docs/benchmarks.md).
     """
     import random
 
@@ -1338,7 +1338,7 @@ def build_split(split: str, seed: int = SEED, *, exclude_queries: set[str] | Non
         return [b.record(d, f"tools-{split}-{i:05d}") for i, d in enumerate(drafts)]
 
 
-def generate(out_dir: str | Path = DATA_DIR, seed: int = SEED, *, free: bool = False) -> dict[str, list[dict[str, Any]]]:
+def generate(out_dir: str | Path = DATA_DIR, seed: int = SEED, *, free: bool = True) -> dict[str, list[dict[str, Any]]]:
     """Write ``train.jsonl`` and ``test.jsonl`` to ``out_dir``; return the records (``free``: see build_split)."""
     out = Path(out_dir)
     train = build_split("train", seed, free=free)
@@ -1362,12 +1362,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(DATA_DIR), help="output directory (default: tools/data)")
     ap.add_argument("--seed", type=int, default=SEED, help=f"random seed (default: {SEED})")
-    ap.add_argument("--free-phrasing", action="store_true",
-                    help="the free-phrasing variant with no-call requests (tools/phrasing.py); not the default")
+    ap.add_argument("--plain", action="store_true",
+                    help="the plain variant (templates only, no free phrasings or no-call requests), for ablations")
     a = ap.parse_args(argv)
-    if a.free_phrasing and Path(a.out).resolve() == DATA_DIR:
-        ap.error("--free-phrasing writes a variant: give another --out than tools/data")
-    recs = generate(a.out, a.seed, free=a.free_phrasing)
+    if a.plain and Path(a.out).resolve() == DATA_DIR:
+        ap.error("--plain writes a variant: give another --out than tools/data")
+    recs = generate(a.out, a.seed, free=not a.plain)
     for split, rs in recs.items():
         print(f"{Path(a.out) / (split + '.jsonl')}: {summarize(rs)}")
 

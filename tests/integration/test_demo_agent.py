@@ -1,9 +1,9 @@
-"""The `make demo` bank on the real default model: a two-step chain through the controller, and the same
-tools through LangChain's create_agent.
+"""The `make demo` bank on the real default model: a two-step chain through the controller, a greeting that
+needs no tool, and the same tools through LangChain's create_agent.
 
-The bank is trained exactly as `make demo` trains it (tools.demo.demo_bank, same data and settings) into
-the user cache (``$TOKMEM_CACHE_DIR/test-banks/demo``) and reused while data and settings are unchanged,
-so only the first run on a machine pays for the training (about 15 minutes on 2 idle cores).
+The bank is the one `make demo` uses (tools.demo.demo_bank): the bank shipped in tools/banks/demo while it
+matches the data and recipe (tests/unit/test_demo_bank.py checks that), else one trained by the same recipe
+into the user cache (``$TOKMEM_CACHE_DIR/test-banks/demo``) and reused afterwards.
 """
 
 from __future__ import annotations
@@ -53,6 +53,13 @@ def test_two_step_chain_gives_right_calls_and_answer(demo_tm, tmp_path):
     assert second.ok and second.arguments["bill"] == pytest.approx(converted) and second.arguments["percent"] == 15, \
         r.pretty()  # the second call uses the first call's result
     assert r.outcome == "answer" and f"{second.result['total']:.2f}" in r.answer, r.pretty()
+
+
+def test_a_greeting_gets_a_short_answer_and_no_call(demo_tm, tmp_path):
+    agent = TokMemAgent(demo_tm, make_tools(tmp_path))
+    r = agent.run("Good morning! How are you today?")
+    assert r.steps == [] and r.outcome == "answer" and r.answer.strip(), r.pretty()
+    assert r.call_prob is not None and r.call_prob < demo_tm.meta["call_threshold"]  # the calibrated decision
 
 
 def test_create_agent_with_the_example_pack(demo_tm, tmp_path):

@@ -243,3 +243,13 @@ def test_no_call_text_file(tmp_path):
         no_call_traces(tmp_path / "empty.txt")
     with pytest.raises(DataFormatError, match="missing.txt"):
         no_call_traces(tmp_path / "missing.txt")
+
+
+def test_plain_accuracy_objective_for_the_go_on_decision():
+    # 2 go-on points at 0.3, 10 stop points at 0.2, one stop point at 0.35: balanced accuracy takes both
+    # go-ons (threshold <= 0.3, one false go-on); plain accuracy makes 1 error at <= 0.3 and 2 above 0.35
+    d = [(0.3, True, True)] * 2 + [(0.2, False, False)] * 10 + [(0.35, False, True)]
+    assert choose_threshold(d, "accuracy") <= 0.3
+    d2 = [(0.3, True, True)] + [(0.31, False, True)] * 3 + [(0.1, False, False)] * 5
+    assert choose_threshold(d2, "balanced") <= 0.3  # recall 1, no-call 5/8 beats recall 0, no-call 1
+    assert choose_threshold(d2, "accuracy") > 0.31  # 1 error (the missed go-on) beats 3 false go-ons

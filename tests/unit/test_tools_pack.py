@@ -197,7 +197,10 @@ def test_committed_traces_are_valid():
             assert rec["n_calls"] == len(rec["answers"]) == len(rec["results"])
             assert rec["messages"] == [{"role": "user", "content": rec["query"]}]
             assert rec["between"] == [[] for _ in rec["answers"][1:]]
-            assert isinstance(rec["response"], str) and rec["response"]
+            if rec["answers"]:
+                assert isinstance(rec["response"], str) and rec["response"]
+            else:  # needs no tool: a fixed "can't do that" reply, or none (training uses the backbone's own)
+                assert rec["results"] == [] and rec.get("response") in (None, mt.ph.CANT)
             for a in rec["answers"]:
                 validators[a["name"]].validate(a["arguments"])
             assert t.results == rec["results"] and t.between == rec["between"]
@@ -211,7 +214,8 @@ def test_trace_mix():
         assert all(lo <= v <= hi for v in per_tool.values()), per_tool
         multi = sum(r["n_calls"] > 1 for r in recs) / len(recs)
         assert 0.25 <= multi <= 0.4
-        assert {r["n_calls"] for r in recs} == {1, 2, 3}
+        assert {r["n_calls"] for r in recs} == {0, 1, 2, 3}
+        assert 0.03 <= sum(r["n_calls"] == 0 for r in recs) / len(recs) <= 0.15  # requests that need no tool
     assert not {r["query"] for r in train} & {r["query"] for r in test}
     # chains: some later call takes an argument value straight out of an earlier call's result
     def chained(r):
@@ -237,6 +241,15 @@ def test_regeneration_is_byte_identical(tmp_path):
         a = (tmp_path / "a" / name).read_bytes()
         assert a == (tmp_path / "b" / name).read_bytes()
         assert a == (DATA / name).read_bytes(), f"tools/data/{name} is stale: run python -m tools.make_traces"
+
+
+def test_plain_variant(tmp_path):
+    """The plain variant (--plain, for ablations): templates only, every record calls a tool."""
+    recs = mt.build_split("test", free=False, workroot=str(tmp_path))
+    assert recs and all(r["answers"] for r in recs) and len({r["query"] for r in recs}) == len(recs)
+    assert {r["query"] for r in recs} != {r["query"] for r in _records("test")}
+    with pytest.raises(SystemExit):
+        mt.main(["--plain", "--out", str(DATA)])  # the committed data is the free-phrasing variant
 
 
 def test_free_phrasing_variant(tmp_path):

@@ -13,9 +13,11 @@ that go on after a result may go on where the request is done (``add_todo`` then
 (:attr:`ControllerConfig.continue_threshold`), calibrated on the points after each result of held-out
 traces with ``results``.
 
-Each threshold maximises balanced accuracy (the mean of "call" recall on requests that need a tool and
-"answer" recall on requests that need none), so neither side wins by being more numerous; ties go to the
-middle of the best interval. The result, with precision/recall of "call" at the threshold and at plain
+The call threshold maximises balanced accuracy (the mean of "call" recall on requests that need a tool and
+"answer" recall on requests that need none): how many held-out requests need no tool is the calibration
+set's choice, not the users', so neither side may win by being more numerous. The go-on threshold maximises
+plain accuracy: its points are every step of real chains, in their natural mix, and a wrong step breaks a
+task whichever way it is wrong. Ties go to the middle of the best interval. The result, with precision/recall of "call" at the threshold and at plain
 argmax, is stored in the bank's ``meta`` (``call_threshold``, ``continue_threshold``, ``call_calibration``).
 """
 
@@ -171,8 +173,16 @@ def stats(decisions: Sequence[tuple[float, bool, bool]], threshold: float | None
                          false_calls=sum(c and not g for c, g in zip(called, gold)))
 
 
-def choose_threshold(decisions: Sequence[tuple[float, bool, bool]]) -> float:
-    """The threshold with the best balanced accuracy (middle of the best interval, in log-odds)."""
+def _score(decisions: Sequence[tuple[float, bool, bool]], threshold: float, objective: str) -> float:
+    st = stats(decisions, threshold)
+    if objective == "balanced":
+        return st.balanced_accuracy
+    return 1 - (st.false_calls + st.n_call - st.true_calls) / len(decisions)  # plain accuracy
+
+
+def choose_threshold(decisions: Sequence[tuple[float, bool, bool]], objective: str = "balanced") -> float:
+    """The threshold with the best ``objective`` ("balanced" accuracy, or plain "accuracy"), in the middle
+    of the best interval (in log-odds)."""
     n_call = sum(g for _, g, _ in decisions)
     if n_call == 0 or n_call == len(decisions):
         raise DataFormatError("calibrating the call threshold needs held-out requests with calls and requests "
@@ -180,7 +190,7 @@ def choose_threshold(decisions: Sequence[tuple[float, bool, bool]]) -> float:
     ps = sorted({p for p, _, _ in decisions})
     # candidate thresholds: each observed p (calls at p >= t), and just above the largest
     cands = ps + [min(1.0, ps[-1] + 1e-6)]
-    scored = [(stats(decisions, t).balanced_accuracy, i) for i, t in enumerate(cands)]
+    scored = [(_score(decisions, t, objective), i) for i, t in enumerate(cands)]
     best = max(sc for sc, _ in scored)
     idx = [i for sc, i in scored if sc >= best - 1e-12]
     lo_i, hi_i = idx[0], idx[-1]
@@ -195,11 +205,11 @@ def choose_threshold(decisions: Sequence[tuple[float, bool, bool]]) -> float:
 
     mid = 1 / (1 + math.exp(-(logit(lo) + logit(hi)) / 2))
     # keep the middle inside the region that scores best (it can leave it when the region is not contiguous)
-    return mid if stats(decisions, mid).balanced_accuracy >= best - 1e-12 else hi
+    return mid if _score(decisions, mid, objective) >= best - 1e-12 else hi
 
 
-def fit(decisions: Sequence[tuple[float, bool, bool]]) -> ThresholdFit:
-    threshold = choose_threshold(decisions)
+def fit(decisions: Sequence[tuple[float, bool, bool]], objective: str = "balanced") -> ThresholdFit:
+    threshold = choose_threshold(decisions, objective)
     return ThresholdFit(threshold, stats(decisions, threshold), stats(decisions, None))
 
 
@@ -212,7 +222,8 @@ def calibrate_call_threshold(tm: TokMem, traces: Sequence[Trace]) -> Calibration
     points = decision_points(traces)
     call = fit(first_decisions(tm, points["user"]))
     after = points["tool"]
-    go_on = fit(first_decisions(tm, after)) if 0 < sum(lab for _, lab in after) < len(after) else None
+    go_on = (fit(first_decisions(tm, after), "accuracy") if 0 < sum(lab for _, lab in after) < len(after)
+             else None)
     tm.meta["call_threshold"] = call.threshold
     tm.meta["call_calibration"] = {"call": call.to_meta(), "go_on": go_on.to_meta() if go_on else None}
     if go_on is not None:
