@@ -30,7 +30,7 @@ from .config import (
     TrainConfig,
 )
 from .errors import ModelMismatchError, ToolNotFoundError
-from .model.loader import LoadedModel, load_base_model
+from .model.loader import LoadedModel, load_base_model, same_weights, weight_sample
 from .model.memory import MemoryBank, init_rows
 from .model.wrapped import TokMemModel
 from .registry import Tool, ToolRegistry
@@ -85,6 +85,7 @@ class TokMem:
         self.chat = ChatFormat(loaded.tokenizer, self.model.memory_id, system_prompt)
         self.lora: LoraSettings | None = None
         self.meta: dict[str, Any] = dict(meta or {})
+        self._weights: list[float] | None = None  # weight_sample of the base model, computed on first save
         self.anchors: Anchors | None = None  # hidden states where the bank's tools were called (registration)
 
     # ----- construction -------------------------------------------------------------------------------
@@ -188,11 +189,17 @@ class TokMem:
             "hidden_size": self.bank.hidden_size,
             "vocab_size": self.model.vocab_size,
             "tokenizer_fingerprint": self.loaded.fingerprint,
+            "weight_sample": self._weight_sample(),
             "system_prompt": self.system_prompt,
             "lora": asdict(self.lora) if self.lora else None,
             "anchors": self.anchors.tools if self.anchors is not None and len(self.anchors) else None,
             "meta": self.meta,
         }
+
+    def _weight_sample(self) -> list[float]:
+        if self._weights is None:
+            self._weights = weight_sample(self.loaded.model)
+        return self._weights
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         t = {"steer": self.bank.steer.detach()}
@@ -348,6 +355,9 @@ def check_compatible(cfg: dict[str, Any], loaded: LoadedModel, *, where: str) ->
         problems.append(f"vocabulary size {cfg['vocab_size']} vs {vocab}")
     if loaded.fingerprint != cfg["tokenizer_fingerprint"]:
         problems.append(f"tokenizer fingerprint {cfg['tokenizer_fingerprint']} vs {loaded.fingerprint}")
+    stored = cfg.get("weight_sample")  # absent in banks saved before it existed: not checked
+    if not problems and stored and not same_weights(weight_sample(loaded.model), stored):
+        problems.append("same shapes and tokenizer, but other weights (a fine-tune or another checkpoint)")
     if problems:
         raise ModelMismatchError(
             f"memory bank {where} was trained on base model '{cfg['base_model']}' but is being attached to "

@@ -451,3 +451,22 @@ def test_prefix_cache_reuse_across_epochs_trains_the_same_rows(loaded, monkeypat
     assert not torch.equal(cached.bank.steer, TokMem.create(TOOLS, loaded).bank.steer)
     with pytest.raises(ConfigError, match="prefix_cache_mb"):
         TrainConfig(prefix_cache_mb=-1)
+
+
+def test_a_base_model_with_other_weights_is_refused(tmp_path, make_tiny_model, tiny_tokenizer):
+    """Same shapes and tokenizer, other weights: not the model the bank was trained on (issue 14)."""
+    from tokmem_agent.errors import ModelMismatchError
+    from tokmem_agent.model.loader import same_weights, weight_sample
+
+    tok = tiny_tokenizer
+    a = LoadedModel(make_tiny_model(len(tok), seed=0), tok, "tiny", tokenizer_fingerprint(tok))
+    tm = TokMem.create(TOOLS[:1], a)
+    tm.save(tmp_path / "bank")
+    TokMem.load(tmp_path / "bank", LoadedModel(make_tiny_model(len(tok), seed=0), tok, "tiny",
+                                               tokenizer_fingerprint(tok)))  # the same weights: fine
+    other = LoadedModel(make_tiny_model(len(tok), seed=1), tok, "tiny", tokenizer_fingerprint(tok))
+    with pytest.raises(ModelMismatchError, match="other weights"):
+        TokMem.load(tmp_path / "bank", other)
+    s = weight_sample(a.model)
+    assert same_weights(weight_sample(a.model.to(torch.bfloat16)), s)  # bf16 rounding is tolerated
+    a.model.float()

@@ -43,6 +43,7 @@ def test_shipped_bank_is_calibrated_and_carries_nothing_to_resume(shipped):
 
 def test_shipped_bank_matches_the_default_model(shipped, smollm2_tokenizer):
     assert shipped["base_model"] == DEFAULT_MODEL
+    assert len(shipped["weight_sample"]) == 48  # the base weights are checked on load too (slow tests load it)
     assert shipped["tokenizer_fingerprint"] == tokenizer_fingerprint(smollm2_tokenizer)
 
 

@@ -53,6 +53,40 @@ class LoadedModel:
 
 
 # ----- paths ----------------------------------------------------------------------------------------
+#: sampled base-model weights per tensor in :func:`weight_sample`
+SAMPLE_PER_TENSOR = 16
+
+
+def weight_sample(model: Any) -> list[float]:
+    """A small, dtype-tolerant fingerprint of a model's own weights: ``SAMPLE_PER_TENSOR`` values at fixed
+    strided positions of its first, middle and last weight tensors (LoRA and memory parameters excluded).
+
+    Stored in a bank and compared on load with a relative tolerance, so the same weights in bf16 or float32
+    match, while a fine-tune of the same shape and tokenizer does not.
+    """
+    import torch
+
+    named = [(n.replace("base_model.model.", ""), p) for n, p in model.named_parameters()]
+    weights = [p for n, p in named if "lora_" not in n and p.dim() >= 1 and p.numel() >= SAMPLE_PER_TENSOR]
+    if not weights:
+        return []
+    picks = [weights[0], weights[len(weights) // 2], weights[-1]]
+    out: list[float] = []
+    for p in picks:
+        flat = p.detach().reshape(-1)
+        step = max(flat.numel() // SAMPLE_PER_TENSOR, 1)
+        idx = torch.arange(SAMPLE_PER_TENSOR) * step + step // 2
+        out += [float(v) for v in flat[idx.clamp(max=flat.numel() - 1)].float()]
+    return out
+
+
+def same_weights(a: list[float], b: list[float], rtol: float = 0.02, atol: float = 1e-3) -> bool:
+    """Whether two :func:`weight_sample` results come from the same weights (up to bf16 rounding)."""
+    if len(a) != len(b):
+        return False
+    return all(abs(x - y) <= atol + rtol * abs(y) for x, y in zip(a, b))
+
+
 def cache_root(cache_dir: str | None = None) -> Path:
     """Cache directory: ``cache_dir`` > ``$TOKMEM_CACHE_DIR`` > ``platformdirs.user_cache_dir("tokmem_agent")``."""
     if cache_dir:
