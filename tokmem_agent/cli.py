@@ -25,6 +25,17 @@ def _choice(*allowed: str) -> Any:
     return check
 
 
+def _lora_modules(spec: str) -> list[str]:
+    from .config import ALL_PROJECTIONS
+
+    if spec.strip() == "all":
+        return list(ALL_PROJECTIONS)
+    mods = [m.strip() for m in spec.split(",") if m.strip()]
+    if not mods:
+        raise typer.BadParameter("give module names (q_proj,v_proj) or 'all'", param_hint="--lora-modules")
+    return mods
+
+
 def _fail(exc: Exception) -> None:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
@@ -55,6 +66,8 @@ def train(
     lora: bool = typer.Option(False, "--lora", help="Adaptation round: also train LoRA on attention projections."),
     lora_r: int = typer.Option(8, min=1, help="LoRA rank of the adaptation round (alpha = 2r); 1 was enough on SGD."),
     lora_lr: float = typer.Option(2e-4, help="Learning rate of the LoRA weights."),
+    lora_modules: str = typer.Option("q_proj,v_proj", help="Comma-separated projections that get LoRA, or 'all' "
+                                     "(every attention and MLP projection: the demo's measured best)."),
     limit: int | None = typer.Option(None, min=1, help="Use only the first N records."),
     checkpoint_every: int = typer.Option(200, min=1, help="Optimizer steps between checkpoints in OUT/checkpoint."),
     seed: int = typer.Option(0),
@@ -75,7 +88,8 @@ def train(
     try:
         traces = load_traces(data, limit=limit)
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_length=max_length,
-                          seed=seed, lora=LoraSettings(r=lora_r, alpha=2 * lora_r) if lora else None,
+                          seed=seed, lora=LoraSettings(r=lora_r, alpha=2 * lora_r, target_modules=_lora_modules(lora_modules))
+                          if lora else None,
                           lora_lr=lora_lr, decision_weight=decision_weight, checkpoint_every=checkpoint_every,
                           autocast=None if autocast == "none" else autocast)
         if bank is not None:

@@ -51,9 +51,14 @@ class MemoryConfig:
             raise ConfigError(f"MemoryConfig.init must be 'mean', 'random' or 'orthogonal', got {self.init!r}")
 
 
+#: every attention and MLP projection of a Llama-style block (the demo's measured best, docs/benchmarks.md)
+ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
 @dataclass
 class LoraSettings:
-    """Optional adaptation round: LoRA on attention projections, trained together with the memory."""
+    """Optional adaptation round: LoRA on the backbone's projections (default: attention q/v; the demo uses
+    :data:`ALL_PROJECTIONS`), trained together with the memory."""
 
     r: int = 8
     alpha: int = 16

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tokmem_agent import LoraSettings, TrainConfig, load_traces
+from tokmem_agent.config import ALL_PROJECTIONS
 from tokmem_agent.agent import TokMemAgent
 from tokmem_agent.decoding.calibrate import calibrate_call_threshold, no_call_traces
 from tokmem_agent.decoding.runlog import Step
@@ -60,10 +61,11 @@ BATCH_SIZE = 4
 
 def demo_config(epochs: int = 2, lora: bool = True) -> TrainConfig:
     """The measured recipe (docs/benchmarks.md): every trace of tools/data, chain reading, decision weight 5,
-    the generic no-call share, 10 % warmup + linear decay, LoRA r8 at lr 1e-3 trained with the tokens."""
+    the generic no-call share, 10 % warmup + linear decay, LoRA r8 on every attention and MLP projection at
+    lr 1e-3, trained with the tokens."""
     return TrainConfig(epochs=epochs, batch_size=BATCH_SIZE, max_length=1024, eval_fraction=0.05,
                        decision_weight=DECISION_WEIGHT, no_call_share=0.1, schedule="linear", warmup=0.1,
-                       lora=LoraSettings() if lora else None, lora_lr=LORA_LR)
+                       lora=LoraSettings(target_modules=list(ALL_PROJECTIONS)) if lora else None, lora_lr=LORA_LR)
 
 
 def fingerprint(limit: int | None = None, epochs: int = 2, lora: bool = True) -> str:

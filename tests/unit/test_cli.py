@@ -51,7 +51,7 @@ def test_train_adaptation_round_with_rank_option(tmp_path, tiny_dir, data):
                             "--autocast", "none", "--lora", "--lora-r", "1", "--lora-lr", "1e-3"])
     assert r.exit_code == 0, r.output
     cfg = json.loads((out / "tokmem_config.json").read_text())
-    assert cfg["lora"]["r"] == 1 and cfg["lora"]["alpha"] == 2
+    assert cfg["lora"]["r"] == 1 and cfg["lora"]["alpha"] == 2 and cfg["lora"]["target_modules"] == ["q_proj", "v_proj"]
     assert cfg["meta"]["training"]["config"]["lora_lr"] == 1e-3
     assert cfg["anchors"] and (out / "anchors.safetensors").exists()  # collected after the round
 
@@ -175,3 +175,14 @@ def test_failure_cases_give_one_line_and_no_traceback(tmp_path, tiny_dir, data):
         assert r.exit_code == 2 and says in r.output, (args, r.output)
         assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
         assert "Traceback" not in r.output
+
+
+def test_lora_on_every_projection(tmp_path, tiny_dir, data):
+    out = tmp_path / "bank"
+    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(out), "--model", str(tiny_dir), "--epochs", "1",
+                            "--autocast", "none", "--lora", "--lora-modules", "all"])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((out / "tokmem_config.json").read_text())
+    assert cfg["lora"]["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    adapter = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert set(adapter["target_modules"]) == set(cfg["lora"]["target_modules"])
