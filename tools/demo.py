@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from tokmem_agent import LoraSettings, TrainConfig, load_traces
-from tokmem_agent.config import ALL_PROJECTIONS
 from tokmem_agent.agent import TokMemAgent
+from tokmem_agent.config import ALL_PROJECTIONS
 from tokmem_agent.decoding.calibrate import calibrate_call_threshold, no_call_traces
 from tokmem_agent.decoding.runlog import Step
 from tokmem_agent.errors import TokMemError
