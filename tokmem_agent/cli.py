@@ -10,7 +10,11 @@ from typing import Any
 
 import typer
 
+from .config import LoraSettings, TrainConfig
 from .errors import DataFormatError, TokMemError
+
+#: the one source of the training defaults the options show
+_TC = TrainConfig()
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="TokMem: one trainable memory token per tool on a frozen language model.")
@@ -52,25 +56,25 @@ def train(
     out: Path = typer.Option(..., "--out", help="Directory to write the memory bank (and checkpoints) to."),
     model: str | None = typer.Option(None, "--model", help="HF id or local dir; default SmolLM2-135M-Instruct."),
     bank: Path | None = typer.Option(None, "--bank", help="Start from this bank (its tokens not in --data stay frozen)."),
-    epochs: int = typer.Option(2, min=1, help="Passes over the data."),
-    batch_size: int = typer.Option(4, min=1, help="Traces per step."),
-    grad_accum: int = typer.Option(1, min=1, help="Micro-batches per optimizer step."),
-    lr: float = typer.Option(5e-3, help="AdamW learning rate of the memory rows."),
-    max_length: int = typer.Option(1024, min=16, help="Max tokens per trace (context is cut first, never the target)."),
+    epochs: int = typer.Option(_TC.epochs, min=1, help="Passes over the data."),
+    batch_size: int = typer.Option(_TC.batch_size, min=1, help="Traces per step."),
+    grad_accum: int = typer.Option(_TC.grad_accum, min=1, help="Micro-batches per optimizer step."),
+    lr: float = typer.Option(_TC.lr, help="AdamW learning rate of the memory rows."),
+    max_length: int = typer.Option(_TC.max_length, min=16, help="Max tokens per trace (context is cut first, never the target)."),
     mode: str = typer.Option("tied", callback=_choice("tied", "decoupled"), help="Memory matrices."),
     init: str = typer.Option("mean", callback=_choice("mean", "random", "orthogonal"), help="Row init."),
     reading: str = typer.Option("compositional", callback=_choice("compositional", "chain"),
                                 help="compositional (all calls at once) | chain (calls, results, answer)."),
-    decision_weight: float = typer.Option(1.0, help="Loss weight of call/answer/stop decisions (1 = paper; "
+    decision_weight: float = typer.Option(_TC.decision_weight, help="Loss weight of call/answer/stop decisions (1 = paper; "
                                           "5 helps chains, see docs/training.md)."),
     lora: bool = typer.Option(False, "--lora", help="Adaptation round: also train LoRA on attention projections."),
-    lora_r: int = typer.Option(8, min=1, help="LoRA rank of the adaptation round (alpha = 2r); 1 was enough on SGD."),
-    lora_lr: float = typer.Option(2e-4, help="Learning rate of the LoRA weights."),
-    lora_modules: str = typer.Option("q_proj,v_proj", help="Comma-separated projections that get LoRA, or 'all' "
+    lora_r: int = typer.Option(LoraSettings.r, min=1, help="LoRA rank of the adaptation round (alpha = 2r); 1 was enough on SGD."),
+    lora_lr: float = typer.Option(_TC.lora_lr, help="Learning rate of the LoRA weights."),
+    lora_modules: str = typer.Option(",".join(LoraSettings().target_modules), help="Comma-separated projections that get LoRA, or 'all' "
                                      "(every attention and MLP projection: the demo's measured best)."),
     limit: int | None = typer.Option(None, min=1, help="Use only the first N records."),
-    checkpoint_every: int = typer.Option(200, min=1, help="Optimizer steps between checkpoints in OUT/checkpoint."),
-    seed: int = typer.Option(0),
+    checkpoint_every: int = typer.Option(_TC.checkpoint_every, min=1, help="Optimizer steps between checkpoints in OUT/checkpoint."),
+    seed: int = typer.Option(_TC.seed),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
     autocast: str = typer.Option("auto", callback=_choice("auto", "bf16", "none"),
                                  help="bf16 autocast only helps where the hardware has bf16."),
@@ -80,7 +84,7 @@ def train(
                                                             "that need no tool; repeatable."),
 ) -> None:
     """Train memory tokens for the tools called in --data."""
-    from .config import LoraSettings, MemoryConfig, TrainConfig
+    from .config import MemoryConfig
     from .decoding.calibrate import calibrate_call_threshold, no_call_traces
     from .tokmem import TokMem
     from .traces import load_traces, tools_in
