@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from .config import LoraSettings, TrainConfig
-from .errors import DataFormatError, TokMemError
+from .errors import TokMemError
 
 #: the one source of the training defaults the options show
 _TC = TrainConfig()
@@ -90,7 +90,12 @@ def train(
     from .traces import load_traces, tools_in
 
     try:
+        if no_call and not calibrate_on:
+            raise TokMemError("--no-call needs --calibrate-on (held-out traces with calls)")
         traces = load_traces(data, limit=limit)
+        held_out = load_traces(calibrate_on) if calibrate_on else []
+        for path in no_call:
+            held_out += no_call_traces(path)
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_length=max_length,
                           seed=seed, lora=LoraSettings(r=lora_r, alpha=2 * lora_r, target_modules=_lora_modules(lora_modules))
                           if lora else None,
@@ -105,11 +110,6 @@ def train(
             called = sorted({c.name for t in traces for c in t.calls})
             tm = TokMem.create([defs[n] for n in called], model, memory=MemoryConfig(mode=mode, init=init), seed=seed)
         typer.echo(f"{len(traces)} traces, {len(tm.tool_names)} tools, base model {tm.loaded.model_id}")
-        held_out = load_traces(calibrate_on) if calibrate_on else []
-        if no_call and not calibrate_on:
-            raise TokMemError("--no-call needs --calibrate-on (held-out traces with calls)")
-        for path in no_call:
-            held_out += no_call_traces(path)
         result = tm.train(traces, cfg, out_dir=out, resume=resume, reading=reading)
         cal = calibrate_call_threshold(tm, held_out) if held_out else None
         if cal is not None:
@@ -185,11 +185,6 @@ def calibrate(bank: Path = typer.Argument(..., help="Memory bank directory."),
         for path in no_call:
             traces += no_call_traces(path)
         tm = TokMem.load(bank, model)
-        known = set(tm.tool_names)
-        unknown = sorted({c.name for t in traces for c in t.calls} - known)
-        if unknown:
-            raise DataFormatError(f"calls tools the bank has no token for: {', '.join(unknown[:5])}",
-                                  path=data)
         cal = calibrate_call_threshold(tm, traces)
         tm.save(out or bank)
     except TokMemError as exc:

@@ -130,8 +130,7 @@ def forget(tm: TokMem, names: Iterable[str]) -> list[str]:
     if tm.anchors is not None:
         tm.anchors = tm.anchors.without(names)
     tm.meta.setdefault("versions", []).append({"version": len(tm.meta.get("versions", [])) + 1, "removed": names})
-    for key in ("call_threshold", "continue_threshold", "call_calibration"):  # calibrated with the removed tokens: recalibrate
-        tm.meta.pop(key, None)
+    tm.drop_calibration()  # calibrated with the removed tokens
     return names
 
 

@@ -70,6 +70,10 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+#: the keys of ``TokMem.meta`` that tokmem_agent.decoding.calibrate writes
+CALIBRATION_KEYS = ("call_threshold", "continue_threshold", "call_calibration")
+
+
 class TokMem:
     """A frozen base model with one trainable memory token per tool."""
 
@@ -195,6 +199,11 @@ class TokMem:
             "anchors": self.anchors.tools if self.anchors is not None and len(self.anchors) else None,
             "meta": self.meta,
         }
+
+    def drop_calibration(self) -> None:
+        """Forget stored call thresholds (``tokmem calibrate``): they no longer fit rows that changed."""
+        for key in CALIBRATION_KEYS:
+            self.meta.pop(key, None)
 
     def _weight_sample(self) -> list[float]:
         if self._weights is None:

@@ -225,7 +225,7 @@ def parse_record(obj: Any, *, path: str | None = None, line: int | None = None,
                                   path=path, line=line, field=f"answers[{i}].name")
         validator = validators.get(a["name"])
         if validator is not None:
-            err = next(iter(sorted(validator.iter_errors(args), key=lambda e: list(e.path))), None)
+            err = min(validator.iter_errors(args), key=lambda e: list(e.path), default=None)
             if err is not None:
                 where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.path)
                 raise DataFormatError(f"arguments violate the schema of '{a['name']}': {err.message}",

@@ -31,6 +31,7 @@ from tokmem_agent.decoding.calibrate import calibrate_call_threshold, no_call_tr
 from tokmem_agent.decoding.runlog import Step
 from tokmem_agent.errors import TokMemError
 from tokmem_agent.model.loader import load_base_model
+from tokmem_agent.serialization import read_config
 from tokmem_agent.tokmem import TokMem
 
 from .basic import make_tools
@@ -99,14 +100,16 @@ def show(step: Step) -> None:
 
 
 def _matching(path: Path, loaded: Any, fp: str) -> TokMem | None:
+    """The bank at ``path`` if this recipe trained it (its config is read first; only a match is loaded)."""
     if not (path / "tokmem_config.json").is_file():
         return None
     try:
-        tm = TokMem.load(path, loaded)
+        if (read_config(path).get("meta") or {}).get("demo_data") != fp:
+            return None
+        return TokMem.load(path, loaded)
     except TokMemError as exc:
         print(f"   (cannot reuse {path}: {exc})")
         return None
-    return tm if tm.meta.get("demo_data") == fp else None
 
 
 def demo_bank(loaded: Any, bank: Path, *, limit: int | None = None, epochs: int = 2, lora: bool = True,

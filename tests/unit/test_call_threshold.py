@@ -253,3 +253,10 @@ def test_plain_accuracy_objective_for_the_go_on_decision():
     d2 = [(0.3, True, True)] + [(0.31, False, True)] * 3 + [(0.1, False, False)] * 5
     assert choose_threshold(d2, "balanced") <= 0.3  # recall 1, no-call 5/8 beats recall 0, no-call 1
     assert choose_threshold(d2, "accuracy") > 0.31  # 1 error (the missed go-on) beats 3 false go-ons
+
+
+def test_calibration_refuses_held_out_calls_of_tools_the_bank_lacks(tm):
+    other = Trace(id="x", messages=[{"role": "user", "content": "q"}], calls=[Call("book_hotel", {})])
+    with pytest.raises(DataFormatError, match="no token for: book_hotel"):
+        calibrate_call_threshold(tm, [*traces(), other])
+    assert "call_threshold" not in tm.meta

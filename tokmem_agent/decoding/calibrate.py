@@ -219,6 +219,9 @@ def calibrate_call_threshold(tm: TokMem, traces: Sequence[Trace]) -> Calibration
     The call threshold needs traces with calls and traces without (``answers: []``); the go-on threshold
     needs traces with ``results`` where some have more than one call (it is skipped when there are none).
     """
+    unknown = sorted({c.name for t in traces for c in t.calls} - set(tm.tool_names))
+    if unknown:
+        raise DataFormatError(f"held-out traces call tools the bank has no token for: {', '.join(unknown[:5])}")
     points = decision_points(traces)
     call = fit(first_decisions(tm, points["user"]))
     after = points["tool"]

@@ -114,7 +114,8 @@ class Controller:
     def call_probability(self, logits: torch.Tensor, bound: Sequence[str]) -> float:
         """Probability mass of the bound tools' memory tokens in ``logits`` [V+N] (the "call" mass)."""
         model = self.tm.model
-        idx = [model.vocab_size + i for i, n in enumerate(self.tm.bank.names) if n in set(bound)]
+        wanted = set(bound)
+        idx = [model.vocab_size + i for i, n in enumerate(self.tm.bank.names) if n in wanted]
         if not idx:
             return 0.0
         lp = torch.log_softmax(logits.float(), dim=-1)  # [V+N]

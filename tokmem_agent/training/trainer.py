@@ -98,6 +98,10 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
 
     if not traces:
         raise ConfigError("no training traces")
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ConfigError(f"{out_dir} is a file; the bank and its checkpoints need a directory there")
+    if reading not in ("compositional", "chain"):
+        raise ConfigError(f"unknown reading {reading!r} (compositional, chain)")
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     torch.manual_seed(cfg.seed)
     called = sorted({c.name for t in traces for c in t.calls})
@@ -111,10 +115,6 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
         tm.enable_lora(cfg.lora)
 
     # ----- data -------------------------------------------------------------------------------------
-    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise ConfigError(f"{out_dir} is a file; the bank and its checkpoints need a directory there")
-    if reading not in ("compositional", "chain"):
-        raise ConfigError(f"unknown reading {reading!r} (compositional, chain)")
     examples, skipped = encode_traces(tm.chat, traces, max_length=cfg.max_length, reading=reading)
     if not examples:
         raise ConfigError(f"every trace exceeds max_length={cfg.max_length}; raise it")
@@ -261,8 +261,7 @@ def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str
                            "prefix_cache": None if prefix_cache is None else {
                                "batches": len(prefix_cache.items), "mb": round(prefix_cache.used / 2**20, 1)},
                            "seconds": round(seconds, 1), "n_train": result.n_train, "history": result.history}
-    for key in ("call_threshold", "continue_threshold", "call_calibration"):  # calibrated on the old rows: recalibrate
-        tm.meta.pop(key, None)
+    tm.drop_calibration()  # calibrated on the old rows
     if out_dir is not None and accelerator.is_main_process:
         tm.save(out_dir)
     return result
