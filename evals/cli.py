@@ -79,6 +79,9 @@ def eval_command(
     router_text: Annotated[str, typer.Option("--router-text", help="What the kw-router classifies: context "
                                              "(every message before the call) or last-user.")] = "context",
     max_length: Annotated[int, typer.Option("--max-length", help="Max tokens per training sequence.")] = 1024,
+    bind: Annotated[str, typer.Option("--bind", help="Tools tokmem and kw-router may call on a record: bank "
+                                      "(every tool they know; the paper's protocol) or record (the record's "
+                                      "candidate tools, as an app binds the tools it serves).")] = "bank",
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard cached predictions in OUT.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
 ) -> None:
@@ -96,10 +99,11 @@ def eval_command(
 def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: str | None,
          train_limit: int | None, lora_adapter: Path | None, limit: int | None, sample: bool, seed: int,
          only_trained: bool, max_new_tokens: int, model: str | None, k: int, icl_tools: str, epochs: int,
-         lora_r: int, lora_lr: float, router_text: str, max_length: int, fresh: bool, progress: bool) -> None:
+         lora_r: int, lora_lr: float, router_text: str, max_length: int, bind: str, fresh: bool,
+         progress: bool) -> None:
     from tokmem_agent.errors import ConfigError
 
-    from .methods import METHOD_NAMES, ROUTER_TEXTS
+    from .methods import METHOD_NAMES, ROUTER_TEXTS, check_bind
 
     wanted = [m.strip() for m in methods.split(",") if m.strip()]
     unknown = [m for m in wanted if m not in METHOD_NAMES]
@@ -118,6 +122,7 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
         raise ConfigError(f"no LoRA adapter at {adapter}; pass --train-data to train one first")
     if "kw-router" in wanted and not train_data:
         raise ConfigError("kw-router needs --train-data: its tool router is trained on those traces")
+    check_bind(bind)
     if router_text not in ROUTER_TEXTS:
         raise ConfigError(f"--router-text must be one of {', '.join(ROUTER_TEXTS)}, got {router_text!r}")
 
@@ -162,7 +167,7 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
         for m in wanted:
             if m in ("tokmem", "tokmem-free"):
                 built.append(TokMemMethod(tm, constrained=m == "tokmem", max_new_tokens=max_new_tokens,
-                                          bank_path=str(bank)))
+                                          bank_path=str(bank), bind=bind))
         missing = built[0].missing_tools(traces) if built else []
         if missing:
             n_ex = sum(any(c.name in set(missing) for c in t.calls) for t in traces)
@@ -213,7 +218,7 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
             typer.echo(f"keyword router: {len(router.classes)} classes from {len(train_traces)} traces, "
                        f"training accuracy {100 * router.train_accuracy:.1f} %")
             built.append(KeywordRouterMethod(baseline_model, tool_inventory(train_traces, inventory), router,
-                                             max_new_tokens=max_new_tokens, data_source=train_data))
+                                             max_new_tokens=max_new_tokens, data_source=train_data, bind=bind))
     order = {m: i for i, m in enumerate(wanted)}
     built.sort(key=lambda m: order[m.name])
 

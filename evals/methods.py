@@ -137,15 +137,33 @@ class Method:
 
 
 # ----- TokMem -------------------------------------------------------------------------------------------
+#: Which tools a method may call on a record: ``bank`` — every tool it knows (the paper's protocol: memory
+#: tokens pick among all of them); ``record`` — only the record's candidate ``tools`` (what an app does when
+#: it binds the tools of the service it serves, e.g. ``ChatTokMem.bind_tools``).
+BIND_MODES = ("bank", "record")
+
+
+def check_bind(bind: str) -> None:
+    if bind not in BIND_MODES:
+        raise ConfigError(f"bind must be one of {', '.join(BIND_MODES)}, got {bind!r}")
+
+
+def record_tools(trace: Trace) -> set[str]:
+    """Names of a record's candidate tools."""
+    return {t["name"] for t in trace.tools if isinstance(t, dict) and "name" in t}
+
+
 class TokMemMethod(Method):
     """Memory tokens. ``constrained``: arguments decoded under the tool's schema by the library's controller
     (one turn, no execution); otherwise :meth:`TokMem.predict` (greedy over the full vocabulary)."""
 
     def __init__(self, tm: TokMem, *, constrained: bool = True, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-                 name: str | None = None, bank_path: str | None = None):
+                 name: str | None = None, bank_path: str | None = None, bind: str = "bank"):
         from tokmem_agent.config import ControllerConfig
         from tokmem_agent.decoding.controller import Controller
 
+        check_bind(bind)
+        self.bind = bind
         self.tm = tm
         self.constrained = constrained
         self.max_new_tokens = max_new_tokens
@@ -166,13 +184,21 @@ class TokMemMethod(Method):
         return {"name": self.name, "method": "tokmem", "constrained": self.constrained,
                 "max_new_tokens": self.max_new_tokens, "base_model": self.tm.loaded.model_id,
                 "bank": self.bank_path, "n_tools": len(self.tm.tool_names), "mode": self.tm.bank.mode,
-                "lora": self.tm.lora is not None, "weights": self.weights}
+                "lora": self.tm.lora is not None, "weights": self.weights, "bind": self.bind}
+
+    def bound(self, trace: Trace) -> list[str]:
+        """The memory tokens this record may call: every one (``bind="bank"``) or the record's candidates."""
+        if self.bind == "bank":
+            return list(self.tm.tool_names)
+        return [n for n in self.tm.tool_names if n in record_tools(trace)]
 
     def predict(self, trace: Trace) -> MethodOutput:
         t0 = time.perf_counter()
         messages = trace.compositional_context()
+        bound = self.bound(trace)
         if not self.constrained:
-            pred = self.tm.predict(messages, max_new_tokens=self.max_new_tokens)
+            pred = self.tm.predict(messages, max_new_tokens=self.max_new_tokens,
+                                   allowed_tools=None if self.bind == "bank" else bound)
             raw = [c.arguments for c in pred.calls]
             calls = [Call(c.name, args_of(c.arguments)) for c in pred.calls]
             return MethodOutput(calls, raw, pred.prompt_tokens, time.perf_counter() - t0,
@@ -181,7 +207,7 @@ class TokMemMethod(Method):
         prompt = self.tm.chat.prompt_ids(messages)
         session = self.controller.session_factory(self.tm.model)
         session.feed(prompt)
-        turn = self.controller.generate_turn(session, self.tm.tool_names, budget=self.max_new_tokens,
+        turn = self.controller.generate_turn(session, bound, budget=self.max_new_tokens,
                                              after=last_role(messages))
         raw = [c.text for c in turn.calls]
         calls = [Call(c.tool, args_of(c.text)) for c in turn.calls]
@@ -646,9 +672,14 @@ class KeywordRouter:
             out.append([(self.classes[i], float(row[i])) for i in order])
         return out
 
-    def top_k(self, text: str, k: int = 1) -> list[tuple[str, float]]:
-        """The ``k`` most probable labels of ``text`` with their probabilities (:data:`NO_CALL` included)."""
-        return self._ranked(self._features([text]), k)[0]
+    def top_k(self, text: str, k: int = 1, among: Iterable[str] | None = None) -> list[tuple[str, float]]:
+        """The ``k`` most probable labels of ``text`` with their probabilities (:data:`NO_CALL` included);
+        ``among``: only these tools (and :data:`NO_CALL`) compete, probabilities unchanged."""
+        if among is None:
+            return self._ranked(self._features([text]), k)[0]
+        keep = set(among) | {NO_CALL}
+        ranked = self._ranked(self._features([text]), len(self.classes))[0]
+        return [(n, p) for n, p in ranked if n in keep][:k] or [(NO_CALL, 0.0)]
 
     def predict(self, text: str) -> str | None:
         """The most probable tool for ``text``; None when that is :data:`NO_CALL`."""
@@ -696,13 +727,15 @@ class KeywordRouterMethod(ICLMethod):
 
     def __init__(self, loaded: LoadedModel, tools: Sequence[dict[str, Any]], router: KeywordRouter, *,
                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-                 data_source: str | None = None, name: str | None = None, **kw: Any):
+                 data_source: str | None = None, name: str | None = None, bind: str = "bank", **kw: Any):
         from tokmem_agent.decoding.constraint import SchemaConstraint
         from tokmem_agent.model.memory import MemoryBank
         from tokmem_agent.model.wrapped import TokMemModel
 
         super().__init__(loaded, tools, pool="all", max_new_tokens=max_new_tokens,
                          system_prompt=system_prompt, name=name, **kw)
+        check_bind(bind)
+        self.bind = bind
         self.router = router
         self.by_name = {t["name"]: t for t in self.tools}
         unknown = sorted(router.tools - set(self.by_name))
@@ -721,7 +754,8 @@ class KeywordRouterMethod(ICLMethod):
     def config(self) -> dict[str, Any]:
         fmt = "chat template tools=" if self.template_tools else "fallback system prompt"
         return {"name": self.name, "method": "kw-router", "max_new_tokens": self.max_new_tokens,
-                "base_model": self.loaded.model_id, "prompt_format": fmt, "router": self.router.config()}
+                "base_model": self.loaded.model_id, "prompt_format": fmt, "router": self.router.config(),
+                "bind": self.bind}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "train_data": self.data_source,
@@ -752,7 +786,8 @@ class KeywordRouterMethod(ICLMethod):
 
     def predict(self, trace: Trace) -> MethodOutput:
         t0 = time.perf_counter()
-        top = self.router.top_k(router_text(trace, self.router.text), 3)
+        among = record_tools(trace) if self.bind == "record" else None
+        top = self.router.top_k(router_text(trace, self.router.text), 3, among=among)
         name = top[0][0]
         extra: dict[str, Any] = {"routed": None if name == NO_CALL else name,
                                  "router_top": [[n, round(p, 4)] for n, p in top]}

@@ -137,6 +137,22 @@ def test_tokmem_config_changes_with_the_weights(tm):
     assert TokMemMethod(tm).config()["weights"] != before["weights"]  # the prediction cache notices a retrain
 
 
+def test_tokmem_bind_record_offers_only_the_record_tools(tm, traces):
+    import dataclasses
+
+    m = TokMemMethod(tm, bind="record")
+    assert m.config()["bind"] == "record" and TokMemMethod(tm).config()["bind"] == "bank"
+    only_echo = dataclasses.replace(traces[0], tools=[t for t in traces[0].tools if t["name"] == "echo"])
+    assert m.bound(only_echo) == ["echo"] and TokMemMethod(tm).bound(only_echo) == ["add", "echo"]
+    seen = []
+    real = m.controller.generate_turn
+    m.controller.generate_turn = lambda session, bound, **kw: seen.append(list(bound)) or real(session, bound, **kw)
+    _check_output(m.predict(only_echo), m.max_new_tokens)
+    assert seen == [["echo"]]
+    with pytest.raises(ConfigError, match="bind must be one of"):
+        TokMemMethod(tm, bind="everything")
+
+
 def test_tokmem_reports_tools_without_tokens(tm, traces):
     m = TokMemMethod(tm)
     assert m.missing_tools(traces) == ["get_weather"]

@@ -165,3 +165,21 @@ def test_eval_kw_router_needs_train_data_then_runs(tmp_path, tiny_dir):
     r = CliRunner().invoke(app, args)  # the same router config: nothing predicted again
     assert r.exit_code == 0, r.output
     assert (out / "predictions" / "kw-router.jsonl").read_text() == cache
+
+
+def test_router_bind_record_limits_the_choice(loaded, train):
+    r = KeywordRouter().fit(train)
+    # among=: only those tools (and no-call) compete, probabilities as before
+    full = dict(r.top_k("weather in Rome?", 10))
+    only = r.top_k("weather in Rome?", 3, among=["add", "send_email"])
+    assert {n for n, _ in only} <= {"add", "send_email", NO_CALL} and len(only) == 3
+    assert all(abs(full[n] - p) < 1e-9 for n, p in only)
+    m = KeywordRouterMethod(loaded, tool_inventory(train), r, max_new_tokens=200, bind="record")
+    small = [t for t in TOOLS if t["name"] in ("add", "play_song")]
+    trace = load_traces([{"id": "b", "query": "weather in Paris?", "tools": small, "answers": []}])[0]
+    out = m.predict(trace)
+    assert out.extra["routed"] in (None, "add", "play_song")  # never get_weather: it is not bound
+    assert m.config()["bind"] == "record"
+    assert KeywordRouterMethod(loaded, tool_inventory(train), r).predict(trace).extra["routed"] == "get_weather"
+    with pytest.raises(ConfigError, match="bind must be one of"):
+        KeywordRouterMethod(loaded, tool_inventory(train), r, bind="all")
