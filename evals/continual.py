@@ -35,9 +35,9 @@ from typing import Any
 
 import torch
 
-from evals.datasets import cap_per_tool, filter_by_tools, sgd, top_tools
-from evals.methods import TokMemMethod
-from evals.metrics import Example, aggregate
+from .datasets import cap_per_tool, filter_by_tools, sgd, top_tools
+from .methods import TokMemMethod
+from .metrics import Example, aggregate
 from tokmem_agent import RegisterConfig, TrainConfig
 from tokmem_agent.model.loader import load_base_model
 from tokmem_agent.model.memory import MemoryBank
