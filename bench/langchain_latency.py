@@ -1,5 +1,5 @@
 """Issue-5 benchmark: one agent task via LangChain's ``create_agent`` over ``ChatTokMem`` vs the internal
-runnable (``TokMemAgent.as_runnable()``), same bank, same tools, same query, measured alternately in one run.
+runnable (``agent_runnable(agent)``), same bank, same tools, same query, measured alternately in one run.
 
     python bench/langchain_latency.py --bank banks/demo --repeats 3
 
@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tokmem_agent.agent import TokMemAgent
-from tokmem_agent.integrations.langchain import ChatTokMem
+from tokmem_agent.integrations.langchain import ChatTokMem, agent_runnable
 from tokmem_agent.tokmem import TokMem
 from tools.basic import make_tools
 
@@ -39,7 +39,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as store:
         fns = make_tools(store)
         agent = TokMemAgent(tm, fns)
-        runnable = agent.as_runnable()
+        runnable = agent_runnable(agent)
         llm = ChatTokMem(agent=agent)
         lc_agent = create_agent(llm, tools=[lc_tool(f) for f in fns])
         times: dict[str, list[float]] = {"create_agent": [], "internal": []}

@@ -71,9 +71,3 @@ class TokMemAgent:
         with self._lock:
             return self.controller.run(self.tm.messages_for(query), active, tool_choice=tool_choice,
                                        on_step=on_step)
-
-    def as_runnable(self) -> Any:
-        """A LangChain runnable that runs the whole loop (needs langchain-core)."""
-        from .integrations.langchain import agent_runnable
-
-        return agent_runnable(self)

@@ -65,7 +65,7 @@ def register(tm: TokMem, tools: Iterable[Any], traces: Sequence[Trace] | None = 
     for t in given:
         if t.name not in tm.bank.names:
             added.append(t)
-        elif tm.tools.get(t.name).hash != t.hash:
+        elif not tm.tools.get(t.name).same_schema(t):
             replaced.append(t)
         else:
             (replaced if retrain else unchanged).append(t)

@@ -8,6 +8,7 @@ OpenAI-style tool dict.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import json
@@ -49,6 +50,40 @@ def schema_hash(name: str, parameters: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+_ANNOTATIONS = ("title", "description", "examples", "$comment")
+
+
+def normalized_schema(schema: dict[str, Any]) -> Any:
+    """A schema without cosmetic keys (titles, descriptions…), ``$defs`` inlined, ``required`` sorted.
+
+    The one definition of "the same schema" (:meth:`Tool.same_schema`): two schemas that normalise equal
+    accept the same arguments, so a LangChain ``@tool`` (no argument descriptions) matches the bank's tool
+    built from the same function.
+    """
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out: dict[str, Any] = {}
+            for k, v in node.items():
+                if k in _ANNOTATIONS and not isinstance(v, dict):
+                    continue
+                if k in ("properties", "patternProperties", "$defs", "definitions") and isinstance(v, dict):
+                    out[k] = {name: walk(sub) for name, sub in v.items()}
+                elif k == "required" and isinstance(v, list):
+                    out[k] = sorted(v)
+                else:
+                    out[k] = walk(v)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    cleaned = _clean_schema(copy.deepcopy(schema))
+    if not cleaned.get("required"):
+        cleaned.pop("required", None)
+    return walk(cleaned)
+
+
 @dataclass
 class Tool:
     """One tool: what the model sees (name, description, schema) and what runs (``fn``)."""
@@ -65,7 +100,13 @@ class Tool:
 
     @property
     def hash(self) -> str:
+        """Hash of the exact name + schema, stored with a bank to detect an edited or corrupt config (tool
+        identity is :meth:`same_schema`)."""
         return schema_hash(self.name, self.parameters)
+
+    def same_schema(self, other: Tool) -> bool:
+        """Same name and a schema that accepts the same arguments (:func:`normalized_schema`)."""
+        return self.name == other.name and normalized_schema(self.parameters) == normalized_schema(other.parameters)
 
     def to_dict(self) -> dict[str, Any]:
         """The tool as an APIGen/OpenAI-function dict (name, description, parameters)."""
@@ -75,11 +116,6 @@ class Tool:
         return {"type": "function", "function": self.to_dict()}
 
     # ----- constructors -------------------------------------------------------------------------
-    @classmethod
-    def from_schema(cls, name: str, parameters: dict[str, Any], description: str = "",
-                    fn: Callable[..., Any] | None = None) -> Tool:
-        return cls(name=name, description=description, parameters=parameters, fn=fn)
-
     @classmethod
     def from_dict(cls, d: dict[str, Any], fn: Callable[..., Any] | None = None) -> Tool:
         """From ``{"name", "description", "parameters"}`` or ``{"type": "function", "function": {...}}``."""
@@ -202,7 +238,7 @@ class ToolRegistry:
         t = Tool.coerce(tool)
         if t.name in self._tools and not replace:
             existing = self._tools[t.name]
-            if existing.hash != t.hash:
+            if not existing.same_schema(t):
                 raise SchemaError(f"tool '{t.name}' is already registered with a different schema "
                                   f"({existing.hash} vs {t.hash}); pass replace=True to replace it")
             if t.fn is not None:

@@ -21,7 +21,7 @@ import math
 import random
 import re
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jsonschema
@@ -344,8 +344,3 @@ def synthesize_traces(tool: Any, n: int = 40, *, seed: int = 0, optional_rate: f
                             calls=[Call(t.name, args)], tools=[t.to_dict()], query=query, source="synthetic"))
     return traces
 
-
-def synthesize_for(tools: Sequence[Any], n: int = 40, *, seed: int = 0,
-                   paraphrase: Callable[[str], str] | None = None) -> list[Trace]:
-    """Synthetic traces for several tools, ``n`` each."""
-    return [tr for t in tools for tr in synthesize_traces(t, n, seed=seed, paraphrase=paraphrase)]

@@ -145,7 +145,7 @@ class TokMem:
                     f"tool '{tool.name}' has no memory token in this bank (it knows: {', '.join(self.tool_names)}). "
                     f"Train one with `tokmem train` / TokMem.add_tools + train.")
             known = self.tools.get(tool.name)
-            if known.hash != tool.hash:
+            if not known.same_schema(tool):
                 raise ModelMismatchError(
                     f"tool '{tool.name}': its schema changed since the bank was trained (bank {known.hash}, "
                     f"given {tool.hash}); retrain its token")

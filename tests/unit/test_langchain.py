@@ -1,5 +1,5 @@
 """LangChain integration: ChatTokMem on the tiny model with scripted decoding, the standard unit tests,
-create_agent end to end (tool errors included) and TokMemAgent.as_runnable."""
+create_agent end to end (tool errors included) and agent_runnable."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from tokmem_agent.decoding.generate import DecodeSession
 from tokmem_agent.integrations.langchain import (
     ChatTokMem,
     _Deltas,
+    agent_runnable,
     as_langchain_tools,
     lc_tool,
     to_tokmem_messages,
@@ -487,13 +488,13 @@ def test_chat_model_over_an_agent_shares_its_controller(tm):
 
 
 @pytest.mark.parametrize("form", ["str", "input", "messages", "list"])
-def test_agent_as_runnable(tm, form):
+def test_agent_runnable(tm, form):
     agent = TokMemAgent(tm, [get_weather, add], ControllerConfig(constrained=False))
     agent.controller.session_factory = Script(tm, plan_of(tm, "add", '{"a":2,"b":3}', EOT, "It is 5.", EOT))
     q = "what is 2+3?"
     value = {"str": q, "input": {"input": q}, "messages": {"messages": [("user", q)]},
              "list": [HumanMessage(q)]}[form]
-    out = agent.as_runnable().invoke(value)
+    out = agent_runnable(agent).invoke(value)
     assert out["answer"] == "It is 5." and out["outcome"] == "answer"
     assert [(s["tool"], s["arguments"], s["result"]) for s in out["steps"]] == [("add", {"a": 2, "b": 3}, 5)]
     json.dumps(out)
@@ -502,7 +503,7 @@ def test_agent_as_runnable(tm, form):
 async def test_agent_runnable_reports_steps_as_events(tm):
     agent = TokMemAgent(tm, [add], ControllerConfig(constrained=False))
     agent.controller.session_factory = Script(tm, plan_of(tm, "add", '{"a":2,"b":3}', EOT, "5", EOT))
-    events = [e async for e in agent.as_runnable().astream_events("2+3?", version="v2")]
+    events = [e async for e in agent_runnable(agent).astream_events("2+3?", version="v2")]
     steps = [e["data"] for e in events if e["event"] == "on_custom_event" and e["name"] == "tokmem_step"]
     assert [(s["tool"], s["result"]) for s in steps] == [("add", 5)]
 

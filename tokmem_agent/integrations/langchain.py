@@ -21,7 +21,6 @@ See docs/langchain.md for the message mapping, ``tool_choice`` semantics and wha
 
 from __future__ import annotations
 
-import copy
 import functools
 import inspect
 import json
@@ -60,7 +59,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from ..config import ControllerConfig
 from ..errors import ConfigError, ModelMismatchError, TokMemError, ToolNotFoundError
-from ..registry import Tool, _clean_schema
+from ..registry import Tool
 from ..traces import Call, Message, last_role
 from ..validation import check_arguments
 
@@ -201,39 +200,6 @@ def to_tokmem_messages(messages: Sequence[BaseMessage],
 
 
 # ----- tools ------------------------------------------------------------------------------------------
-_ANNOTATIONS = ("title", "description", "examples", "$comment")
-
-
-def _normalized_schema(schema: dict[str, Any]) -> Any:
-    """A schema without cosmetic keys (titles, descriptions…), ``$defs`` inlined, ``required`` sorted.
-
-    Two schemas that normalise equal accept the same arguments: a LangChain ``@tool`` (no argument
-    descriptions) matches the bank's tool built from the same function.
-    """
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            out: dict[str, Any] = {}
-            for k, v in node.items():
-                if k in _ANNOTATIONS and not isinstance(v, dict):
-                    continue
-                if k in ("properties", "patternProperties", "$defs", "definitions") and isinstance(v, dict):
-                    out[k] = {name: walk(sub) for name, sub in v.items()}
-                elif k == "required" and isinstance(v, list):
-                    out[k] = sorted(v)
-                else:
-                    out[k] = walk(v)
-            return out
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    cleaned = _clean_schema(copy.deepcopy(schema))
-    if not cleaned.get("required"):
-        cleaned.pop("required", None)
-    return walk(cleaned)
-
-
 def _choice_name(tool_choice: Any) -> Any:
     if isinstance(tool_choice, dict):
         if isinstance(tool_choice.get("function"), dict):
@@ -555,7 +521,7 @@ class ChatTokMem(BaseChatModel):
                         "train it before relying on the model choosing it", tool.name)
             return tool.name
         known = tm.tools.get(tool.name)
-        if _normalized_schema(known.parameters) != _normalized_schema(tool.parameters):
+        if not known.same_schema(tool):
             if self.auto_register and tool.name in _AUTO_REGISTERED.get(tm, ()):
                 # an untrained token learnt no schema: it follows the new one
                 tm.tools.register(tool, replace=True)
