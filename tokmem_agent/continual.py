@@ -24,9 +24,10 @@ from .registry import Tool
 from .synth import synthesize_traces
 from .traces import Trace
 from .training.anchors import Anchors
+from .training.trainer import train
 
 if TYPE_CHECKING:
-    from .tokmem import TokMem
+    from .training.protocol import MemoryModel
     from .training.trainer import TrainResult
 
 log = logging.getLogger("tokmem_agent")
@@ -51,7 +52,7 @@ class RegisterResult:
         return [*self.added, *self.replaced]
 
 
-def register(tm: TokMem, tools: Iterable[Any], traces: Sequence[Trace] | None = None, *,
+def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | None = None, *,
              replay: Sequence[Trace] = (), config: RegisterConfig | None = None, retrain: bool = False,
              out_dir: str | os.PathLike[str] | None = None) -> RegisterResult:
     """Give ``tools`` memory tokens and train only them (see :meth:`TokMem.register`)."""
@@ -104,7 +105,7 @@ def register(tm: TokMem, tools: Iterable[Any], traces: Sequence[Trace] | None = 
                     "tools, or retrain the bank, which keeps anchors)")
     log.info("registering %s: %d traces (%d synthetic), %d anchors (%d from replay)", sorted(target_names),
              len(data), len(synthetic), len(anchors), len(replay_sel))
-    res = tm.train(data, cfg.train, active_tools=sorted(target_names), out_dir=out_dir, anchors=anchors)
+    res = train(tm, data, cfg.train, active_tools=sorted(target_names), out_dir=out_dir, anchors=anchors)
     result.n_traces, result.n_synthetic, result.n_replay = len(data), len(synthetic), len(replay_sel)
     result.n_anchors = len(anchors)
     result.train = res
@@ -118,7 +119,7 @@ def register(tm: TokMem, tools: Iterable[Any], traces: Sequence[Trace] | None = 
     return result
 
 
-def forget(tm: TokMem, names: Iterable[str]) -> list[str]:
+def forget(tm: MemoryModel, names: Iterable[str]) -> list[str]:
     """Remove tools' rows and registry entries; the other rows keep their values (indices shift)."""
     names = list(names)
     for n in names:
@@ -134,7 +135,7 @@ def forget(tm: TokMem, names: Iterable[str]) -> list[str]:
     return names
 
 
-def _anchors(tm: TokMem, replay: Sequence[Trace], targets: set[str], cfg: RegisterConfig) -> Anchors:
+def _anchors(tm: MemoryModel, replay: Sequence[Trace], targets: set[str], cfg: RegisterConfig) -> Anchors:
     """The bank's anchors of the tools not being trained, plus anchors taken from the replay traces."""
     d = tm.bank.hidden_size
     stored = tm.anchors.without(targets) if tm.anchors is not None else Anchors.empty(d)
@@ -146,7 +147,7 @@ def _anchors(tm: TokMem, replay: Sequence[Trace], targets: set[str], cfg: Regist
 
 
 @torch.no_grad()
-def _reinit_row(tm: TokMem, tool: Tool) -> None:
+def _reinit_row(tm: MemoryModel, tool: Tool) -> None:
     i = tm.bank.index(tool.name)
     row = tm.initial_rows([tool], seed=0)[0]  # [d]
     for m in tm.bank.matrices():

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ..traces import Trace
 
 if TYPE_CHECKING:
-    from ..tokmem import TokMem
+    from .protocol import MemoryModel
 
 log = logging.getLogger("tokmem_agent")
 NEGATIVE_SOURCE = "tokmem-no-call"
@@ -83,7 +83,7 @@ def trim_reply(text: str, complete: bool) -> str:
     return text
 
 
-def fill_replies(tm: TokMem, traces: Sequence[Trace], *, max_new_tokens: int = 48, batch_size: int = 16,
+def fill_replies(tm: MemoryModel, traces: Sequence[Trace], *, max_new_tokens: int = 48, batch_size: int = 16,
                  progress: bool = True) -> list[Trace]:
     """``traces`` with every no-call trace that lacks a response given the backbone's own greedy reply.
 

@@ -29,7 +29,7 @@ from .dataset import Example, collate, encode_traces, make_batches, split_heldou
 from .replies import fill_replies, generic_negatives
 
 if TYPE_CHECKING:
-    from ..tokmem import TokMem
+    from .protocol import MemoryModel
 
 log = logging.getLogger("tokmem_agent")
 CHECKPOINT_DIR = "checkpoint"
@@ -69,7 +69,7 @@ class _LossModule(nn.Module):
         return self.model.target_loss(input_ids, attention_mask, labels, weights, frozen_prefix=frozen)
 
 
-def with_no_call_traces(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig) -> list[Trace]:
+def with_no_call_traces(tm: MemoryModel, traces: Sequence[Trace], cfg: TrainConfig) -> list[Trace]:
     """``traces`` plus ``cfg.no_call_share`` × their number of generic no-call messages, every no-call trace
     without a response given the frozen backbone's own reply (see :mod:`tokmem_agent.training.replies`)."""
     traces = list(traces)
@@ -82,7 +82,7 @@ def with_no_call_traces(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig) -
     return fill_replies(tm, traces, progress=cfg.progress)
 
 
-def train(tm: TokMem, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str | os.PathLike[str] | None = None,
+def train(tm: MemoryModel, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir: str | os.PathLike[str] | None = None,
           resume: bool = False, active_tools: Sequence[str] | None = None, reading: str = "compositional",
           anchors: Anchors | None = None,
           callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> TrainResult:
@@ -333,7 +333,7 @@ def _progress(total: int, initial: int, enabled: bool) -> Any:
                 dynamic_ncols=True)
 
 
-def _save_checkpoint(tm: TokMem, ckpt: Path, optimizer: Any, state: dict[str, Any], cfg: TrainConfig,
+def _save_checkpoint(tm: MemoryModel, ckpt: Path, optimizer: Any, state: dict[str, Any], cfg: TrainConfig,
                      accelerator: Any) -> None:
     if not accelerator.is_main_process:
         return
@@ -346,7 +346,7 @@ def _save_checkpoint(tm: TokMem, ckpt: Path, optimizer: Any, state: dict[str, An
     atomic_dir(ckpt, write)
 
 
-def _load_checkpoint(tm: TokMem, ckpt: Path, optimizer: Any) -> dict[str, Any]:
+def _load_checkpoint(tm: MemoryModel, ckpt: Path, optimizer: Any) -> dict[str, Any]:
     cfg = read_config(ckpt)
     names = [d["name"] for d in cfg["tools"]]
     if names != tm.bank.names:
