@@ -50,6 +50,25 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
 
 
+SKIP_HELP = "Leave out records that fail validation (bad JSON, arguments against the schema…) and report how many."
+
+
+def _load(source: str, *, limit: int | None = None, skip_invalid: bool = False, what: str = "--data") -> list[Any]:
+    """Traces of ``source``; with ``skip_invalid`` the bad records are left out and counted on stderr."""
+    from .traces import load_traces
+
+    if not skip_invalid:
+        return load_traces(source, limit=limit)
+    skipped: list[Any] = []
+    traces = load_traces(source, limit=limit, skipped=skipped)
+    if skipped:
+        typer.secho(f"{what}: skipped {len(skipped)} invalid record(s); first: {skipped[0]}", err=True,
+                    fg=typer.colors.YELLOW)
+    if not traces:
+        raise TokMemError(f"{what}: no valid records in {source} ({len(skipped)} invalid)")
+    return traces
+
+
 @app.command()
 def train(
     data: str = typer.Option(..., "--data", help="APIGen JSONL file (ours or original xLAM shape) or a HF dataset id."),
@@ -82,18 +101,19 @@ def train(
                                             "to calibrate the call thresholds on after training (tokmem calibrate)."),
     no_call: list[Path] = typer.Option([], "--no-call", help="With --calibrate-on: text file of held-out messages "
                                                             "that need no tool; repeatable."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_HELP),
 ) -> None:
     """Train memory tokens for the tools called in --data."""
     from .config import MemoryConfig
     from .decoding.calibrate import calibrate_call_threshold, no_call_traces
     from .tokmem import TokMem
-    from .traces import load_traces, tools_in
+    from .traces import tools_in
 
     try:
         if no_call and not calibrate_on:
             raise TokMemError("--no-call needs --calibrate-on (held-out traces with calls)")
-        traces = load_traces(data, limit=limit)
-        held_out = load_traces(calibrate_on) if calibrate_on else []
+        traces = _load(data, limit=limit, skip_invalid=skip_invalid)
+        held_out = _load(calibrate_on, skip_invalid=skip_invalid, what="--calibrate-on") if calibrate_on else []
         for path in no_call:
             held_out += no_call_traces(path)
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_length=max_length,
@@ -263,16 +283,16 @@ def register(
     model: str | None = typer.Option(None, "--model"),
     no_renormalize: bool = typer.Option(False, "--no-renormalize", help="Skip eq. 5-6 (for ablations)."),
     seed: int = typer.Option(0),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_HELP),
 ) -> None:
     """Add memory tokens for new tools; every existing token stays bit-identical."""
     from .config import RegisterConfig, TrainConfig
     from .tokmem import TokMem
-    from .traces import load_traces
 
     try:
         objs = [t for spec in tool for t in load_tool_objects(spec)]
-        traces = load_traces(data) if data else None
-        old = load_traces(replay) if replay else ()
+        traces = _load(data, skip_invalid=skip_invalid) if data else None
+        old = _load(replay, skip_invalid=skip_invalid, what="--replay") if replay else ()
         cfg = RegisterConfig(synth_per_tool=synth, replay_per_tool=replay_per_tool, paraphrase=paraphrase,
                              train=TrainConfig(epochs=epochs, eval_fraction=0.0, seed=seed,
                                                renormalize=not no_renormalize, anchor_weight=anchor_weight))

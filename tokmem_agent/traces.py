@@ -15,7 +15,7 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -261,8 +261,10 @@ def parse_record(obj: Any, *, path: str | None = None, line: int | None = None,
                  response=response, query=query, source=str(obj.get("source", "")))
 
 
-def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, parsed_object)`` for each non-empty line; bad JSON names file and line."""
+def iter_jsonl(path: str | os.PathLike[str], *,
+               on_error: Callable[[DataFormatError], None] | None = None) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, parsed_object)`` for each non-empty line; bad JSON names file and line (raised,
+    or passed to ``on_error`` and the line skipped)."""
     p = str(path)
     if Path(p).is_dir():
         raise DataFormatError("is a directory, not a JSONL file", path=p)
@@ -273,10 +275,14 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
                 if not raw.strip():
                     continue
                 try:
-                    yield lineno, json.loads(raw)
+                    obj = json.loads(raw)
                 except json.JSONDecodeError as exc:
-                    raise DataFormatError(f"invalid JSON: {exc.msg} at column {exc.colno}", path=p,
-                                          line=lineno) from None
+                    err = DataFormatError(f"invalid JSON: {exc.msg} at column {exc.colno}", path=p, line=lineno)
+                    if on_error is None:
+                        raise err from None
+                    on_error(err)
+                    continue
+                yield lineno, obj
     except UnicodeDecodeError as exc:
         raise DataFormatError(f"not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r})", path=p,
                               line=lineno + 1) from None
@@ -285,14 +291,28 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
 
 
 def load_traces(source: str | os.PathLike[str] | Iterable[dict[str, Any]], *, limit: int | None = None,
-                split: str = "train") -> list[Trace]:
-    """Load traces from a JSONL file, a list of records, or (when online) a Hugging Face dataset id."""
+                split: str = "train", skipped: list[DataFormatError] | None = None) -> list[Trace]:
+    """Load traces from a JSONL file, a list of records, or (when online) a Hugging Face dataset id.
+
+    A bad record raises :class:`DataFormatError` naming file, line and field — unless ``skipped`` is a list:
+    then each bad record's error is appended to it and the record left out (``tokmem train --skip-invalid``).
+    """
     out: list[Trace] = []
+
+    def parse(obj: Any, **where: Any) -> None:
+        try:
+            out.append(parse_record(obj, index=len(out), **where))
+        except DataFormatError as exc:
+            if skipped is None:
+                raise
+            skipped.append(exc)
+
+    on_error = skipped.append if skipped is not None else None
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
         if p.exists():
-            for lineno, obj in iter_jsonl(p):
-                out.append(parse_record(obj, path=str(p), line=lineno, index=len(out)))
+            for lineno, obj in iter_jsonl(p, on_error=on_error):
+                parse(obj, path=str(p), line=lineno)
                 if limit and len(out) >= limit:
                     break
             return out
@@ -300,7 +320,7 @@ def load_traces(source: str | os.PathLike[str] | Iterable[dict[str, Any]], *, li
             return _load_hub(str(source), split=split, limit=limit)
         raise DataFormatError(f"no such file: {source}", path=str(source))
     for i, obj in enumerate(source):
-        out.append(parse_record(obj, index=i, line=i + 1))
+        parse(obj, line=i + 1)
         if limit and len(out) >= limit:
             break
     return out

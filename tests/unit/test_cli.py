@@ -186,3 +186,25 @@ def test_lora_on_every_projection(tmp_path, tiny_dir, data):
     assert cfg["lora"]["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     adapter = json.loads((out / "adapter" / "adapter_config.json").read_text())
     assert set(adapter["target_modules"]) == set(cfg["lora"]["target_modules"])
+
+
+def test_skip_invalid_trains_on_the_valid_records_and_reports_the_rest(tmp_path, tiny_dir, data):
+    lines = data.read_text().splitlines()
+    bad = json.loads(lines[0])
+    bad["answers"][0]["arguments"] = {"a": "five", "b": 1}
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("\n".join([*lines, json.dumps(bad), "{oops"]) + "\n")
+    out = tmp_path / "bank"
+    args = ["train", "--data", str(mixed), "--out", str(out), "--model", str(tiny_dir), "--epochs", "1",
+            "--autocast", "none"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "mixed.jsonl:13" in r.output and "violate the schema" in r.output
+    assert not out.exists()
+    r = runner.invoke(app, [*args, "--skip-invalid"])
+    assert r.exit_code == 0, r.output
+    assert "skipped 2 invalid record(s); first: " in r.output and "mixed.jsonl:13" in r.output
+    assert f"{len(lines)} traces, 2 tools" in r.output and (out / "memory.safetensors").exists()
+    only_bad = tmp_path / "bad.jsonl"
+    only_bad.write_text("{oops\n")
+    r = runner.invoke(app, [*args[:2], str(only_bad), *args[3:], "--skip-invalid"])
+    assert r.exit_code == 2 and "no valid records" in r.output

@@ -190,3 +190,18 @@ def test_conflicting_definitions_are_reported():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tools_in([ts[0], ts[2]])  # only the description differs: no warning
+
+
+def test_skipped_collects_bad_records_and_keeps_the_good_ones(tmp_path):
+    p = tmp_path / "mixed.jsonl"
+    good = {"query": "q", "tools": [TWO_INTS], "answers": [{"name": "add", "arguments": {"a": 1, "b": 2}}]}
+    bad_args = {**good, "answers": [{"name": "add", "arguments": {"a": "five", "b": 1}}]}
+    p.write_text("\n".join([json.dumps(good), "{not json", json.dumps(bad_args), json.dumps(good), ""]))
+    with pytest.raises(DataFormatError, match="mixed.jsonl:2: invalid JSON"):
+        load_traces(p)
+    skipped: list = []
+    traces = load_traces(p, skipped=skipped)
+    assert len(traces) == 2 and [t.calls[0].arguments for t in traces] == [{"a": 1, "b": 2}] * 2
+    assert [e.line for e in skipped] == [2, 3] and "violate the schema" in str(skipped[1])
+    skipped = []
+    assert len(load_traces([good, bad_args, good], skipped=skipped)) == 2 and skipped[0].line == 2
