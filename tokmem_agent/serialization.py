@@ -140,11 +140,46 @@ def read_anchors(path: str | os.PathLike[str], config: dict[str, Any]) -> torch.
     return h
 
 
+#: Key prefix of a PeftModel's adapter state (what ``PeftModel.save_pretrained`` writes and ``from_pretrained``
+#: reads); the bank's own LoRA lives in the bare backbone, whose keys lack it.
+PEFT_PREFIX = "base_model.model."
+
+
+def peft_adapter_files(state: dict[str, torch.Tensor], settings: dict[str, Any],
+                       base_model: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The adapter as peft's own ``save_pretrained`` lays it out: keys under :data:`PEFT_PREFIX` and a
+    ``LoraConfig`` as ``adapter_config.json``, so ``PeftModel.from_pretrained(base, BANK/adapter)`` reads it."""
+    from peft import LoraConfig
+
+    cfg = LoraConfig(r=settings["r"], lora_alpha=settings["alpha"], lora_dropout=settings["dropout"],
+                     target_modules=list(settings["target_modules"]), bias="none", task_type="CAUSAL_LM",
+                     base_model_name_or_path=base_model, inference_mode=True).to_dict()
+    cfg = {k: sorted(v) if isinstance(v, set) else v for k, v in cfg.items()}
+    return {PEFT_PREFIX + k: v for k, v in state.items()}, cfg
+
+
+def _projection_order(name: str) -> tuple[int, str]:
+    order = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    return (order.index(name) if name in order else len(order), name)
+
+
 def read_adapter(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """``(state of the bare backbone, LoraSettings fields)`` of BANK/adapter, or None without one. Reads
+    peft's format (what banks are written in now) and the earlier one (our settings, unprefixed keys)."""
     adir = Path(path) / ADAPTER_DIR
     if not adir.exists():
         return None
     try:
-        return load_file(str(adir / ADAPTER_WEIGHTS)), json.loads((adir / "adapter_config.json").read_text())
+        state = load_file(str(adir / ADAPTER_WEIGHTS))
+        cfg = json.loads((adir / "adapter_config.json").read_text())
+        if "peft_type" in cfg:
+            if cfg["peft_type"] != "LORA":
+                raise BankFormatError(f"{adir}: a {cfg['peft_type']} adapter, not LoRA")
+            cfg = {"r": cfg["r"], "alpha": cfg["lora_alpha"], "dropout": cfg.get("lora_dropout", 0.0),
+                   "target_modules": sorted(cfg["target_modules"], key=_projection_order)}
+        state = {k.removeprefix(PEFT_PREFIX): v for k, v in state.items()}
+        return state, cfg
+    except BankFormatError:
+        raise
     except Exception as exc:
         raise BankFormatError(f"{adir}: corrupt LoRA adapter ({exc})") from None

@@ -34,7 +34,7 @@ from .model.loader import LoadedModel, load_base_model, same_weights, weight_sam
 from .model.memory import MemoryBank, init_rows
 from .model.wrapped import TokMemModel
 from .registry import Tool, ToolRegistry
-from .serialization import atomic_dir, read_adapter, read_anchors, read_config, read_tensors, write_bank
+from .serialization import atomic_dir, peft_adapter_files, read_adapter, read_anchors, read_config, read_tensors, write_bank
 from .traces import Message, Trace
 from .training.anchors import Anchors, collect_anchors
 from .training.dataset import encode_traces
@@ -220,7 +220,7 @@ class TokMem:
         """Write the bank files into an existing directory (used for atomic saves and checkpoints)."""
         adapter = None
         if self.lora is not None:
-            adapter = (self._lora_state(), asdict(self.lora))
+            adapter = peft_adapter_files(self._lora_state(), asdict(self.lora), self.loaded.model_id)
         anchors = self.anchors.h if self.anchors is not None and len(self.anchors) else None
         write_bank(dirpath, tensors=self.state_tensors(), config=self.config_dict(), adapter=adapter,
                    anchors=anchors)

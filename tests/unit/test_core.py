@@ -357,6 +357,40 @@ def test_lora_adaptation_round_saves_and_loads(loaded, tmp_path):
         assert torch.allclose(back.model.logits(back.model.hidden(x)[0]), want)
 
 
+def test_lora_adapter_is_in_peft_format_and_old_banks_still_load(loaded, tmp_path, make_tiny_model):
+    import json
+
+    from peft import PeftModel
+    from safetensors.torch import load_file, save_file
+
+    from tokmem_agent import LoraSettings
+
+    tm = TokMem.create(TOOLS, loaded)
+    tm.train(load_traces(toy_records()[:8]), TrainConfig(epochs=1, lora=LoraSettings(r=2), lora_lr=1e-2, **FAST))
+    tm.save(tmp_path / "bank")
+    adir = tmp_path / "bank" / "adapter"
+    cfg = json.loads((adir / "adapter_config.json").read_text())
+    assert cfg["peft_type"] == "LORA" and cfg["r"] == 2 and cfg["lora_alpha"] == 16
+    # stock peft, on a fresh copy of the same base weights, reads it and gives the bank's text logits
+    fresh = make_tiny_model(loaded.model.config.vocab_size)
+    fresh.load_state_dict({k.replace(".base_layer", ""): v for k, v in loaded.model.state_dict().items()
+                           if "lora_" not in k})
+    peft_model = PeftModel.from_pretrained(fresh, str(adir)).eval()
+    x = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        want = tm.model.logits(tm.model.hidden(x)[0])[..., : tm.model.vocab_size]
+        got = peft_model(input_ids=x).logits
+    assert torch.allclose(got, want, atol=1e-5)
+    # a bank written before (our own adapter_config, unprefixed keys) still loads, to the same logits
+    state = {k.removeprefix("base_model.model."): v for k, v in load_file(str(adir / "adapter_model.safetensors")).items()}
+    save_file(state, str(adir / "adapter_model.safetensors"))
+    (adir / "adapter_config.json").write_text(json.dumps({"r": 2, "alpha": 16, "dropout": 0.0,
+                                                          "target_modules": ["q_proj", "v_proj"]}))
+    back = TokMem.load(tmp_path / "bank", loaded)
+    assert back.lora == LoraSettings(r=2, alpha=16, target_modules=["q_proj", "v_proj"])
+    assert torch.allclose(back.model.logits(back.model.hidden(x)[0])[..., : tm.model.vocab_size], want, atol=1e-6)
+
+
 # ----- generation ---------------------------------------------------------------------------------------
 def test_kv_cached_generation_equals_uncached(tm):
     prompt = tm.chat.prompt_ids([{"role": "user", "content": "weather in Rome"}])
