@@ -20,13 +20,13 @@ from tokmem_agent.agent import TokMemAgent
 from tokmem_agent.decoding.generate import DecodeSession
 from tokmem_agent.integrations.langchain import (
     ChatTokMem,
-    _Deltas,
     agent_runnable,
     as_langchain_tools,
     lc_tool,
     to_tokmem_messages,
     tool_error_middleware,
 )
+from tokmem_agent.integrations.langchain.chat_model import _Deltas
 from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
 from tokmem_agent.tokmem import TokMem
 from tokmem_agent.traces import Call
