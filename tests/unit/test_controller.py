@@ -220,3 +220,17 @@ def test_constraint_forces_valid_json_from_a_model_that_prefers_garbage(tm):
     assert step.status == "ok", (step.argument_text, step.error)
     assert set(step.arguments) <= {"city", "unit"} and isinstance(step.arguments["city"], str)
     assert step.argument_text == json.dumps(step.arguments, separators=(",", ":"))  # compact
+
+
+def test_constraint_options_come_from_the_controller_config(tm):
+    from tokmem_agent.errors import ConfigError
+
+    agent = TokMemAgent(tm, [], ControllerConfig(property_order="sorted", max_string_bound=4))
+    c = agent.controller.constraint()
+    assert (c.property_order, c.max_string_bound) == ("sorted", 4)
+    default = TokMemAgent(tm, []).controller.constraint()
+    assert (default.property_order, default.max_string_bound) == ("declared_or_sorted", 16)
+    with pytest.raises(ConfigError, match="property_order must be one of"):
+        ControllerConfig(property_order="random")
+    with pytest.raises(ConfigError, match="max_string_bound must be >= 0"):
+        ControllerConfig(max_string_bound=-1)

@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import DEFAULT_MAX_STRING_BOUND, PROPERTY_ORDERS
 from ..errors import GenerationError
 
 log = logging.getLogger(__name__)
@@ -64,12 +65,6 @@ __all__ = ["PROPERTY_ORDERS", "ArgumentMatcher", "ConstraintWarning", "SchemaCon
 
 #: The training targets' separators (``json.dumps(args, separators=(",", ":"), ensure_ascii=False)``).
 SEPARATORS = (",", ":")
-#: ``declared``: the schema's property order; ``sorted``: alphabetical (SGD traces);
-#: ``declared_or_sorted``: either (the default; the model's first key picks one).
-PROPERTY_ORDERS = ("declared", "sorted", "declared_or_sorted")
-#: String length bounds (minLength/maxLength) above this are left out of the grammar and only checked by the
-#: validation after decoding: xgrammar unrolls them, ~20 ms of compile per unit (maxLength 64: ~1.4 s).
-DEFAULT_MAX_STRING_BOUND = 16
 _GENERIC = {"type": "object"}
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _NUMPY_DTYPES = (torch.float32, torch.float16, torch.float64)

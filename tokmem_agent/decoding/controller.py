@@ -79,7 +79,9 @@ class Controller:
         if self._constraint is None or self._constraint_width != self.tm.model.total_vocab:
             from .constraint import SchemaConstraint
 
-            self._constraint = SchemaConstraint(self.tm.tokenizer, self.tm.model.total_vocab)
+            self._constraint = SchemaConstraint(self.tm.tokenizer, self.tm.model.total_vocab,
+                                                property_order=self.config.property_order,
+                                                max_string_bound=self.config.max_string_bound)
             self._constraint_width = self.tm.model.total_vocab
         return self._constraint
 
