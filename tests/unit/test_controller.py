@@ -99,10 +99,26 @@ def test_kv_cache_continuation_matches_full_reencoding(tm):
     script = Script(tm, plan)
     agent = TokMemAgent(tm, [add], ControllerConfig(constrained=False))
     agent.controller.session_factory = script
+    fed: list[list[int]] = []
+    real_factory = agent.controller.session_factory
+
+    def counting(model):  # records every feed() of the run's session(s)
+        s = real_factory(model)
+        inner = s.feed
+        s.feed = lambda ids: fed.append(list(ids)) or inner(ids)
+        return s
+
+    agent.controller.session_factory = counting
     r = agent.run("2+3?")
+    # one session for the whole run (no new prefill after the tool result) ...
+    assert len(script.sessions) == 1
     session = script.sessions[0]
-    # the ids the session saw equal a fresh encoding of the final conversation
+    # ... whose ids equal a fresh encoding of the final conversation ...
     assert session.ids == tm.chat.encode(r.messages).ids[: len(session.ids)]
+    # ... and every id was fed exactly once: the history is never re-encoded
+    assert sum(len(f) for f in fed) == len(session.ids)
+    assert len(fed[0]) == len(tm.chat.prompt_ids(tm.messages_for("2+3?")))  # the prompt, then increments
+    assert max(len(f) for f in fed[1:]) < len(fed[0])
 
 
 @pytest.mark.parametrize("args,status", [

@@ -279,10 +279,17 @@ def test_bind_tool_forms(tm):
         unit: str = Field("C", description="C or F")
 
     GetWeather.__name__ = "get_weather"
-    llm = ChatTokMem(tm=tm)
-    for t in (get_weather, lc_get_weather, GetWeather, tm.tools["get_weather"], "get_weather",
-              tm.tools["get_weather"].to_openai(), tm.tools["get_weather"].to_dict()):
-        llm.bind_tools([t])
+    forms = (get_weather, lc_get_weather, GetWeather, tm.tools["get_weather"], "get_weather",
+             tm.tools["get_weather"].to_openai(), tm.tools["get_weather"].to_dict())
+    for t in forms:
+        # every form binds the bank's get_weather token (and only it): the scripted model may call it ...
+        llm, _ = scripted(tm, "get_weather", '{"city":"Rome"}', EOT)
+        msg = llm.bind_tools([t]).invoke("weather in Rome?")
+        assert [(c["name"], c["args"]) for c in msg.tool_calls] == [("get_weather", {"city": "Rome"})], t
+        # ... but not add, which none of them binds: its memory token is masked, the model answers instead
+        llm, _ = scripted(tm, "add", EOT)
+        msg = llm.bind_tools([t]).invoke("weather in Rome?")
+        assert not any(c["name"] == "add" for c in msg.tool_calls), t
 
 
 def test_unknown_tool_has_a_clear_error(tm):
