@@ -112,6 +112,8 @@ def train(
     try:
         if no_call and not calibrate_on:
             raise TokMemError("--no-call needs --calibrate-on (held-out traces with calls)")
+        if out.exists() and not out.is_dir():  # before minutes of loading (the trainer checks it too)
+            raise TokMemError(f"{out} is a file; the bank and its checkpoints need a directory there")
         traces = _load(data, limit=limit, skip_invalid=skip_invalid)
         held_out = _load(calibrate_on, skip_invalid=skip_invalid, what="--calibrate-on") if calibrate_on else []
         for path in no_call:
