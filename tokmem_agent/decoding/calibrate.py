@@ -146,8 +146,11 @@ def decision_points(traces: Sequence[Trace], max_result_chars: int = 2000) -> di
     return points
 
 
-def first_decisions(tm: TokMem, points: Sequence[Point]) -> list[tuple[float, bool, bool]]:
+def first_decisions(tm: TokMem, points: Sequence[Point], *, progress: bool = False,
+                    desc: str = "call decisions") -> list[tuple[float, bool, bool]]:
     """For each point: (p_call there, whether a call is right, whether argmax calls)."""
+    from tqdm.auto import tqdm
+
     from .controller import Controller
 
     ctl = Controller(tm)
@@ -155,7 +158,7 @@ def first_decisions(tm: TokMem, points: Sequence[Point]) -> list[tuple[float, bo
     model = tm.model
     bias = ctl._memory_bias(set(names))
     out = []
-    for msgs, label in points:
+    for msgs, label in tqdm(points, desc=desc, unit="point", disable=not progress, leave=False):
         session = DecodeSession(model)
         session.feed(tm.chat.prompt_ids(msgs))
         logits = session.logits  # [V+N]
@@ -213,7 +216,7 @@ def fit(decisions: Sequence[tuple[float, bool, bool]], objective: str = "balance
     return ThresholdFit(threshold, stats(decisions, threshold), stats(decisions, None))
 
 
-def calibrate_call_threshold(tm: TokMem, traces: Sequence[Trace]) -> Calibration:
+def calibrate_call_threshold(tm: TokMem, traces: Sequence[Trace], *, progress: bool = True) -> Calibration:
     """Pick both thresholds on held-out ``traces`` and store them in ``tm.meta``.
 
     The call threshold needs traces with calls and traces without (``answers: []``); the go-on threshold
@@ -223,10 +226,11 @@ def calibrate_call_threshold(tm: TokMem, traces: Sequence[Trace]) -> Calibration
     if unknown:
         raise DataFormatError(f"held-out traces call tools the bank has no token for: {', '.join(unknown[:5])}")
     points = decision_points(traces)
-    call = fit(first_decisions(tm, points["user"]))
+    call = fit(first_decisions(tm, points["user"], progress=progress, desc="calibrating: call or answer"))
     after = points["tool"]
-    go_on = (fit(first_decisions(tm, after), "accuracy") if 0 < sum(lab for _, lab in after) < len(after)
-             else None)
+    go_on = None
+    if 0 < sum(lab for _, lab in after) < len(after):
+        go_on = fit(first_decisions(tm, after, progress=progress, desc="calibrating: go on or answer"), "accuracy")
     tm.meta["call_threshold"] = call.threshold
     tm.meta["call_calibration"] = {"call": call.to_meta(), "go_on": go_on.to_meta() if go_on else None}
     if go_on is not None:
