@@ -260,3 +260,21 @@ def test_calibration_refuses_held_out_calls_of_tools_the_bank_lacks(tm):
     with pytest.raises(DataFormatError, match="no token for: book_hotel"):
         calibrate_call_threshold(tm, [*traces(), other])
     assert "call_threshold" not in tm.meta
+
+
+def test_call_mass_is_taken_with_unbound_tools_masked(tm):
+    from tokmem_agent.decoding.controller import Controller
+
+    ctl = Controller(tm)
+    v = tm.model.vocab_size
+    logits = torch.full((tm.model.total_vocab,), -5.0)
+    logits[0] = 0.0  # one text token
+    logits[v + tm.bank.index("add")] = 0.0
+    logits[v + tm.bank.index("mul")] = 3.0  # most of the memory mass sits on an unbound tool
+    everything = ctl.call_probability(logits, tm.tool_names)
+    only_add = ctl.call_probability(logits, ["add"])
+    # with mul masked out, add's mass is taken against the text tokens alone, not diluted by mul
+    text = torch.logsumexp(logits[:v], 0)  # neg is unbound too: only text competes with add
+    assert only_add == pytest.approx(float(1 / (1 + torch.exp(text - logits[v + tm.bank.index("add")]))), rel=1e-5)
+    assert everything > only_add > float(torch.softmax(logits, 0)[v + tm.bank.index("add")])
+    assert ctl.call_probability(logits, []) == 0.0

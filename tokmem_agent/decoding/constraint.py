@@ -391,10 +391,12 @@ class ArgumentMatcher:
         self._width = min(self._n, total_vocab_size)  # tokenizer ids present in the logits
         self._all = [xgr.GrammarMatcher(g, terminate_without_stop_token=True) for g in compiled.grammars]
         self._live = list(self._all)  # the grammars (property orders) still consistent with the text
-        self._bitmask = xgr.allocate_token_bitmask(1, self._n)
-        self._scratch = xgr.allocate_token_bitmask(1, self._n) if len(self._all) > 1 else None
+        with torch.device("cpu"):  # xgrammar fills bitmasks on the CPU, whatever the model's device
+            self._bitmask = xgr.allocate_token_bitmask(1, self._n)
+            self._scratch = xgr.allocate_token_bitmask(1, self._n) if len(self._all) > 1 else None
         self._fresh = False  # the bitmask describes the current state
-        self._stop = torch.tensor([i for i in state.stop_ids if i < total_vocab_size], dtype=torch.long)
+        self._stop = torch.tensor([i for i in state.stop_ids if i < total_vocab_size], dtype=torch.long,
+                                  device="cpu")  # an index: valid on logits of any device
         self.ids: list[int] = []
 
     # ----- state --------------------------------------------------------------------------------------
@@ -425,7 +427,7 @@ class ArgumentMatcher:
 
     def allowed_mask(self) -> torch.Tensor:
         """Bool [total_vocab_size]: True where the next token is allowed (for tests and debugging)."""
-        out = torch.zeros(self.total_vocab_size)
+        out = torch.zeros(self.total_vocab_size, device="cpu")
         return torch.isfinite(self.mask_logits(out))
 
     def mask_logits(self, logits: torch.Tensor) -> torch.Tensor:
@@ -457,7 +459,7 @@ class ArgumentMatcher:
 
     @staticmethod
     def _unpack(bitmask: torch.Tensor, width: int) -> torch.Tensor:
-        shifts = torch.arange(32, dtype=torch.int32)
+        shifts = torch.arange(32, dtype=torch.int32, device=bitmask.device)
         return ((bitmask[0].unsqueeze(-1) >> shifts) & 1).bool().reshape(-1)[:width]
 
     # ----- advancing ----------------------------------------------------------------------------------

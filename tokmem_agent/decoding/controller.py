@@ -88,7 +88,7 @@ class Controller:
     def _memory_bias(self, allowed: set[str], *, allow_text: bool = True, allow_stop: bool = True) -> torch.Tensor:
         """Additive mask [V+N]: 0 where allowed, -inf elsewhere."""
         model = self.tm.model
-        bias = torch.zeros(model.total_vocab)
+        bias = torch.zeros(model.total_vocab, device=model.device)  # [V+N]
         for i, name in enumerate(self.tm.bank.names):
             if name not in allowed:
                 bias[model.vocab_size + i] = float("-inf")
@@ -114,13 +114,16 @@ class Controller:
         return float(t)
 
     def call_probability(self, logits: torch.Tensor, bound: Sequence[str]) -> float:
-        """Probability mass of the bound tools' memory tokens in ``logits`` [V+N] (the "call" mass)."""
+        """Probability mass of the bound tools' memory tokens in ``logits`` [V+N] (the "call" mass), in the
+        distribution the turn samples from: unbound tools' tokens are masked out (as they are for the argmax),
+        so the mass is over the text tokens and the bound tools only. With every tool bound (how thresholds
+        are calibrated) this is the plain softmax mass."""
         model = self.tm.model
         wanted = set(bound)
         idx = [model.vocab_size + i for i, n in enumerate(self.tm.bank.names) if n in wanted]
         if not idx:
             return 0.0
-        lp = torch.log_softmax(logits.float(), dim=-1)  # [V+N]
+        lp = torch.log_softmax(logits.float() + self._memory_bias(wanted), dim=-1)  # [V+N], unbound masked
         return float(torch.logsumexp(lp[idx], dim=0).exp())
 
     # ----- one assistant turn ---------------------------------------------------------------------

@@ -35,7 +35,7 @@ class DecodeSession:
             if self._last_logits is None:
                 raise ValueError("feed() needs at least one id on an empty session")
             return self._last_logits
-        x = torch.tensor([list(ids)], dtype=torch.long)  # [1, T]
+        x = torch.tensor([list(ids)], dtype=torch.long, device=self.model.device)  # [1, T]
         h, self.cache = self.model.hidden(x, past_key_values=self.cache, use_cache=True)  # [1, T, d]
         self.ids.extend(ids)
         self._last_logits = self.model.logits(h[0, -1])  # [V+N]
@@ -102,7 +102,8 @@ def mask_memory_tokens(model: TokMemModel, allowed: Iterable[str] | None) -> Log
     if allowed is None:
         return lambda _ids, logits: logits
     keep = {model.memory_id(n) for n in allowed}
-    blocked = torch.tensor([i for i in range(model.vocab_size, model.total_vocab) if i not in keep], dtype=torch.long)
+    blocked = torch.tensor([i for i in range(model.vocab_size, model.total_vocab) if i not in keep], dtype=torch.long,
+                           device=model.device)
 
     def proc(_ids: Sequence[int], logits: torch.Tensor) -> torch.Tensor:
         if len(blocked):

@@ -53,6 +53,11 @@ class TokMemModel(nn.Module):
         return dec if dec is not None else getattr(self.base, self.base.base_model_prefix)
 
     @property
+    def device(self) -> torch.device:
+        """Where the backbone's weights live: every tensor the library feeds it is made there."""
+        return self.base.get_input_embeddings().weight.device
+
+    @property
     def total_vocab(self) -> int:
         """Logit width: V + N."""
         return self.vocab_size + len(self.bank)

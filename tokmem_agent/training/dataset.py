@@ -75,17 +75,18 @@ def collate(examples: Sequence[Example], pad_id: int, decision_weight: float | N
     targets (see :attr:`TrainConfig.decision_weight`).
     """
     t = max(len(e.ids) for e in examples)
-    ids = torch.full((len(examples), t), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), t), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(examples), t), dtype=torch.long)
-    weights = torch.ones((len(examples), t)) if decision_weight is not None else None
+    cpu = torch.device("cpu")  # built here, moved to the model's device by the caller
+    ids = torch.full((len(examples), t), pad_id, dtype=torch.long, device=cpu)
+    labels = torch.full((len(examples), t), IGNORE, dtype=torch.long, device=cpu)
+    mask = torch.zeros((len(examples), t), dtype=torch.long, device=cpu)
+    weights = torch.ones((len(examples), t), device=cpu) if decision_weight is not None else None
     for b, e in enumerate(examples):
         n = len(e.ids)
-        ids[b, :n] = torch.tensor(e.ids)
-        labels[b, :n] = torch.tensor(e.labels)
+        ids[b, :n] = torch.tensor(e.ids, device=cpu)
+        labels[b, :n] = torch.tensor(e.labels, device=cpu)
         mask[b, :n] = 1
         if weights is not None and e.decisions:
-            weights[b, torch.tensor(e.decisions)] = decision_weight
+            weights[b, torch.tensor(e.decisions, device=cpu)] = decision_weight
     out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
     if weights is not None:
         out["weights"] = weights

@@ -102,14 +102,15 @@ def train(tm: MemoryModel, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir
         raise ConfigError(f"{out_dir} is a file; the bank and its checkpoints need a directory there")
     if reading not in ("compositional", "chain"):
         raise ConfigError(f"unknown reading {reading!r} (compositional, chain)")
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    device = tm.model.device  # the backbone's: rows, masks and batches all live there
+    accelerator = Accelerator(cpu=device.type == "cpu")
     torch.manual_seed(cfg.seed)
     called = sorted({c.name for t in traces for c in t.calls})
     defs = tools_in(traces)
     tm.add_tools([defs[n] for n in called if n not in tm.bank.names], seed=cfg.seed)
     active_names = list(active_tools) if active_tools is not None else called
     bank = tm.bank
-    active = torch.tensor([n in set(active_names) for n in bank.names])  # [N] bool
+    active = torch.tensor([n in set(active_names) for n in bank.names], device=device)  # [N] bool
     traces = with_no_call_traces(tm, traces, cfg)  # before any LoRA round: replies of the frozen backbone
     if cfg.lora is not None:
         tm.enable_lora(cfg.lora)
