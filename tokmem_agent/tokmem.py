@@ -99,7 +99,8 @@ class TokMem:
         """A new bank with one freshly initialised token per tool (functions, pydantic models, dicts, Tools)."""
         memory = memory or MemoryConfig()
         loaded = _load(model)
-        bank = MemoryBank(loaded.model.get_input_embeddings().embedding_dim, memory.mode)
+        emb = loaded.model.get_input_embeddings()
+        bank = MemoryBank(emb.embedding_dim, memory.mode, device=emb.weight.device)
         tm = cls(loaded, bank, ToolRegistry(), system_prompt=system_prompt, memory=memory)
         tm.add_tools(tools, seed=seed)
         return tm
@@ -170,7 +171,8 @@ class TokMem:
             return
         cfg = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                          target_modules=list(settings.target_modules), bias="none")
-        inject_adapter_in_model(cfg, self.model.base)
+        with torch.device(self.model.device):  # the adapter weights next to the layers they adapt
+            inject_adapter_in_model(cfg, self.model.base)
         self.lora = settings
 
     def lora_parameters(self) -> list[torch.nn.Parameter]:
@@ -242,7 +244,7 @@ class TokMem:
             if d.get("hash") and d["hash"] != tool.hash:
                 raise ModelMismatchError(f"{path}: stored hash of tool '{tool.name}' does not match its schema "
                                          "(config edited or corrupt)")
-        bank = MemoryBank(cfg["hidden_size"], cfg["mode"])
+        bank = MemoryBank(cfg["hidden_size"], cfg["mode"], device=loaded.model.get_input_embeddings().weight.device)
         names = [d["name"] for d in cfg["tools"]]
         if names:
             bank.add(names, tensors["steer"], tensors.get("address"))

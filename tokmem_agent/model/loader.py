@@ -75,7 +75,7 @@ def weight_sample(model: Any) -> list[float]:
     for p in picks:
         flat = p.detach().reshape(-1)
         step = max(flat.numel() // SAMPLE_PER_TENSOR, 1)
-        idx = torch.arange(SAMPLE_PER_TENSOR) * step + step // 2
+        idx = torch.arange(SAMPLE_PER_TENSOR, device=flat.device) * step + step // 2
         out += [float(v) for v in flat[idx.clamp(max=flat.numel() - 1)].float()]
     return out
 

@@ -18,15 +18,18 @@ from ..errors import ConfigError, ToolNotFoundError
 class MemoryBank(nn.Module):
     """Memory tokens for N tools, in a fixed order (row i ↔ ``names[i]``)."""
 
-    def __init__(self, hidden_size: int, mode: str = "tied"):
+    def __init__(self, hidden_size: int, mode: str = "tied", device: torch.device | str | None = None):
         super().__init__()
         if mode not in ("tied", "decoupled"):
             raise ConfigError(f"memory mode must be 'tied' or 'decoupled', got {mode!r}")
         self.hidden_size = hidden_size
         self.mode = mode
         self.names: list[str] = []
-        self.steer = nn.Parameter(torch.zeros(0, hidden_size))  # [N, d] input embeddings
-        self.address_ = nn.Parameter(torch.zeros(0, hidden_size)) if mode == "decoupled" else None  # [N, d]
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        # float32 master rows on the backbone's device, whatever the backbone's dtype
+        self.steer = nn.Parameter(torch.zeros(0, hidden_size, device=device))  # [N, d] input embeddings
+        self.address_ = (nn.Parameter(torch.zeros(0, hidden_size, device=device)) if mode == "decoupled"
+                         else None)  # [N, d]
 
     # ----- views ----------------------------------------------------------------------------------
     @property
@@ -59,10 +62,11 @@ class MemoryBank(nn.Module):
         if init.shape != (len(names), self.hidden_size):
             raise ConfigError(f"init rows must be [{len(names)}, {self.hidden_size}], got {list(init.shape)}")
         start = len(self.names)
-        self.steer = nn.Parameter(torch.cat([self.steer.data, init.float()], 0))
+        dev = self.steer.device
+        self.steer = nn.Parameter(torch.cat([self.steer.data, init.to(dev).float()], 0))
         if self.address_ is not None:
             extra = init if address_init is None else address_init
-            self.address_ = nn.Parameter(torch.cat([self.address_.data, extra.float()], 0))
+            self.address_ = nn.Parameter(torch.cat([self.address_.data, extra.to(dev).float()], 0))
         self.names.extend(names)
         return list(range(start, start + len(names)))
 
@@ -105,11 +109,11 @@ def init_rows(embedding: torch.Tensor, token_lists: Sequence[Sequence[int]], met
         rows = [emb[list(toks)].mean(0) if len(toks) else emb.mean(0) for toks in token_lists]
         return torch.stack(rows) if rows else emb.new_zeros(0, d)
     if method == "random":
-        return torch.randn(n, d, generator=generator) * emb.std()
+        return torch.randn(n, d, generator=generator, device="cpu") * emb.std().cpu()  # seeded on the CPU
     if method == "orthogonal":
-        q = torch.empty(max(n, 1), d)
+        q = torch.empty(max(n, 1), d, device="cpu")
         nn.init.orthogonal_(q, generator=generator) if _supports_generator() else nn.init.orthogonal_(q)
-        return q[:n] / q[:n].norm(dim=-1, keepdim=True).clamp_min(1e-8) * emb.norm(dim=-1).mean()
+        return q[:n] / q[:n].norm(dim=-1, keepdim=True).clamp_min(1e-8) * emb.norm(dim=-1).mean().cpu()
     raise ConfigError(f"unknown init method {method!r} (mean, random, orthogonal)")
 
 

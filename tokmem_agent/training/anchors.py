@@ -44,7 +44,7 @@ class Anchors:
 
     @classmethod
     def empty(cls, hidden_size: int) -> Anchors:
-        return cls(torch.zeros(0, hidden_size, dtype=torch.float16), [])
+        return cls(torch.zeros(0, hidden_size, dtype=torch.float16, device="cpu"), [])  # stored data: CPU
 
     def only(self, names: set[str] | Sequence[str]) -> Anchors:
         """The anchors whose gold tool is in ``names``."""
@@ -141,12 +141,12 @@ class AnchorLoss:
             for s in range(0, self.n, chunk):
                 h = self.h[s:s + chunk]
                 lg = model.logits(h)  # [k, V+N]
-                g = lg[torch.arange(len(h)), model.vocab_size + gold[s:s + chunk]]  # [k]
+                g = lg[torch.arange(len(h), device=device), model.vocab_size + gold[s:s + chunk]]  # [k]
                 lg[:, model.vocab_size:][:, active.to(device)] = float("-inf")
                 consts.append(torch.logsumexp(lg, dim=-1))  # [k]
                 golds.append(g)
-        self.const = torch.cat(consts) if consts else torch.zeros(0)  # [K]
-        self.gold = torch.cat(golds) if golds else torch.zeros(0)  # [K]
+        self.const = torch.cat(consts) if consts else torch.zeros(0, device=device)  # [K]
+        self.gold = torch.cat(golds) if golds else torch.zeros(0, device=device)  # [K]
 
     def __len__(self) -> int:
         return self.n
