@@ -79,6 +79,8 @@ def eval_command(
     router_text: Annotated[str, typer.Option("--router-text", help="What the kw-router classifies: context "
                                              "(every message before the call) or last-user.")] = "context",
     max_length: Annotated[int, typer.Option("--max-length", help="Max tokens per training sequence.")] = 1024,
+    device: Annotated[str, typer.Option("--device", help="Where the model runs: auto (cuda, then mps, then cpu), "
+                                        "cpu, cuda, cuda:N, mps.")] = "auto",
     bind: Annotated[str, typer.Option("--bind", help="Tools tokmem and kw-router may call on a record: bank "
                                       "(every tool they know; the paper's protocol) or record (the record's "
                                       "candidate tools, as an app binds the tools it serves).")] = "bank",
@@ -99,7 +101,7 @@ def eval_command(
 def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: str | None,
          train_limit: int | None, lora_adapter: Path | None, limit: int | None, sample: bool, seed: int,
          only_trained: bool, max_new_tokens: int, model: str | None, k: int, icl_tools: str, epochs: int,
-         lora_r: int, lora_lr: float, router_text: str, max_length: int, bind: str, fresh: bool,
+         lora_r: int, lora_lr: float, router_text: str, max_length: int, device: str, bind: str, fresh: bool,
          progress: bool) -> None:
     from tokmem_agent.errors import ConfigError
 
@@ -147,7 +149,10 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
     from tokmem_agent.model.loader import load_base_model
 
     model_id = model or (bank_cfg["base_model"] if bank_cfg else None)
-    loaded = load_base_model(model_id)
+    from tokmem_agent.config import ModelConfig
+
+    spec = ModelConfig(name_or_path=model_id, device=device)
+    loaded = load_base_model(spec)
     train_traces = None
     if train_data and ((needs_bank and not bank_exists) or "kw-router" in wanted
                        or ("lora" in wanted and not (adapter / "lora_meta.json").exists())):
@@ -177,7 +182,7 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
     baseline_model = loaded
     baselines = ("icl", "rag", "rag-emb", "lora", "kw-router")
     if tm is not None and tm.lora is not None and any(m in wanted for m in baselines):
-        baseline_model = load_base_model(model_id)  # the bank injected LoRA into `loaded`: baselines need a clean copy
+        baseline_model = load_base_model(spec)  # the bank injected LoRA into `loaded`: baselines need a clean copy
     from .methods import (
         ICLMethod,
         KeywordRouter,

@@ -40,6 +40,18 @@ def _lora_modules(spec: str) -> list[str]:
     return mods
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICE_HELP = "Where the model runs: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps."
+DTYPE_HELP = "Backbone dtype (memory rows stay float32)."
+
+
+def _spec(model: str | None, device: str, dtype: str) -> Any:
+    """The ``--model/--device/--dtype`` of a command as a ModelConfig (None model: the default or the bank's)."""
+    from .config import ModelConfig
+
+    return ModelConfig(name_or_path=model, device=device, dtype=dtype)  # type: ignore[arg-type]
+
+
 def _fail(exc: Exception) -> None:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
@@ -74,6 +86,8 @@ def train(
     data: str = typer.Option(..., "--data", help="APIGen JSONL file (ours or original xLAM shape) or a HF dataset id."),
     out: Path = typer.Option(..., "--out", help="Directory to write the memory bank (and checkpoints) to."),
     model: str | None = typer.Option(None, "--model", help="HF id or local dir; default SmolLM2-135M-Instruct."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    dtype: str = typer.Option("float32", "--dtype", callback=_choice(*DTYPES), help=DTYPE_HELP),
     bank: Path | None = typer.Option(None, "--bank", help="Start from this bank (its tokens not in --data stay frozen)."),
     epochs: int = typer.Option(_TC.epochs, min=1, help="Passes over the data."),
     batch_size: int = typer.Option(_TC.batch_size, min=1, help="Traces per step."),
@@ -124,13 +138,13 @@ def train(
                           lora_lr=lora_lr, decision_weight=decision_weight, checkpoint_every=checkpoint_every,
                           autocast=None if autocast == "none" else autocast)
         if bank is not None:
-            tm = TokMem.load(bank, model)
+            tm = TokMem.load(bank, _spec(model, device, dtype))
         elif resume and (out / "checkpoint").exists():
-            tm = TokMem.load(out / "checkpoint", model)
+            tm = TokMem.load(out / "checkpoint", _spec(model, device, dtype))
         else:
             defs = tools_in(traces)
             called = sorted({c.name for t in traces for c in t.calls})
-            tm = TokMem.create([defs[n] for n in called], model, memory=MemoryConfig(mode=mode, init=init), seed=seed)
+            tm = TokMem.create([defs[n] for n in called], _spec(model, device, dtype), memory=MemoryConfig(mode=mode, init=init), seed=seed)
         typer.echo(f"{len(traces)} traces, {len(tm.tool_names)} tools, base model {tm.loaded.model_id}")
         result = tm.train(traces, cfg, out_dir=out, resume=resume, reading=reading)
         cal = calibrate_call_threshold(tm, held_out) if held_out else None
@@ -196,7 +210,9 @@ def calibrate(bank: Path = typer.Argument(..., help="Memory bank directory."),
               no_call: list[Path] = typer.Option([], "--no-call", help="Text file of held-out messages that need "
                                                                       "no tool, one per line; repeatable."),
               out: Path | None = typer.Option(None, "--out", help="Write here (default: replace BANK, atomically)."),
-              model: str | None = typer.Option(None, "--model")) -> None:
+              model: str | None = typer.Option(None, "--model"),
+              device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+              dtype: str = typer.Option("float32", "--dtype", callback=_choice(*DTYPES), help=DTYPE_HELP)) -> None:
     """Calibrate the call-or-answer threshold on held-out requests and store it in the bank."""
     from .decoding.calibrate import calibrate_call_threshold, no_call_traces
     from .tokmem import TokMem
@@ -206,7 +222,7 @@ def calibrate(bank: Path = typer.Argument(..., help="Memory bank directory."),
         traces = load_traces(data) if data else []
         for path in no_call:
             traces += no_call_traces(path)
-        tm = TokMem.load(bank, model)
+        tm = TokMem.load(bank, _spec(model, device, dtype))
         cal = calibrate_call_threshold(tm, traces)
         tm.save(out or bank)
     except TokMemError as exc:
@@ -220,12 +236,14 @@ def calibrate(bank: Path = typer.Argument(..., help="Memory bank directory."),
 def predict(bank: Path = typer.Argument(..., help="Memory bank directory."),
             query: str = typer.Argument(..., help="The user request."),
             model: str | None = typer.Option(None, "--model"),
+            device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+            dtype: str = typer.Option("float32", "--dtype", callback=_choice(*DTYPES), help=DTYPE_HELP),
             max_new_tokens: int = typer.Option(256, min=1)) -> None:
     """Which tools (and argument text) the memory tokens choose for a query (plain greedy decoding)."""
     from .tokmem import TokMem
 
     try:
-        tm = TokMem.load(bank, model)
+        tm = TokMem.load(bank, _spec(model, device, dtype))
         pred = tm.predict(query, max_new_tokens=max_new_tokens)
     except TokMemError as exc:
         _fail(exc)
@@ -283,6 +301,8 @@ def register(
     retrain: bool = typer.Option(False, "--retrain", help="Also retrain tools already in the bank."),
     out: Path | None = typer.Option(None, "--out", help="Write the new bank here (default: replace BANK, atomically)."),
     model: str | None = typer.Option(None, "--model"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    dtype: str = typer.Option("float32", "--dtype", callback=_choice(*DTYPES), help=DTYPE_HELP),
     no_renormalize: bool = typer.Option(False, "--no-renormalize", help="Skip eq. 5-6 (for ablations)."),
     seed: int = typer.Option(0),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_HELP),
@@ -298,7 +318,7 @@ def register(
         cfg = RegisterConfig(synth_per_tool=synth, replay_per_tool=replay_per_tool, paraphrase=paraphrase,
                              train=TrainConfig(epochs=epochs, eval_fraction=0.0, seed=seed,
                                                renormalize=not no_renormalize, anchor_weight=anchor_weight))
-        tm = TokMem.load(bank, model)
+        tm = TokMem.load(bank, _spec(model, device, dtype))
         res = tm.register(objs, traces, replay=old, config=cfg, retrain=retrain, out_dir=out or bank)
     except TokMemError as exc:
         _fail(exc)
@@ -317,12 +337,14 @@ def register(
 def forget(bank: Path = typer.Argument(..., help="Memory bank directory."),
            names: list[str] = typer.Argument(..., help="Tool names to remove."),
            out: Path | None = typer.Option(None, "--out", help="Write here (default: replace BANK, atomically)."),
-           model: str | None = typer.Option(None, "--model")) -> None:
+           model: str | None = typer.Option(None, "--model"),
+           device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+           dtype: str = typer.Option("float32", "--dtype", callback=_choice(*DTYPES), help=DTYPE_HELP)) -> None:
     """Remove tools' memory tokens; the others are untouched."""
     from .tokmem import TokMem
 
     try:
-        tm = TokMem.load(bank, model)
+        tm = TokMem.load(bank, _spec(model, device, dtype))
         tm.forget(*names)
         tm.save(out or bank)
     except TokMemError as exc:
@@ -335,6 +357,8 @@ def forget(bank: Path = typer.Argument(..., help="Memory bank directory."),
 def chat(bank: Path = typer.Argument(..., help="Memory bank directory."),
          tools: list[str] = typer.Option(..., "--tools", help="Tool module (pkg.mod) or pkg.mod:attr; repeatable."),
          model: str | None = typer.Option(None, "--model"),
+         device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+         dtype: str = typer.Option("float32", "--dtype", callback=_choice(*DTYPES), help=DTYPE_HELP),
          unconstrained: bool = typer.Option(False, "--unconstrained", help="Free argument decoding (paper protocol)."),
          max_steps: int = typer.Option(6, min=1, help="Tool rounds per request."),
          query: str | None = typer.Option(None, "--query", "-q", help="Answer one request and exit.")) -> None:
@@ -344,7 +368,7 @@ def chat(bank: Path = typer.Argument(..., help="Memory bank directory."),
 
     try:
         objs = [t for spec in tools for t in load_tool_objects(spec)]
-        agent = TokMemAgent.from_pretrained(bank, objs, model=model,
+        agent = TokMemAgent.from_pretrained(bank, objs, model=_spec(model, device, dtype),
                                             config=ControllerConfig(constrained=not unconstrained, max_steps=max_steps))
     except TokMemError as exc:
         _fail(exc)

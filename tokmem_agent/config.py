@@ -22,12 +22,28 @@ class ModelConfig:
     name_or_path: a Hugging Face id, a local directory, or None for the default model.
     dtype: dtype of the frozen backbone ("float32", "bfloat16", "float16"). Memory rows are always float32.
     cache_dir: where the dequantised default model is cached (default: $TOKMEM_CACHE_DIR or the user cache).
+    device: where the backbone (and with it every tensor the library makes) lives: "auto" (default: cuda if
+        available, then mps, then cpu), or any torch device string ("cpu", "cuda", "cuda:1", "mps").
     """
 
     name_or_path: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     cache_dir: str | None = None
-    device: str = "cpu"
+    device: str = "auto"
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` → cuda if available, then mps, then cpu; anything else unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
 
 
 @dataclass

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -236,7 +237,11 @@ class TokMem:
         """Load a bank onto its base model (or onto ``model``, which must match it)."""
         cfg = read_config(path)
         tensors = read_tensors(path, cfg)
-        loaded = _load(model if model is not None else cfg["base_model"])
+        if model is None:
+            model = cfg["base_model"]
+        elif isinstance(model, ModelConfig) and model.name_or_path is None:  # device/dtype only: its base model
+            model = dataclasses.replace(model, name_or_path=cfg["base_model"])
+        loaded = _load(model)
         check_compatible(cfg, loaded, where=str(path))
         tools = ToolRegistry()
         for d in cfg["tools"]:

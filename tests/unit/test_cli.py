@@ -208,3 +208,34 @@ def test_skip_invalid_trains_on_the_valid_records_and_reports_the_rest(tmp_path,
     only_bad.write_text("{oops\n")
     r = runner.invoke(app, [*args[:2], str(only_bad), *args[3:], "--skip-invalid"])
     assert r.exit_code == 2 and "no valid records" in r.output
+
+
+def test_device_and_dtype_options(tmp_path, tiny_dir, data):
+    import torch
+
+    out = tmp_path / "bank"
+    base = ["--data", str(data), "--out", str(out), "--model", str(tiny_dir), "--epochs", "1", "--autocast", "none"]
+    r = runner.invoke(app, ["train", *base, "--device", "cpu", "--dtype", "bfloat16"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["predict", str(out), "add 1 1", "--model", str(tiny_dir), "--max-new-tokens", "3",
+                            "--device", "auto"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["predict", str(out), "x", "--model", str(tiny_dir), "--dtype", "int8"])
+    assert r.exit_code == 2 and "--dtype" in r.output
+    if not torch.cuda.is_available():
+        r = runner.invoke(app, ["predict", str(out), "x", "--model", str(tiny_dir), "--device", "cuda"])
+        assert r.exit_code == 2 and "could not move model" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["predict", str(out), "x", "--model", str(tiny_dir), "--device", "gpu9"])
+    assert r.exit_code == 2 and "gpu9" in r.output
+
+
+def test_a_device_only_model_config_loads_the_banks_own_base_model(tmp_path, tiny_dir, data):
+    from tokmem_agent.config import ModelConfig, resolve_device
+    from tokmem_agent.tokmem import TokMem
+
+    out = tmp_path / "bank"
+    assert runner.invoke(app, ["train", "--data", str(data), "--out", str(out), "--model", str(tiny_dir),
+                               "--epochs", "1", "--autocast", "none"]).exit_code == 0
+    tm = TokMem.load(out, ModelConfig(device="cpu"))  # no name: the bank's base model, not the default one
+    assert tm.loaded.model_id == str(tiny_dir) and tm.model.device.type == "cpu"
+    assert resolve_device("auto") in ("cuda", "mps", "cpu") and resolve_device("cuda:1") == "cuda:1"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from ..config import DEFAULT_MODEL, ModelConfig
+from ..config import DEFAULT_MODEL, ModelConfig, resolve_device
 from ..errors import ConfigError, ModelLoadError
 
 if TYPE_CHECKING:
@@ -158,10 +158,11 @@ def load_base_model(cfg: ModelConfig | str | os.PathLike[str] | None = None) -> 
     else:
         model, tok = _load_named(name, dtype)
         model_id = name
+    device = resolve_device(cfg.device)
     try:
-        model.to(cfg.device)
+        model.to(device)
     except Exception as exc:
-        raise ModelLoadError(f"could not move model '{model_id}' to device {cfg.device!r}: {_one_line(exc)}") \
+        raise ModelLoadError(f"could not move model '{model_id}' to device {device!r}: {_one_line(exc)}") \
             from None
     model.eval()
     for p in model.parameters():
