@@ -81,6 +81,9 @@ def eval_command(
     max_length: Annotated[int, typer.Option("--max-length", help="Max tokens per training sequence.")] = 1024,
     device: Annotated[str, typer.Option("--device", help="Where the model runs: auto (cuda, then mps, then cpu), "
                                         "cpu, cuda, cuda:N, mps.")] = "auto",
+    call_threshold: Annotated[str, typer.Option("--call-threshold", help="tokmem's call-or-answer threshold: "
+                                                "bank (the bank's calibrated value), off (argmax) or a "
+                                                "probability.")] = "bank",
     bind: Annotated[str, typer.Option("--bind", help="Tools tokmem and kw-router may call on a record: bank "
                                       "(every tool they know; the paper's protocol) or record (the record's "
                                       "candidate tools, as an app binds the tools it serves).")] = "bank",
@@ -101,7 +104,8 @@ def eval_command(
 def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: str | None,
          train_limit: int | None, lora_adapter: Path | None, limit: int | None, sample: bool, seed: int,
          only_trained: bool, max_new_tokens: int, model: str | None, k: int, icl_tools: str, epochs: int,
-         lora_r: int, lora_lr: float, router_text: str, max_length: int, device: str, bind: str, fresh: bool,
+         lora_r: int, lora_lr: float, router_text: str, max_length: int, device: str, call_threshold: str,
+         bind: str, fresh: bool,
          progress: bool) -> None:
     from tokmem_agent.errors import ConfigError
 
@@ -125,6 +129,10 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
     if "kw-router" in wanted and not train_data:
         raise ConfigError("kw-router needs --train-data: its tool router is trained on those traces")
     check_bind(bind)
+    try:
+        threshold: float | str = call_threshold if call_threshold in ("bank", "off") else float(call_threshold)
+    except ValueError:
+        raise ConfigError(f"--call-threshold must be bank, off or a probability, got {call_threshold!r}") from None
     if router_text not in ROUTER_TEXTS:
         raise ConfigError(f"--router-text must be one of {', '.join(ROUTER_TEXTS)}, got {router_text!r}")
 
@@ -172,7 +180,7 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
         for m in wanted:
             if m in ("tokmem", "tokmem-free"):
                 built.append(TokMemMethod(tm, constrained=m == "tokmem", max_new_tokens=max_new_tokens,
-                                          bank_path=str(bank), bind=bind))
+                                          bank_path=str(bank), bind=bind, call_threshold=threshold))
         missing = built[0].missing_tools(traces) if built else []
         if missing:
             n_ex = sum(any(c.name in set(missing) for c in t.calls) for t in traces)

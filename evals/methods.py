@@ -158,7 +158,8 @@ class TokMemMethod(Method):
     (one turn, no execution); otherwise :meth:`TokMem.predict` (greedy over the full vocabulary)."""
 
     def __init__(self, tm: TokMem, *, constrained: bool = True, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-                 name: str | None = None, bank_path: str | None = None, bind: str = "bank"):
+                 name: str | None = None, bank_path: str | None = None, bind: str = "bank",
+                 call_threshold: float | str = "bank"):
         from tokmem_agent.config import ControllerConfig
         from tokmem_agent.decoding.controller import Controller
 
@@ -170,7 +171,9 @@ class TokMemMethod(Method):
         self.name = name or ("tokmem" if constrained else "tokmem-free")
         self.bank_path = bank_path
         self.controller = Controller(tm, ControllerConfig(constrained=constrained, max_new_tokens=max_new_tokens,
-                                                          max_arg_tokens=max_new_tokens))
+                                                          max_arg_tokens=max_new_tokens,
+                                                          call_threshold=call_threshold))  # type: ignore[arg-type]
+        self.call_threshold = call_threshold
         self.known_tools = set(tm.tool_names)
         self.trainable_params = sum(t.numel() for t in tm.state_tensors().values())
         if tm.lora is not None:
@@ -184,7 +187,8 @@ class TokMemMethod(Method):
         return {"name": self.name, "method": "tokmem", "constrained": self.constrained,
                 "max_new_tokens": self.max_new_tokens, "base_model": self.tm.loaded.model_id,
                 "bank": self.bank_path, "n_tools": len(self.tm.tool_names), "mode": self.tm.bank.mode,
-                "lora": self.tm.lora is not None, "weights": self.weights, "bind": self.bind}
+                "lora": self.tm.lora is not None, "weights": self.weights, "bind": self.bind,
+                **({} if self.call_threshold == "bank" else {"call_threshold": self.call_threshold})}
 
     def bound(self, trace: Trace) -> list[str]:
         """The memory tokens this record may call: every one (``bind="bank"``) or the record's candidates."""

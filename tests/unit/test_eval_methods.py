@@ -153,6 +153,13 @@ def test_tokmem_bind_record_offers_only_the_record_tools(tm, traces):
         TokMemMethod(tm, bind="everything")
 
 
+def test_tokmem_call_threshold_reaches_the_controller_and_the_cache_key(tm):
+    off = TokMemMethod(tm, call_threshold="off")
+    assert off.controller.config.call_threshold == "off" and off.config()["call_threshold"] == "off"
+    assert "call_threshold" not in TokMemMethod(tm).config()  # the default keeps old prediction caches valid
+    assert TokMemMethod(tm, call_threshold=0.3).controller.call_threshold("user") == 0.3
+
+
 def test_tokmem_reports_tools_without_tokens(tm, traces):
     m = TokMemMethod(tm)
     assert m.missing_tools(traces) == ["get_weather"]
