@@ -67,7 +67,19 @@ class TokMemAgent:
         tool_choice: None/"auto", "none", "any"/"required" or a tool name (applies to the first turn).
         on_step: called with each call's :class:`Step` as soon as it has run.
         """
+        return self._run(query, tools, tool_choice, on_step, None)
+
+    async def arun(self, query: str | Sequence[Message], *, tools: Iterable[Any] | None = None,
+                   tool_choice: ToolChoice = None, on_step: Callable[[Step], None] | None = None) -> RunResult:
+        """:meth:`run` from async code: decoding runs in a worker thread (the event loop stays free) and
+        ``async def`` tools run on the caller's loop, so they may use its sessions and locks."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        return await asyncio.to_thread(self._run, query, tools, tool_choice, on_step, loop)
+
+    def _run(self, query: Any, tools: Any, tool_choice: ToolChoice, on_step: Any, loop: Any) -> RunResult:
         active = self.bind(tools) if tools is not None else self.tools
         with self._lock:
             return self.controller.run(self.tm.messages_for(query), active, tool_choice=tool_choice,
-                                       on_step=on_step)
+                                       on_step=on_step, loop=loop)

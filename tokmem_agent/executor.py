@@ -44,8 +44,9 @@ class ToolResult:
 class _Job:
     """One call on its own daemon thread."""
 
-    def __init__(self, fn: Callable[..., Any], args: dict[str, Any]):
-        self.fn, self.args = fn, args
+    def __init__(self, fn: Callable[..., Any], args: dict[str, Any], loop: asyncio.AbstractEventLoop | None = None):
+        self.fn, self.args, self.loop = fn, args, loop
+        self.future: Any = None  # a coroutine submitted to ``loop`` (cancelled when abandoned)
         self.done = threading.Event()
         self.value: Any = None
         self.exc: BaseException | None = None
@@ -54,7 +55,7 @@ class _Job:
     def run(self) -> None:
         global _abandoned
         try:
-            self.value = _call(self.fn, self.args)
+            self.value = self._call()
         except BaseException as exc:  # noqa: BLE001 - reported to the model, never raised in the thread
             self.exc = exc
         finally:
@@ -71,7 +72,17 @@ class _Job:
                 return False
             self.abandoned = True
             _abandoned += 1
-            return True
+        if self.future is not None:  # an async tool on the caller's loop: stop it there
+            self.future.cancel()
+        return True
+
+    def _call(self) -> Any:
+        fn, args, loop = self.fn, self.args, self.loop
+        if loop is not None and loop.is_running() and inspect.iscoroutinefunction(fn):
+            # the caller's event loop (TokMemAgent.arun): the tool may use resources bound to it
+            self.future = asyncio.run_coroutine_threadsafe(fn(**args), loop)
+            return self.future.result()
+        return _call(fn, args)
 
 
 def serialize(value: Any, max_chars: int = 2000) -> str:
@@ -103,20 +114,23 @@ def _call(fn: Callable[..., Any], args: dict[str, Any]) -> Any:
     return out
 
 
-def execute(fn: Callable[..., Any], args: dict[str, Any], *, timeout: float | None = 30.0) -> ToolResult:
-    """Run ``fn(**args)`` (sync or async) on its own daemon thread; never raises.
+def execute(fn: Callable[..., Any], args: dict[str, Any], *, timeout: float | None = 30.0,
+            loop: asyncio.AbstractEventLoop | None = None) -> ToolResult:
+    """Run ``fn(**args)`` (sync or async) on its own daemon thread; never raises. With ``loop`` (a running
+    event loop of another thread), an ``async def`` tool runs on that loop instead.
 
     A call that exceeds ``timeout`` seconds is reported as a timeout; its thread cannot be killed and
     finishes in the background (tools that may hang should enforce their own limits too).
     """
-    return execute_many([(fn, args)], timeout=timeout)[0]
+    return execute_many([(fn, args)], timeout=timeout, loop=loop)[0]
 
 
 def execute_many(calls: Sequence[tuple[Callable[..., Any], dict[str, Any]]], *, timeout: float | None = 30.0,
-                 parallel: bool = True) -> list[ToolResult]:
-    """Run several calls, concurrently when ``parallel``; results in call order. Never raises."""
+                 parallel: bool = True, loop: asyncio.AbstractEventLoop | None = None) -> list[ToolResult]:
+    """Run several calls, concurrently when ``parallel``; results in call order. Never raises. ``loop``: see
+    :func:`execute`."""
     if not parallel:
-        return [r for fn, a in calls for r in execute_many([(fn, a)], timeout=timeout)]
+        return [r for fn, a in calls for r in execute_many([(fn, a)], timeout=timeout, loop=loop)]
     t0 = time.perf_counter()
     jobs: list[_Job | ToolResult] = []
     for fn, a in calls:
@@ -124,7 +138,7 @@ def execute_many(calls: Sequence[tuple[Callable[..., Any], dict[str, Any]]], *, 
             jobs.append(ToolResult(False, kind="timeout", error=f"not run: {_abandoned} earlier tool calls timed out "
                                    "and are still running (the bound is executor.MAX_ABANDONED)"))
             continue
-        job = _Job(fn, a)
+        job = _Job(fn, a, loop)
         threading.Thread(target=job.run, name=f"tokmem-tool-{getattr(fn, '__name__', 'call')}", daemon=True).start()
         jobs.append(job)
     out = []

@@ -250,3 +250,25 @@ def test_constraint_options_come_from_the_controller_config(tm):
         ControllerConfig(property_order="random")
     with pytest.raises(ConfigError, match="max_string_bound must be >= 0"):
         ControllerConfig(max_string_bound=-1)
+
+
+async def test_arun_runs_async_tools_on_the_callers_loop(tm):
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    on_loop = []
+
+    async def add(a: int, b: int) -> int:
+        """Add two integers.
+
+        Args:
+            a: first
+            b: second
+        """
+        on_loop.append(asyncio.get_running_loop() is loop)
+        return a + b
+
+    agent = TokMemAgent(tm, [add], ControllerConfig(constrained=False))
+    agent.controller.session_factory = Script(tm, plan_of(tm, "add", '{"a":2,"b":3}', EOT, "5", EOT))
+    r = await agent.arun("2+3?")
+    assert [s.result for s in r.steps] == [5] and on_loop == [True] and r.answer == "5"

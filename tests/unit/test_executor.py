@@ -86,3 +86,31 @@ def test_parallel_calls_share_one_timeout_budget(gate):
     res = execute_many([(gate.wait, {}), (gate.wait, {}), (add, {"a": 0, "b": 0})], timeout=0.1)
     assert [r.kind for r in res] == ["timeout", "timeout", "ok"]
     assert time.perf_counter() - t0 < 1.0  # concurrent: not 2 x the timeout
+
+
+async def test_async_tools_run_on_the_callers_loop_and_time_out_there():
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    seen = []
+
+    async def where() -> str:
+        seen.append(asyncio.get_running_loop() is loop)
+        return "ok"
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            seen.append("cancelled")
+
+    res = await asyncio.to_thread(execute_many, [(where, {}), (forever, {})], timeout=0.2, loop=loop)
+    assert res[0].ok and res[0].value == "ok" and seen[0] is True
+    assert not res[1].ok and res[1].kind == "timeout"
+    for _ in range(50):  # the timed-out coroutine is cancelled on the caller's loop
+        if "cancelled" in seen:
+            break
+        await asyncio.sleep(0.01)
+    assert "cancelled" in seen
+    # without a loop an async tool still runs (on its own thread, under asyncio.run)
+    assert execute(where, {}).ok and seen[-1] is False

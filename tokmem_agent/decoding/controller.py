@@ -224,10 +224,11 @@ class Controller:
 
     # ----- the loop -------------------------------------------------------------------------------------
     def run(self, messages: Sequence[Message], tools: Sequence[Tool], *, tool_choice: ToolChoice = None,
-            on_step: Callable[[Step], None] | None = None) -> RunResult:
+            on_step: Callable[[Step], None] | None = None, loop: Any = None) -> RunResult:
         """Answer ``messages`` calling ``tools`` (which need callables) as often as needed.
 
         on_step: called with each :class:`Step` as soon as its call has run (for live display).
+        loop: a running event loop of another thread: ``async def`` tools run there (``TokMemAgent.arun``).
         """
         cfg = self.config
         t_start = time.perf_counter()
@@ -271,7 +272,7 @@ class Controller:
                 outcome = "token_budget" if turn.out_of_budget else "answer"
                 break
             rounds += 1
-            new_steps = self._execute(turn, by_name, rounds)
+            new_steps = self._execute(turn, by_name, rounds, loop)
             steps += new_steps
             done_calls.update((s.tool, s.argument_text) for s in new_steps if s.ok)
             for st in new_steps if on_step else ():
@@ -298,7 +299,7 @@ class Controller:
                          prompt_tokens=len(prompt), generated_tokens=generated, fed_tokens=fed,
                          timings=timings, messages=convo, suppressed_repeats=suppressed, call_prob=call_prob)
 
-    def _execute(self, turn: Turn, tools: dict[str, Tool], round_no: int) -> list[Step]:
+    def _execute(self, turn: Turn, tools: dict[str, Tool], round_no: int, loop: Any = None) -> list[Step]:
         """Validate each call of a turn and run the valid ones (concurrently when configured)."""
         steps: list[Step] = []
         runnable: list[tuple[Step, Any, dict[str, Any]]] = []
@@ -320,7 +321,7 @@ class Controller:
                     runnable.append((step, tool.fn, chk.arguments or {}))
             steps.append(step)
         results = execute_many([(fn, a) for _, fn, a in runnable], timeout=self.config.tool_timeout,
-                               parallel=self.config.parallel)
+                               parallel=self.config.parallel, loop=loop)
         for (step, _, _), res in zip(runnable, results):
             step.execute_s = res.seconds
             if res.ok:
