@@ -372,12 +372,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     records = [r for r in load_records(args.data) if args.category in (None, r["category"])][: args.limit]
     from tokmem_agent import ControllerConfig
+    from tokmem_agent.config import parse_threshold
 
-    def threshold(v: str) -> Any:
-        return v if v in ("bank", "off") else float(v)
-
-    config = ControllerConfig(call_threshold=threshold(args.call_threshold),
-                              continue_threshold=threshold(args.continue_threshold))
+    config = ControllerConfig(call_threshold=parse_threshold(args.call_threshold, "--call-threshold"),  # type: ignore[arg-type]
+                              continue_threshold=parse_threshold(args.continue_threshold, "--continue-threshold"))  # type: ignore[arg-type]
     tm = TokMem.load(args.bank, load_base_model(None))
     from tokmem_agent.decoding.controller import Controller
 

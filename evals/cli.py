@@ -129,10 +129,9 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
     if "kw-router" in wanted and not train_data:
         raise ConfigError("kw-router needs --train-data: its tool router is trained on those traces")
     check_bind(bind)
-    try:
-        threshold: float | str = call_threshold if call_threshold in ("bank", "off") else float(call_threshold)
-    except ValueError:
-        raise ConfigError(f"--call-threshold must be bank, off or a probability, got {call_threshold!r}") from None
+    from tokmem_agent.config import parse_threshold
+
+    threshold = parse_threshold(call_threshold, "--call-threshold")
     if router_text not in ROUTER_TEXTS:
         raise ConfigError(f"--router-text must be one of {', '.join(ROUTER_TEXTS)}, got {router_text!r}")
 

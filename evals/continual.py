@@ -35,9 +35,6 @@ from typing import Any
 
 import torch
 
-from .datasets import cap_per_tool, filter_by_tools, sgd, top_tools
-from .methods import TokMemMethod
-from .metrics import Example, aggregate
 from tokmem_agent import RegisterConfig, TrainConfig
 from tokmem_agent.model.loader import load_base_model
 from tokmem_agent.model.memory import MemoryBank
@@ -46,6 +43,10 @@ from tokmem_agent.traces import Trace, tools_in
 from tokmem_agent.training.anchors import Anchors
 from tokmem_agent.training.dataset import encode_traces
 from tokmem_agent.training.trainer import evaluate
+
+from .datasets import cap_per_tool, filter_by_tools, sgd, top_tools
+from .methods import TokMemMethod
+from .metrics import Example, aggregate
 
 VARIANTS = ["traces", "traces-noanchors", "replay", "traces-norenorm", "decoupled", "zero", "init-only", "unseen"]
 

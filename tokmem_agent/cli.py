@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from .config import LoraSettings, TrainConfig
+from .config import DTYPES, LoraSettings, TrainConfig
 from .errors import TokMemError
 
 #: the one source of the training defaults the options show
@@ -40,7 +40,6 @@ def _lora_modules(spec: str) -> list[str]:
     return mods
 
 
-DTYPES = ("float32", "bfloat16", "float16")
 DEVICE_HELP = "Where the model runs: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps."
 DTYPE_HELP = "Backbone dtype (memory rows stay float32)."
 

@@ -15,6 +15,10 @@ DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 
+#: Backbone dtypes (``ModelConfig.dtype``, ``--dtype``).
+DTYPES = ("float32", "bfloat16", "float16")
+
+
 @dataclass
 class ModelConfig:
     """Which base model to load and how.
@@ -206,6 +210,17 @@ PROPERTY_ORDERS = ("declared", "sorted", "declared_or_sorted")
 #: String length bounds (minLength/maxLength) above this are left out of the grammar and only checked by the
 #: validation after decoding: xgrammar unrolls them, ~20 ms of compile per unit (maxLength 64: ~1.4 s).
 DEFAULT_MAX_STRING_BOUND = 16
+
+
+def parse_threshold(text: str, what: str = "a threshold") -> float | str:
+    """A threshold as written on a command line: ``bank``, ``off`` or a probability (ControllerConfig checks
+    its range)."""
+    if text in ("bank", "off"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{what} must be bank, off or a probability, got {text!r}") from None
 
 
 @dataclass

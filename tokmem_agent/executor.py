@@ -81,6 +81,8 @@ class _Job:
         if loop is not None and loop.is_running() and inspect.iscoroutinefunction(fn):
             # the caller's event loop (TokMemAgent.arun): the tool may use resources bound to it
             self.future = asyncio.run_coroutine_threadsafe(fn(**args), loop)
+            if self.abandoned:  # timed out before the coroutine was submitted: abandon() saw no future
+                self.future.cancel()
             return self.future.result()
         return _call(fn, args)
 

@@ -19,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .config import ALL_PROJECTIONS
 from .errors import BankFormatError
 
 FORMAT_VERSION = 1
@@ -159,7 +160,8 @@ def peft_adapter_files(state: dict[str, torch.Tensor], settings: dict[str, Any],
 
 
 def _projection_order(name: str) -> tuple[int, str]:
-    order = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    """Llama block order (:data:`~tokmem_agent.config.ALL_PROJECTIONS`), then any other module by name."""
+    order = ALL_PROJECTIONS
     return (order.index(name) if name in order else len(order), name)
 
 

@@ -35,7 +35,15 @@ from .model.loader import LoadedModel, load_base_model, same_weights, weight_sam
 from .model.memory import MemoryBank, init_rows
 from .model.wrapped import TokMemModel
 from .registry import Tool, ToolRegistry
-from .serialization import atomic_dir, peft_adapter_files, read_adapter, read_anchors, read_config, read_tensors, write_bank
+from .serialization import (
+    atomic_dir,
+    peft_adapter_files,
+    read_adapter,
+    read_anchors,
+    read_config,
+    read_tensors,
+    write_bank,
+)
 from .traces import Message, Trace
 from .training.anchors import Anchors, collect_anchors
 from .training.dataset import encode_traces

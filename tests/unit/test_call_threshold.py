@@ -278,3 +278,11 @@ def test_call_mass_is_taken_with_unbound_tools_masked(tm):
     assert only_add == pytest.approx(float(1 / (1 + torch.exp(text - logits[v + tm.bank.index("add")]))), rel=1e-5)
     assert everything > only_add > float(torch.softmax(logits, 0)[v + tm.bank.index("add")])
     assert ctl.call_probability(logits, []) == 0.0
+
+
+def test_parse_threshold_reads_command_line_values():
+    from tokmem_agent.config import parse_threshold
+
+    assert parse_threshold("bank") == "bank" and parse_threshold("off") == "off" and parse_threshold("0.3") == 0.3
+    with pytest.raises(ConfigError, match="--call-threshold must be bank, off or a probability, got 'high'"):
+        parse_threshold("high", "--call-threshold")

@@ -162,7 +162,7 @@ def first_decisions(tm: TokMem, points: Sequence[Point], *, progress: bool = Fal
         session = DecodeSession(model)
         session.feed(tm.chat.prompt_ids(msgs))
         logits = session.logits  # [V+N]
-        p = ctl.call_probability(logits, names)
+        p = ctl.call_probability(logits, names, bias=bias)
         out.append((p, label, model.is_memory(int(torch.argmax(logits + bias)))))
     return out
 

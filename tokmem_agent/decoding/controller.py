@@ -113,17 +113,21 @@ class Controller:
             return None if v is None else float(v)
         return float(t)
 
-    def call_probability(self, logits: torch.Tensor, bound: Sequence[str]) -> float:
+    def call_probability(self, logits: torch.Tensor, bound: Sequence[str], *,
+                         bias: torch.Tensor | None = None) -> float:
         """Probability mass of the bound tools' memory tokens in ``logits`` [V+N] (the "call" mass), in the
         distribution the turn samples from: unbound tools' tokens are masked out (as they are for the argmax),
         so the mass is over the text tokens and the bound tools only. With every tool bound (how thresholds
-        are calibrated) this is the plain softmax mass."""
+        are calibrated) this is the plain softmax mass. ``bias``: ``_memory_bias(set(bound))``, when the caller
+        has it already."""
         model = self.tm.model
         wanted = set(bound)
         idx = [model.vocab_size + i for i, n in enumerate(self.tm.bank.names) if n in wanted]
         if not idx:
             return 0.0
-        lp = torch.log_softmax(logits.float() + self._memory_bias(wanted), dim=-1)  # [V+N], unbound masked
+        if bias is None:
+            bias = self._memory_bias(wanted)
+        lp = torch.log_softmax(logits.float() + bias, dim=-1)  # [V+N], unbound masked
         return float(torch.logsumexp(lp[idx], dim=0).exp())
 
     # ----- one assistant turn ---------------------------------------------------------------------
@@ -139,19 +143,17 @@ class Controller:
         model, chat = self.tm.model, self.tm.chat
         budget = cfg.max_new_tokens if budget is None else budget
         bound_set = set(bound)
+        bound_bias = self._memory_bias(bound_set)  # [V+N]: text and the bound tools
         call_prob = None
         threshold = (self.call_threshold(after) if after in ("user", "tool") and tool_choice in (None, "auto")
                      and bound_set else None)
         if threshold is not None:
-            call_prob = self.call_probability(session.logits, bound)
+            call_prob = self.call_probability(session.logits, bound, bias=bound_bias)
             if call_prob < threshold:
                 tool_choice = "none"  # answer: no memory token for the rest of this turn
             else:
                 tool_choice = "any"  # call: the argmax among the bound tools' tokens
-        if tool_choice in ("none",):
-            open_bias = self._memory_bias(set())
-        else:
-            open_bias = self._memory_bias(bound_set)
+        open_bias = self._memory_bias(set()) if tool_choice == "none" else bound_bias
         first_bias = open_bias
         if tool_choice in ("any", "required"):
             first_bias = self._memory_bias(bound_set, allow_text=False, allow_stop=False)

