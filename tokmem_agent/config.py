@@ -37,17 +37,22 @@ class ModelConfig:
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` → cuda if available, then mps, then cpu; anything else unchanged."""
-    if device != "auto":
-        return device
-    import torch
+    """``"auto"`` → cuda if available, then mps, then cpu; anything else unchanged, except that a bare
+    ``"cuda"`` in a process started by ``accelerate launch``/``torchrun`` (``LOCAL_RANK`` set) becomes that
+    process's own GPU, ``cuda:<LOCAL_RANK>``."""
+    import os
 
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
+    if device == "auto":
+        import torch
+
+        if torch.cuda.is_available():
+            device = "cuda"
+        else:
+            mps = getattr(torch.backends, "mps", None)
+            return "mps" if mps is not None and mps.is_available() else "cpu"
+    if device == "cuda" and os.environ.get("LOCAL_RANK", "").isdigit():
+        return f"cuda:{os.environ['LOCAL_RANK']}"
+    return device
 
 
 @dataclass

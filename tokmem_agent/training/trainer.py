@@ -1,7 +1,7 @@
 """Training memory tokens: frozen backbone, loss on assistant targets only, only active rows move.
 
-Runs unchanged under ``accelerate launch`` (batches are sharded by process, gradients synchronised by the
-prepared model); on one CPU process Accelerate is a thin no-op.
+Runs unchanged under ``accelerate launch`` / ``torchrun`` (batches sharded by process with equal step counts, see
+:func:`shard`; gradients all-reduced by the prepared model); on one process Accelerate is a thin no-op.
 """
 
 from __future__ import annotations
@@ -154,6 +154,9 @@ def train(tm: MemoryModel, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir
 
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     steps_per_epoch = math.ceil(math.ceil(len(train_ex) / cfg.batch_size) / accelerator.num_processes / cfg.grad_accum)
+    if accelerator.num_processes > 1:
+        log.info("process %d of %d: %d steps per epoch", accelerator.process_index, accelerator.num_processes,
+                 steps_per_epoch)
     total_steps = steps_per_epoch * cfg.epochs
     state = {"epoch": 0, "batch": 0, "step": 0, "history": [], "tokens": 0, "seconds": 0.0}
     ckpt = Path(out_dir) / CHECKPOINT_DIR if out_dir is not None else None
@@ -181,8 +184,7 @@ def train(tm: MemoryModel, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir
             else:
                 batches = make_batches(train_ex, cfg.batch_size, cfg.seed + epoch)
                 keys = list(range(len(batches)))
-            batches = batches[accelerator.process_index::accelerator.num_processes]
-            keys = keys[accelerator.process_index::accelerator.num_processes]
+            batches, keys = shard(batches, keys, accelerator.process_index, accelerator.num_processes)
             loss_sum, loss_n = 0.0, 0
             micro = 0
             for b in range(state["batch"], len(batches)):
@@ -266,6 +268,17 @@ def train(tm: MemoryModel, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir
     if out_dir is not None and accelerator.is_main_process:
         tm.save(out_dir)
     return result
+
+
+def shard(batches: list[Any], keys: list[int], rank: int, world: int) -> tuple[list[Any], list[int]]:
+    """Rank ``rank``'s share of an epoch's batches: every ``world``-th one, the list first padded by wrapping
+    around to a multiple of ``world`` (as torch's DistributedSampler pads), so every rank runs the same
+    number of steps (unequal counts hang DDP's gradient all-reduce)."""
+    if world > 1 and len(batches) % world:
+        extra = world - len(batches) % world
+        batches = batches + [batches[i % len(batches)] for i in range(extra)]
+        keys = keys + [keys[i % len(keys)] for i in range(extra)]
+    return batches[rank::world], keys[rank::world]
 
 
 def lr_scale(step: int, total: int, warmup: float, schedule: str) -> float:
