@@ -20,12 +20,12 @@ TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 sys.path.insert(0, str(TESTS.parent))
 
-from conftest import build_tiny_model, build_tiny_tokenizer  # noqa: E402
-from toydata import TOOLS, toy_records  # noqa: E402
+from conftest import build_tiny_model, build_tiny_tokenizer
+from toydata import TOOLS, toy_records
 
-from tokmem_agent import LoraSettings, TrainConfig, load_traces  # noqa: E402
-from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint  # noqa: E402
-from tokmem_agent.tokmem import TokMem  # noqa: E402
+from tokmem_agent import LoraSettings, TrainConfig, load_traces
+from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
+from tokmem_agent.tokmem import TokMem
 
 
 def main() -> None:
