@@ -47,6 +47,8 @@ from tools.basic import make_tools
 from tools.make_traces import run_calls
 
 DATA = ROOT / "bench" / "data" / "pack_requests.jsonl"
+#: a second hand-written set in another style (``--data bench/data/pack_requests_b.jsonl``; bench/data/README.md)
+DATA_B = ROOT / "bench" / "data" / "pack_requests_b.jsonl"
 CATEGORIES = ("single", "chain", "no_tool")
 #: result keys that only echo the request and do not change what the user gets
 IGNORED_KEYS: dict[str, set[str]] = {"calculate": {"expression"}, "add_todo": {"id"}, "add_note": {"id"},
