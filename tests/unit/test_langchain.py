@@ -26,7 +26,7 @@ from tokmem_agent.integrations.langchain import (
     to_tokmem_messages,
     tool_error_middleware,
 )
-from tokmem_agent.integrations.langchain.chat_model import _Deltas
+from tokmem_agent.integrations.langchain.turn import _Deltas
 from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
 from tokmem_agent.tokmem import TokMem
 from tokmem_agent.traces import Call
@@ -642,3 +642,84 @@ class TestChatTokMemStandard(ChatModelUnitTests):
     @property
     def supports_model_override(self) -> bool:
         return False  # one local model per instance
+
+
+# ----- async: ainvoke / astream -----------------------------------------------------------------------------
+def _slow(script: Script, seconds: float) -> Any:
+    """The script's sessions, each token fed ``seconds`` late (a model slow enough to cancel mid-turn)."""
+    import time
+
+    def factory(model):
+        session = script(model)
+        feed = session.feed
+
+        def slow_feed(ids):
+            time.sleep(seconds)
+            return feed(ids)
+
+        session.feed = slow_feed
+        return session
+
+    return factory
+
+
+def test_ainvoke_and_astream_match_invoke_and_stream(tm):
+    import asyncio
+
+    parts = ("Let me check.", "get_weather", '{"city":"Paris","unit":"F"}', EOT)
+    llm, _ = scripted(tm, *parts * 4)
+    bound = llm.bind_tools([lc_get_weather])
+    ref = bound.invoke("weather?")
+    ref_chunks, _ = collect(bound.stream("weather?"))
+
+    async def go():
+        msg = await bound.ainvoke("weather?")
+        chunks = [c async for c in bound.astream("weather?")]
+        return msg, chunks
+
+    msg, chunks = asyncio.run(go())
+    assert msg.content == ref.content and msg.usage_metadata == ref.usage_metadata
+    assert [(c["name"], c["args"]) for c in msg.tool_calls] == [(c["name"], c["args"]) for c in ref.tool_calls]
+
+    def shape(cs):
+        return [(c.content, [(t["name"], t["args"], t["index"]) for t in c.tool_call_chunks]) for c in cs]
+
+    assert shape(chunks) == shape(ref_chunks) and chunks[-1].chunk_position == "last"
+
+
+def test_an_async_stream_closed_early_stops_decoding(tm):
+    import asyncio
+
+    text = " ".join(["word"] * 60)
+    llm, script = scripted(tm, text, EOT, "Second.", EOT)
+    llm.controller.session_factory = _slow(script, 0.002)
+    total = len(tm.chat.text_ids(text))
+
+    async def first_chunk():
+        stream = llm.astream("hi")
+        async for c in stream:
+            if c.content:
+                break
+        await stream.aclose()
+
+    asyncio.run(first_chunk())
+    assert llm.invoke("again").content  # the model was freed (the lock released)
+    fed = len(script.sessions[0].ids) - len(tm.chat.prompt_ids([{"role": "user", "content": "hi"}]))
+    assert fed < total / 2
+
+
+def test_a_cancelled_ainvoke_stops_decoding(tm):
+    import asyncio
+
+    text = " ".join(["word"] * 200)
+    llm, script = scripted(tm, text, EOT, "Next.", EOT)
+    llm.controller.session_factory = _slow(script, 0.005)
+
+    async def cancel_it():
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(llm.ainvoke("hi"), timeout=0.1)
+
+    asyncio.run(cancel_it())
+    assert llm.invoke("again").content  # waits for the cancelled decode to stop, then runs
+    prompt = len(tm.chat.prompt_ids([{"role": "user", "content": "hi"}]))
+    assert len(script.sessions[0].ids) - prompt < len(tm.chat.text_ids(text)) / 2

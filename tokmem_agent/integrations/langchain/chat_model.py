@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import queue
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import (
@@ -45,117 +45,9 @@ from .messages import (
     _normalize_tool_choice,
     to_tokmem_messages,
 )
+from .turn import _DONE, _Abort, _CallOut, _event_chunk, _TurnOut, _Watch
 
 log = logging.getLogger("tokmem_agent")
-
-
-# ----- one generated turn ---------------------------------------------------------------------------
-class _Abort(Exception):
-    """Raised inside the decode loop to stop it (stop sequence reached, or the stream was closed)."""
-
-
-class _Deltas:
-    """Growing decoded text → pieces whose concatenation is always a prefix of the final stripped text."""
-
-    def __init__(self, hold: int = 0):
-        self.sent = ""
-        self.hold = hold  # characters held back (a stop sequence may be starting there)
-
-    def update(self, text: str) -> str:
-        if text.endswith("\ufffd"):  # an incomplete UTF-8 character
-            return ""
-        safe = text.strip()
-        if self.hold:
-            safe = safe[: max(0, len(safe) - self.hold)]
-        if len(safe) <= len(self.sent) or not safe.startswith(self.sent):
-            return ""
-        delta, self.sent = safe[len(self.sent):], safe
-        return delta
-
-    def finish(self, final: str) -> str:
-        if not final.startswith(self.sent):  # decoding of a prefix changed (cannot retract what was sent)
-            return ""
-        delta, self.sent = final[len(self.sent):], final
-        return delta
-
-
-@dataclass
-class _CallOut:
-    tool: str
-    id: str
-    text: str = ""
-    cut: bool = False
-    ids: list[int] = field(default_factory=list)
-    sent: bool = False  # streaming: its argument text was sent
-
-
-@dataclass
-class _TurnOut:
-    text: str
-    calls: list[_CallOut]
-    prompt_tokens: int
-    generated: int
-    finish_reason: str  # stop | length | tool_calls
-    text_deltas: _Deltas | None = None  # streaming: what of the text was already sent
-
-
-class _Watch:
-    """Wraps the decode session: sees every generated token as the controller feeds it back.
-
-    Reports text/call/argument deltas to ``sink`` (streaming), applies stop sequences to the text, and
-    aborts on request. The controller feeds each chosen token except a final end-of-turn token.
-    """
-
-    def __init__(self, inner: Any, tm: Any, stop: Sequence[str], sink: Callable[[tuple], None] | None,
-                 cancel: threading.Event | None):
-        self.inner, self.tm, self.stop = inner, tm, [s for s in stop if s]
-        self.sink, self.cancel = sink, cancel
-        self.text_ids: list[int] = []
-        self.text = _Deltas(hold=max((len(s) for s in self.stop), default=1) - 1)
-        self.calls: list[_CallOut] = []
-        self.generated = 0
-        self.started = False
-        self.stopped_text: str | None = None
-
-    @property
-    def logits(self) -> Any:
-        return self.inner.logits
-
-    def feed(self, ids: Sequence[int]) -> Any:
-        if self.cancel is not None and self.cancel.is_set():
-            raise _Abort
-        logits = self.inner.feed(ids)
-        if not self.started:
-            self.started = True  # the prompt
-            return logits
-        dec, model = self.tm.tokenizer.decode, self.tm.model
-        for tok in ids:
-            self.generated += 1
-            if model.is_memory(tok):
-                if self.calls:  # the previous call is complete: send its arguments
-                    prev = self.calls[-1]
-                    prev.sent = True
-                    self._emit(("args", len(self.calls) - 1, dec(prev.ids).strip()))
-                call = _CallOut(model.tool_of(tok), _new_call_id())
-                self.calls.append(call)
-                self._emit(("call", len(self.calls) - 1, call.tool, call.id))
-            elif self.calls:
-                self.calls[-1].ids.append(tok)
-            else:
-                self.text_ids.append(tok)
-                text = dec(self.text_ids)
-                cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=-1)
-                if cut >= 0:
-                    self.stopped_text = text[:cut].strip()
-                    raise _Abort
-                delta = self.text.update(text)
-                if delta:
-                    self._emit(("text", delta))
-        return logits
-
-    def _emit(self, event: tuple) -> None:
-        if self.sink is not None:
-            self.sink(event)
 
 
 # ----- the chat model --------------------------------------------------------------------------------
@@ -431,15 +323,29 @@ class ChatTokMem(BaseChatModel):
         meta = {"model_name": self._model_id(), "finish_reason": out.finish_reason}
         return usage, meta
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        out = self._decode(messages, stop, kwargs)
+    def _result(self, out: _TurnOut) -> ChatResult:
         good, bad = self._tool_calls(out)
         usage, meta = self._metadata(out)
         msg = AIMessage(content=out.text, tool_calls=good, invalid_tool_calls=bad, usage_metadata=usage,
                         response_metadata=meta)
         return ChatResult(generations=[ChatGeneration(message=msg,
                                                       generation_info={"finish_reason": out.finish_reason})])
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        return self._result(self._decode(messages, stop, kwargs))
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                         run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        """:meth:`_generate` in a worker thread; a cancelled call stops decoding at its next token (and frees
+        the model for the next caller) instead of running to the end unseen."""
+        cancel = threading.Event()
+        try:
+            out = await asyncio.to_thread(self._decode, messages, stop, kwargs, cancel=cancel)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+        return self._result(out)
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None,
@@ -450,40 +356,65 @@ class ChatTokMem(BaseChatModel):
         would otherwise look valid mid-stream). A last chunk carries usage and ``chunk_position="last"``."""
         events: queue.Queue[Any] = queue.Queue()
         cancel = threading.Event()
-        done = object()
         result: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                result["out"] = self._decode(messages, stop, kwargs, sink=events.put, cancel=cancel)
-            except BaseException as exc:  # noqa: BLE001  # re-raised in the consumer
-                result["error"] = exc
-            finally:
-                events.put(done)
-
-        worker = threading.Thread(target=work, name="tokmem-stream", daemon=True)
+        worker = threading.Thread(target=self._stream_work, args=(messages, stop, kwargs, events.put, cancel, result),
+                                  name="tokmem-stream", daemon=True)
         worker.start()
         single = kwargs.get("parallel_tool_calls") is False
         try:
-            while True:
-                ev = events.get()
-                if ev is done:
-                    break
-                if ev[0] == "text":  # (BaseChatModel reports each chunk to the callbacks itself)
-                    yield ChatGenerationChunk(message=AIMessageChunk(content=ev[1]))
-                elif single and ev[1] > 0:
-                    continue
-                elif ev[0] == "call":
-                    _, index, name, call_id = ev
-                    start = tool_call_chunk(name=name, args="", id=call_id, index=index)
-                    yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[start]))
-                else:
-                    _, index, delta = ev
-                    yield ChatGenerationChunk(message=AIMessageChunk(
-                        content="", tool_call_chunks=[tool_call_chunk(args=delta, index=index)]))
+            while (ev := events.get()) is not _DONE:
+                chunk = _event_chunk(ev, single)
+                if chunk is not None:
+                    yield chunk
         finally:
             cancel.set()
             worker.join()
+        yield from self._final_chunks(result)
+
+    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
+                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        """:meth:`_stream` for async code: decoding in a worker thread, chunks handed to the event loop as they
+        come; a consumer that stops early or is cancelled stops decoding at the next token."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[Any] = asyncio.Queue()
+        cancel = threading.Event()
+        result: dict[str, Any] = {}
+
+        def put(ev: Any) -> None:
+            if cancel.is_set():  # the consumer is gone (its loop may be closed already)
+                return
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, ev)
+            except RuntimeError:  # the loop closed between the check and the call
+                pass
+
+        worker = threading.Thread(target=self._stream_work, args=(messages, stop, kwargs, put, cancel, result),
+                                  name="tokmem-astream", daemon=True)
+        worker.start()
+        single = kwargs.get("parallel_tool_calls") is False
+        try:
+            while (ev := await events.get()) is not _DONE:
+                chunk = _event_chunk(ev, single)
+                if chunk is not None:
+                    yield chunk
+        finally:
+            cancel.set()
+        for chunk in self._final_chunks(result):
+            yield chunk
+
+    def _stream_work(self, messages: Any, stop: Any, kwargs: dict[str, Any], put: Callable[[Any], None],
+                     cancel: threading.Event, result: dict[str, Any]) -> None:
+        """The decoding thread of a stream: events to ``put``, then :data:`_DONE`; the outcome in ``result``."""
+        try:
+            result["out"] = self._decode(messages, stop, kwargs, sink=put, cancel=cancel)
+        except BaseException as exc:  # noqa: BLE001  # re-raised in the consumer
+            result["error"] = exc
+        finally:
+            put(_DONE)
+
+    def _final_chunks(self, result: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
+        """After the last event: held-back text, arguments not yet sent, and the usage chunk."""
         if "error" in result:
             raise result["error"]
         out: _TurnOut = result["out"]
