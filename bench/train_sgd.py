@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--from-bank", default=None, metavar="BANK",
                     help="start from this trained bank (e.g. a second pass, or an adaptation round with --lora)")
     ap.add_argument("--lora", action="store_true", help="adaptation round: train LoRA (q,v) with the memory rows")
+    ap.add_argument("--decision-weight", type=float, default=1.0,
+                    help="loss weight of the decision tokens (1, the paper's uniform loss, as these runs were measured)")
     ap.add_argument("--lora-r", type=int, default=8, help="LoRA rank of the adaptation round")
     ap.add_argument("--lora-lr", type=float, default=2e-4, help="LoRA learning rate of the adaptation round")
     ap.add_argument("--eval-only", default=None, metavar="BANK",
@@ -89,8 +91,9 @@ def main() -> None:
         tm = TokMem.create([defs[n] for n in names], loaded, memory=MemoryConfig(mode=args.mode))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length,
                       eval_fraction=0.03, max_eval=60, checkpoint_every=25,
-                      lora=LoraSettings(r=args.lora_r, alpha=2 * args.lora_r) if args.lora else None,
-                      lora_lr=args.lora_lr)
+                      lora=LoraSettings(r=args.lora_r, alpha=2 * args.lora_r, target_modules=["q_proj", "v_proj"])
+                      if args.lora else None,
+                      lora_lr=args.lora_lr, decision_weight=args.decision_weight)
     if args.resume:
         tm = TokMem.load(out / "bank" / "checkpoint", loaded)
     res = tm.train(train, cfg, out_dir=out / "bank", resume=args.resume)

@@ -218,8 +218,8 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
             if not (adapter / "lora_meta.json").exists():
                 from tokmem_agent.config import LoraSettings
 
-                cfg = LoRATrainConfig(lora=LoraSettings(r=lora_r, alpha=2 * lora_r), epochs=epochs, lr=lora_lr,
-                                      max_length=max_length, seed=seed, progress=progress)
+                cfg = LoRATrainConfig(lora=LoraSettings(r=lora_r, alpha=2 * lora_r, target_modules=["q_proj", "v_proj"]),
+                                      epochs=epochs, lr=lora_lr, max_length=max_length, seed=seed, progress=progress)
                 typer.echo(f"training the LoRA baseline on {len(train_traces)} traces → {adapter}")
                 built.append(LoRAMethod.train(baseline_model, train_traces, adapter, cfg, data_source=train_data,
                                               max_new_tokens=max_new_tokens))
@@ -262,7 +262,8 @@ def _train_bank(loaded: Any, traces: list[Any] | None, bank: Path, *, epochs: in
     called = sorted({c.name for t in traces for c in t.calls})
     tm = TokMem.create([defs[n] for n in called], loaded, seed=seed)
     typer.echo(f"training memory tokens for {len(called)} tools on {len(traces)} traces → {bank}")
-    tm.train(traces, TrainConfig(epochs=epochs, max_length=max_length, seed=seed), out_dir=bank)
+    # memory rows only at the paper's uniform loss (decision weight 1), as the reported evals were trained
+    tm.train(traces, TrainConfig(epochs=epochs, max_length=max_length, seed=seed, decision_weight=1.0), out_dir=bank)
     return tm
 
 

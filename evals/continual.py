@@ -196,7 +196,7 @@ def main() -> None:
         replay = old_traces if variant == "replay" else ()
         epochs = args.epochs if traces else args.synth_epochs
         cfg = RegisterConfig(synth_per_tool=args.synth, replay_per_tool=16, train=TrainConfig(
-            epochs=epochs, eval_fraction=0.0, renormalize=variant != "traces-norenorm", max_length=768,
+            epochs=epochs, eval_fraction=0.0, renormalize=variant != "traces-norenorm", max_length=768, decision_weight=1.0,
             anchor_weight=0.0 if variant == "traces-noanchors" else anchor_weight))
         print(f"[{spec}] registering {len(names)} tools "
               f"({f'{len(traces)} traces' if traces else 'zero-data' if variant != 'init-only' else 'init only'})")

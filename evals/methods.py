@@ -819,12 +819,13 @@ LORA_META = "lora_meta.json"
 
 @dataclass
 class LoRATrainConfig:
-    """LoRA baseline training (the peft defaults of the library's adaptation round: r 8, q/v projections).
+    """LoRA baseline training (r 8, alpha 16, the q/v attention projections: the paper's baseline as first
+    measured here; the library's adaptation round now defaults to every projection).
 
     lr: AdamW learning rate of the LoRA weights. Everything else as :class:`~tokmem_agent.TrainConfig`.
     """
 
-    lora: LoraSettings = field(default_factory=LoraSettings)
+    lora: LoraSettings = field(default_factory=lambda: LoraSettings(target_modules=["q_proj", "v_proj"]))
     epochs: int = 1
     batch_size: int = 4
     lr: float = 5e-4

@@ -10,11 +10,14 @@ from typing import Any
 
 import typer
 
-from .config import DTYPES, LoraSettings, TrainConfig
+from .config import ALL_PROJECTIONS, DTYPES, LoraSettings, TrainConfig
 from .errors import TokMemError
 
-#: the one source of the training defaults the options show
-_TC = TrainConfig()
+#: the one source of the training defaults the options show: `tokmem train` trains the measured recipe
+#: (TrainConfig.recipe, LoRA round included; ``TrainConfig()`` itself leaves LoRA off)
+_TC = TrainConfig.recipe()
+_TC_LORA = _TC.lora or LoraSettings()
+_LORA_MODULES = "all" if list(_TC_LORA.target_modules) == list(ALL_PROJECTIONS) else ",".join(_TC_LORA.target_modules)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="TokMem: one trainable memory token per tool on a frozen language model.")
@@ -30,8 +33,6 @@ def _choice(*allowed: str) -> Any:
 
 
 def _lora_modules(spec: str) -> list[str]:
-    from .config import ALL_PROJECTIONS
-
     if spec.strip() == "all":
         return list(ALL_PROJECTIONS)
     mods = [m.strip() for m in spec.split(",") if m.strip()]
@@ -97,13 +98,15 @@ def train(
     init: str = typer.Option("mean", callback=_choice("mean", "random", "orthogonal"), help="Row init."),
     reading: str = typer.Option("compositional", callback=_choice("compositional", "chain"),
                                 help="compositional (all calls at once) | chain (calls, results, answer)."),
-    decision_weight: float = typer.Option(_TC.decision_weight, help="Loss weight of call/answer/stop decisions (1 = paper; "
-                                          "5 helps chains, see docs/training.md)."),
-    lora: bool = typer.Option(False, "--lora", help="Adaptation round: also train LoRA on attention projections."),
-    lora_r: int = typer.Option(LoraSettings.r, min=1, help="LoRA rank of the adaptation round (alpha = 2r); 1 was enough on SGD."),
-    lora_lr: float = typer.Option(_TC.lora_lr, help="Learning rate of the LoRA weights."),
-    lora_modules: str = typer.Option(",".join(LoraSettings().target_modules), help="Comma-separated projections that get LoRA, or 'all' "
-                                     "(every attention and MLP projection: the demo's measured best)."),
+    decision_weight: float = typer.Option(_TC.decision_weight, help="Loss weight of call/answer/stop decisions (5: the "
+                                          "measured recipe, helps chains; 1: the paper's uniform loss; docs/training.md)."),
+    lora: bool = typer.Option(True, "--lora/--no-lora", help="Adaptation round (on by default, the measured recipe): "
+                              "train LoRA together with the memory rows. --no-lora trains the memory rows only "
+                              "(the paper's TokMem)."),
+    lora_r: int = typer.Option(_TC_LORA.r, min=1, help="LoRA rank of the adaptation round (alpha = 2r); 1 was enough on SGD."),
+    lora_lr: float = typer.Option(_TC.lora_lr, help="Learning rate of the LoRA weights (was 2e-4 before the recipe)."),
+    lora_modules: str = typer.Option(_LORA_MODULES, help="Comma-separated projections that get LoRA, or 'all': every "
+                                     "attention and MLP projection (the measured best); q_proj,v_proj: the old default."),
     limit: int | None = typer.Option(None, min=1, help="Use only the first N records."),
     checkpoint_every: int = typer.Option(_TC.checkpoint_every, min=1, help="Optimizer steps between checkpoints in OUT/checkpoint."),
     seed: int = typer.Option(_TC.seed),
@@ -116,7 +119,13 @@ def train(
                                                             "that need no tool; repeatable."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_HELP),
 ) -> None:
-    """Train memory tokens for the tools called in --data."""
+    """Train memory tokens for the tools called in --data.
+
+    Defaults: the measured recipe (decision weight 5, 10 % no-call share, 10 % warmup + linear decay, batch 4,
+    2 epochs, LoRA r 8 on every attention and MLP projection at lr 1e-3, trained with the memory rows).
+    --no-lora trains the memory rows only; --decision-weight 1 --lora-modules q_proj,v_proj --lora-lr 2e-4
+    gives the previous defaults back.
+    """
     from .config import MemoryConfig
     from .decoding.calibrate import calibrate_call_threshold, no_call_traces
     from .tokmem import TokMem
@@ -131,11 +140,12 @@ def train(
         held_out = _load(calibrate_on, skip_invalid=skip_invalid, what="--calibrate-on") if calibrate_on else []
         for path in no_call:
             held_out += no_call_traces(path)
-        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_length=max_length,
-                          seed=seed, lora=LoraSettings(r=lora_r, alpha=2 * lora_r, target_modules=_lora_modules(lora_modules))
-                          if lora else None,
-                          lora_lr=lora_lr, decision_weight=decision_weight, checkpoint_every=checkpoint_every,
-                          autocast=None if autocast == "none" else autocast)
+        cfg = TrainConfig.recipe(epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+                                 max_length=max_length, seed=seed,
+                                 lora=LoraSettings(r=lora_r, alpha=2 * lora_r, target_modules=_lora_modules(lora_modules))
+                                 if lora else None,
+                                 lora_lr=lora_lr, decision_weight=decision_weight, checkpoint_every=checkpoint_every,
+                                 autocast=None if autocast == "none" else autocast)
         if bank is not None:
             tm = TokMem.load(bank, _spec(model, device, dtype))
         elif resume and (out / "checkpoint").exists():
@@ -315,7 +325,7 @@ def register(
         traces = _load(data, skip_invalid=skip_invalid) if data else None
         old = _load(replay, skip_invalid=skip_invalid, what="--replay") if replay else ()
         cfg = RegisterConfig(synth_per_tool=synth, replay_per_tool=replay_per_tool, paraphrase=paraphrase,
-                             train=TrainConfig(epochs=epochs, eval_fraction=0.0, seed=seed,
+                             train=TrainConfig(epochs=epochs, eval_fraction=0.0, seed=seed, decision_weight=1.0,
                                                renormalize=not no_renormalize, anchor_weight=anchor_weight))
         tm = TokMem.load(bank, _spec(model, device, dtype))
         res = tm.register(objs, traces, replay=old, config=cfg, retrain=retrain, out_dir=out or bank)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import ConfigError
 
@@ -82,18 +82,29 @@ ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj
 
 @dataclass
 class LoraSettings:
-    """Optional adaptation round: LoRA on the backbone's projections (default: attention q/v; the demo uses
-    :data:`ALL_PROJECTIONS`), trained together with the memory."""
+    """Optional adaptation round: LoRA on the backbone's projections, trained together with the memory.
+
+    target_modules: the projections that get LoRA; default :data:`ALL_PROJECTIONS`, every attention and MLP
+        projection (the measured best, docs/benchmarks.md). Before that the default was attention q/v only:
+        ``target_modules=["q_proj", "v_proj"]`` (``--lora-modules q_proj,v_proj``) gives it back.
+    """
 
     r: int = 8
     alpha: int = 16
     dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    target_modules: list[str] = field(default_factory=lambda: list(ALL_PROJECTIONS))
 
 
 @dataclass
 class TrainConfig:
     """Training hyper-parameters (paper defaults: AdamW, lr 5e-3, weight decay 0, 1-3 epochs).
+
+    Defaults and the recipe: every field defaults to the measured best recipe (docs/benchmarks.md: decision
+    weight 5, 10 % no-call share, 10 % warmup + linear decay, batch 4, 2 epochs, LoRA lr 1e-3) *except*
+    ``lora``, which defaults to None: ``TrainConfig()`` trains the memory rows only (the paper's plain TokMem),
+    and a library caller opts in to the adaptation round with ``lora=LoraSettings()`` — or takes the whole
+    recipe with :meth:`TrainConfig.recipe`. The command line differs: ``tokmem train`` trains the recipe,
+    LoRA included, unless given ``--no-lora``.
 
     max_length: tokens per sequence. Truncation policy: the target (assistant part) is never cut; the
     oldest context messages are dropped first (system prompt and the last user turn are kept), then the
@@ -107,8 +118,8 @@ class TrainConfig:
     decision_weight: loss weight of the *decision* targets — the first token of each assistant turn (a memory
         token means "call", text means "answer") and the end-of-turn after a call turn ("stop calling"). 1.0
         is the paper's uniform loss. In a chain a decision is one token among dozens of answer tokens, so
-        raising it (the demo uses 5) teaches the model to go on calling after a result; the reported train
-        loss is then the weighted mean (held-out loss stays unweighted).
+        raising it (default 5, the measured best) teaches the model to go on calling after a result; the
+        reported train loss is then the weighted mean (held-out loss stays unweighted).
     anchors_per_tool: after training, keep this many *anchors* per trained tool in the bank — hidden states
         at positions where the tool was called (see :mod:`tokmem_agent.training.anchors`). Registering a tool
         later uses them to keep the new token from taking the old tools' requests. 0 keeps none.
@@ -125,6 +136,9 @@ class TrainConfig:
         without autograd (it cannot depend on the rows); with more than one epoch its hidden states and KV
         cache are kept, up to this many MiB, and reused in later epochs, so those epochs skip the prompt.
         Batches then keep their composition across epochs (their order is still reshuffled). 0 disables.
+    lora: the adaptation round's settings (:class:`LoraSettings`), or None (default) to train the memory rows
+        only. Registering tools (:class:`RegisterConfig`) never trains LoRA.
+    lora_lr: AdamW learning rate of the LoRA weights (default 1e-3, the measured best; it was 2e-4).
     """
 
     epochs: int = 2
@@ -139,7 +153,7 @@ class TrainConfig:
     max_eval: int = 200
     autocast: Literal["auto", "bf16"] | None = "auto"
     renormalize: bool = True
-    decision_weight: float = 1.0
+    decision_weight: float = 5.0
     anchors_per_tool: int = 16
     anchor_weight: float = 10.0
     prefix_cache_mb: int = 2048
@@ -148,7 +162,7 @@ class TrainConfig:
     schedule: Literal["linear", "constant"] = "linear"
     checkpoint_every: int = 200
     lora: LoraSettings | None = None
-    lora_lr: float = 2e-4
+    lora_lr: float = 1e-3
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -178,6 +192,18 @@ class TrainConfig:
         if isinstance(self.lora, dict):
             self.lora = LoraSettings(**self.lora)
 
+    @classmethod
+    def recipe(cls, **overrides: Any) -> TrainConfig:
+        """The measured best recipe (docs/benchmarks.md; what ``tokmem train`` trains by default): decision
+        weight 5, 10 % generic no-call traces, 10 % warmup then linear decay, batch 4, 2 epochs, and a LoRA
+        adaptation round (r 8, alpha 16) on every attention and MLP projection (:data:`ALL_PROJECTIONS`) at
+        lr 1e-3, trained together with the memory rows. ``overrides`` replace any field
+        (``TrainConfig.recipe(lora=None)``: the same recipe, memory rows only)."""
+        settings: dict[str, Any] = {"epochs": 2, "batch_size": 4, "decision_weight": 5.0, "no_call_share": 0.1,
+                                    "warmup": 0.1, "schedule": "linear", "lora_lr": 1e-3,
+                                    "lora": LoraSettings(r=8, alpha=16, target_modules=list(ALL_PROJECTIONS))}
+        return cls(**{**settings, **overrides})
+
 
 @dataclass
 class RegisterConfig:
@@ -191,14 +217,16 @@ class RegisterConfig:
     paraphrase: rewrite synthetic queries with the base model (kept only if every value survives).
     train: settings for training the new rows (default: 3 epochs, no held-out split, renormalised to the
         mean norm of the old rows after every step, anchor weight 10, constant learning rate, no generic no-call
-        traces: the recipe docs/continual.md measured).
+        traces, decision weight 1: the recipe docs/continual.md measured). Its ``lora`` must stay None:
+        registering trains only the new rows, never the backbone (old tools' behaviour and anchors depend on it).
     """
 
     synth_per_tool: int = 40
     replay_per_tool: int = 16
     paraphrase: bool = False
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, eval_fraction=0.0, no_call_share=0.0,
-                                                                   schedule="constant", warmup=0.0))
+                                                                   schedule="constant", warmup=0.0,
+                                                                   decision_weight=1.0))
 
     def __post_init__(self) -> None:
         if self.synth_per_tool < 1:
@@ -207,6 +235,9 @@ class RegisterConfig:
             raise ConfigError(f"RegisterConfig.replay_per_tool must be >= 0, got {self.replay_per_tool}")
         if isinstance(self.train, dict):
             self.train = TrainConfig(**self.train)
+        if self.train.lora is not None:
+            raise ConfigError("RegisterConfig.train.lora must be None: registering trains only the new memory rows "
+                              "(train a LoRA round with TokMem.train / tokmem train)")
 
 
 #: Argument property orders the schema constraint accepts: ``declared``: the schema's order; ``sorted``:

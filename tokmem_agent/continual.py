@@ -57,6 +57,8 @@ def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | No
              out_dir: str | os.PathLike[str] | None = None) -> RegisterResult:
     """Give ``tools`` memory tokens and train only them (see :meth:`TokMem.register`)."""
     cfg = config or RegisterConfig()
+    if cfg.train.lora is not None:  # RegisterConfig refuses it too; this catches a later assignment
+        raise ConfigError("registering trains only the new memory rows: RegisterConfig.train.lora must be None")
     t0 = time.perf_counter()
     given = [Tool.coerce(t) for t in tools]
     dup = sorted({t.name for t in given if sum(u.name == t.name for u in given) > 1})

@@ -20,13 +20,12 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from tokmem_agent import LoraSettings, TrainConfig, load_traces
+from tokmem_agent import TrainConfig, load_traces
 from tokmem_agent.agent import TokMemAgent
-from tokmem_agent.config import ALL_PROJECTIONS
 from tokmem_agent.decoding.calibrate import calibrate_call_threshold, no_call_traces
 from tokmem_agent.decoding.runlog import Step
 from tokmem_agent.errors import TokMemError
@@ -54,19 +53,19 @@ TASKS = [
 ]
 
 
-#: loss weight of the call/answer/stop decisions (TrainConfig.decision_weight)
-DECISION_WEIGHT = 5.0
-LORA_LR = 1e-3
-BATCH_SIZE = 4
+#: loss weight of the call/answer/stop decisions (TrainConfig.decision_weight), LoRA learning rate, batch size
+#: of the recipe (TrainConfig.recipe)
+DECISION_WEIGHT = TrainConfig.recipe().decision_weight
+LORA_LR = TrainConfig.recipe().lora_lr
+BATCH_SIZE = TrainConfig.recipe().batch_size
 
 
 def demo_config(epochs: int = 2, lora: bool = True) -> TrainConfig:
-    """The measured recipe (docs/benchmarks.md): every trace of tools/data, chain reading, decision weight 5,
-    the generic no-call share, 10 % warmup + linear decay, LoRA r8 on every attention and MLP projection at
-    lr 1e-3, trained with the tokens."""
-    return TrainConfig(epochs=epochs, batch_size=BATCH_SIZE, max_length=1024, eval_fraction=0.05,
-                       decision_weight=DECISION_WEIGHT, no_call_share=0.1, schedule="linear", warmup=0.1,
-                       lora=LoraSettings(target_modules=list(ALL_PROJECTIONS)) if lora else None, lora_lr=LORA_LR)
+    """The measured recipe (:meth:`TrainConfig.recipe`, docs/benchmarks.md; run with chain reading on every
+    trace of tools/data): decision weight 5, the generic no-call share, 10 % warmup + linear decay, LoRA r8 on
+    every attention and MLP projection at lr 1e-3, trained with the tokens. ``lora=False``: the tokens only."""
+    cfg = TrainConfig.recipe(epochs=epochs, max_length=1024, eval_fraction=0.05)
+    return cfg if lora else replace(cfg, lora=None)
 
 
 def fingerprint(limit: int | None = None, epochs: int = 2, lora: bool = True) -> str:

@@ -47,7 +47,7 @@ def main() -> None:
     traces = load_traces(toy_records()[: a.records])
     cfg = TrainConfig(epochs=2, batch_size=4, grad_accum=a.grad_accum, progress=False, eval_fraction=0.0,
                       autocast=None, no_call_share=0.0, renormalize=False, anchors_per_tool=0,
-                      lora=LoraSettings(r=4) if a.lora else None)
+                      decision_weight=1.0, lora=LoraSettings(r=4, target_modules=["q_proj", "v_proj"]) if a.lora else None)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     steps = 0

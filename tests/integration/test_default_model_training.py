@@ -42,8 +42,10 @@ def trained(loaded, sgd_split):
     train, _, defs = sgd_split
     tm = TokMem.create([defs[n] for n in TOOLS], loaded)
     result = tm.train(train, TrainConfig(epochs=1, batch_size=4, max_length=320, eval_fraction=0.0,
-                                   no_call_share=0.0, schedule="constant", warmup=0.0, progress=False))
-    # the recipe this was measured with: constant lr (the default warmup + linear decay halves the mean lr,
+                                   no_call_share=0.0, schedule="constant", warmup=0.0, decision_weight=1.0,
+                                   progress=False))
+    # the recipe this was measured with: the paper's uniform loss (decision weight 1, the default then),
+    # constant lr (the default warmup + linear decay halves the mean lr,
     # too little for 22 steps: 0/12 measured), and exactly the SGD traces (no_call_share=0: the generic
     # no-call traces would add 8 records and a reply pass; tests/unit/test_no_call.py covers them)
     return tm, result

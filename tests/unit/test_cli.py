@@ -48,12 +48,46 @@ def test_train_inspect_predict(tmp_path, tiny_dir, data):
 def test_train_adaptation_round_with_rank_option(tmp_path, tiny_dir, data):
     out = tmp_path / "bank"
     r = runner.invoke(app, ["train", "--data", str(data), "--out", str(out), "--model", str(tiny_dir), "--epochs", "1",
-                            "--autocast", "none", "--lora", "--lora-r", "1", "--lora-lr", "1e-3"])
+                            "--autocast", "none", "--lora", "--lora-r", "1", "--lora-lr", "2e-3",
+                            "--lora-modules", "q_proj,v_proj"])
     assert r.exit_code == 0, r.output
     cfg = json.loads((out / "tokmem_config.json").read_text())
     assert cfg["lora"]["r"] == 1 and cfg["lora"]["alpha"] == 2 and cfg["lora"]["target_modules"] == ["q_proj", "v_proj"]
-    assert cfg["meta"]["training"]["config"]["lora_lr"] == 1e-3
+    assert cfg["meta"]["training"]["config"]["lora_lr"] == 2e-3
     assert cfg["anchors"] and (out / "anchors.safetensors").exists()  # collected after the round
+
+
+def test_train_defaults_to_the_measured_recipe(tmp_path, tiny_dir, data):
+    from tokmem_agent.config import ALL_PROJECTIONS
+
+    out = tmp_path / "bank"
+    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(out), "--model", str(tiny_dir)])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((out / "tokmem_config.json").read_text())
+    assert cfg["lora"] == {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": list(ALL_PROJECTIONS)}
+    adapter = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert set(adapter["target_modules"]) == set(ALL_PROJECTIONS)
+    training = cfg["meta"]["training"]["config"]
+    assert training["lora"] == cfg["lora"] and training["lora_lr"] == 1e-3 and training["decision_weight"] == 5.0
+    assert (training["epochs"], training["batch_size"], training["no_call_share"], training["warmup"],
+            training["schedule"]) == (2, 4, 0.1, 0.1, "linear")
+
+
+def test_no_lora_trains_the_memory_rows_only(tmp_path, tiny_dir, data):
+    out = tmp_path / "bank"
+    args = ["train", "--data", str(data), "--out", str(out), "--model", str(tiny_dir), "--autocast", "none"]
+    r = runner.invoke(app, args + ["--epochs", "1", "--no-lora"])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((out / "tokmem_config.json").read_text())
+    assert cfg["lora"] is None and not (out / "adapter").exists()
+    training = cfg["meta"]["training"]["config"]
+    assert training["lora"] is None and training["decision_weight"] == 5.0  # the rest of the recipe stays
+    # its checkpoint resumes only as it started: without LoRA
+    r = runner.invoke(app, args + ["--epochs", "2", "--resume"])
+    assert r.exit_code == 2 and "without a LoRA round" in r.output and "--no-lora" in r.output, r.output
+    assert "Traceback" not in r.output
+    r = runner.invoke(app, args + ["--epochs", "2", "--resume", "--no-lora"])
+    assert r.exit_code == 0, r.output
 
 
 def test_resume_continues_a_checkpoint(tmp_path, tiny_dir, data):

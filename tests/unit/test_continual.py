@@ -30,7 +30,8 @@ from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
 from tokmem_agent.synth import render_query, sample_arguments, split_words, synthesize_traces
 from tokmem_agent.tokmem import TokMem
 
-FAST = TrainConfig(epochs=1, batch_size=4, eval_fraction=0.0, progress=False)
+#: registration trains at the paper's uniform loss (RegisterConfig's default decision weight 1)
+FAST = TrainConfig(epochs=1, batch_size=4, eval_fraction=0.0, progress=False, decision_weight=1.0)
 
 
 @pytest.fixture()
@@ -159,6 +160,19 @@ def test_agent_register_binds_the_callable(trained):
     assert [t.name for t in agent.tools] == ["play_song"]
 
 
+def test_register_config_trains_only_rows_at_the_measured_registration_recipe(trained):
+    from tokmem_agent import LoraSettings
+
+    default = RegisterConfig().train
+    assert default.lora is None and default.decision_weight == 1.0 and default.no_call_share == 0.0
+    with pytest.raises(ConfigError, match="lora must be None"):
+        RegisterConfig(train=TrainConfig.recipe())
+    cfg = RegisterConfig(train=FAST)
+    cfg.train = TrainConfig(epochs=1, progress=False, lora=LoraSettings(r=2))  # assigned after the check
+    with pytest.raises(ConfigError, match="only the new memory rows"):
+        trained.register([TOOLS[3]], config=cfg)
+
+
 # ----- CLI -----------------------------------------------------------------------------------------------
 def test_cli_register_and_forget(trained, loaded, tmp_path, monkeypatch):
     bank = tmp_path / "bank"
@@ -171,6 +185,10 @@ def test_cli_register_and_forget(trained, loaded, tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "registered play_song" in r.output and "6 synthetic" in r.output
     assert TokMem.load(bank, loaded).tool_names == ["get_weather", "add", "play_song"]
+    cfg = json.loads((bank / "tokmem_config.json").read_text())  # registering never starts a LoRA round
+    assert cfg["lora"] is None and not (bank / "adapter").exists()
+    assert cfg["meta"]["training"]["config"]["lora"] is None
+    assert cfg["meta"]["training"]["config"]["decision_weight"] == 1.0
     r = runner.invoke(app, ["register", str(bank), "--tool", str(tmp_path / "t.json")])
     assert r.exit_code == 0 and "nothing to train" in r.output
     r = runner.invoke(app, ["forget", str(bank), "add"])
@@ -341,7 +359,7 @@ def test_register_trains_against_the_banks_anchors(trained, loaded, tmp_path):
     for weight in (0.0, 5.0):
         tm = TokMem.load(tmp_path / "bank", loaded)
         cfg = RegisterConfig(train=TrainConfig(epochs=3, batch_size=4, eval_fraction=0.0, progress=False,
-                                               anchor_weight=weight))
+                                               decision_weight=1.0, anchor_weight=weight))
         res = tm.register([TOOLS[2]], new, config=cfg)
         assert res.n_anchors == len(trained.anchors)
         active = torch.tensor([n == "send_email" for n in tm.bank.names])

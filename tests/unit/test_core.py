@@ -355,7 +355,8 @@ def test_lora_adaptation_round_saves_and_loads(loaded, tmp_path):
 
     tm = TokMem.create(TOOLS, loaded)
     base_before = {k: v.clone() for k, v in tm.model.base.state_dict().items() if "lora_" not in k}
-    tm.train(load_traces(toy_records()[:8]), TrainConfig(epochs=1, lora=LoraSettings(r=2), lora_lr=1e-2, **FAST))
+    tm.train(load_traces(toy_records()[:8]), TrainConfig(epochs=1, lora=LoraSettings(r=2, target_modules=["q_proj", "v_proj"]),
+                                                         lora_lr=1e-2, **FAST))
     assert tm.lora_parameters() and any(p.abs().sum() > 0 for p in tm.lora_parameters())
     for k, v in tm.model.base.state_dict().items():
         if "lora_" not in k:
@@ -381,7 +382,8 @@ def test_lora_adapter_is_in_peft_format_and_old_banks_still_load(loaded, tmp_pat
     from tokmem_agent import LoraSettings
 
     tm = TokMem.create(TOOLS, loaded)
-    tm.train(load_traces(toy_records()[:8]), TrainConfig(epochs=1, lora=LoraSettings(r=2), lora_lr=1e-2, **FAST))
+    qv = LoraSettings(r=2, target_modules=["q_proj", "v_proj"])  # what banks written before carried
+    tm.train(load_traces(toy_records()[:8]), TrainConfig(epochs=1, lora=qv, lora_lr=1e-2, **FAST))
     tm.save(tmp_path / "bank")
     adir = tmp_path / "bank" / "adapter"
     cfg = json.loads((adir / "adapter_config.json").read_text())
@@ -431,6 +433,24 @@ def test_split_calls(tm):
     ids = tm.chat.text_ids("ok") + [m("add")] + tm.chat.text_ids('{"a":1}') + [m("get_weather")] + [tm.chat.eot_id]
     text, calls = tm.split_calls(ids)
     assert text == "ok" and [(c.name, c.arguments) for c in calls] == [("add", '{"a":1}'), ("get_weather", "")]
+
+
+def test_train_config_defaults_and_the_recipe():
+    from tokmem_agent import LoraSettings
+    from tokmem_agent.config import ALL_PROJECTIONS
+
+    plain = TrainConfig()
+    assert plain.lora is None  # library callers opt in to the adaptation round
+    assert (plain.decision_weight, plain.lora_lr, plain.epochs, plain.batch_size) == (5.0, 1e-3, 2, 4)
+    assert LoraSettings().target_modules == list(ALL_PROJECTIONS)
+    assert LoraSettings().target_modules is not LoraSettings().target_modules
+    recipe = TrainConfig.recipe()
+    assert recipe.lora == LoraSettings(r=8, alpha=16, target_modules=list(ALL_PROJECTIONS))
+    assert (recipe.decision_weight, recipe.lora_lr, recipe.no_call_share, recipe.warmup, recipe.schedule,
+            recipe.epochs, recipe.batch_size) == (5.0, 1e-3, 0.1, 0.1, "linear", 2, 4)
+    assert TrainConfig.recipe(lora=None, epochs=1) == TrainConfig(epochs=1)
+    with pytest.raises(ConfigError, match="decision_weight"):
+        TrainConfig.recipe(decision_weight=0)
 
 
 def test_decision_weight_changes_chain_training_and_is_validated(loaded):

@@ -163,7 +163,7 @@ def train(tm: MemoryModel, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir
     if resume:
         if ckpt is None or not (ckpt / STATE_NAME).exists():
             raise BankFormatError(f"nothing to resume: no checkpoint at {ckpt}")
-        state = _load_checkpoint(tm, ckpt, optimizer)
+        state = _load_checkpoint(tm, ckpt, optimizer, lora=bool(lora_params))
         log.info("resuming at epoch %d, step %d", state["epoch"] + 1, state["step"])
 
     autocast = resolve_autocast(cfg.autocast, accelerator.device.type)
@@ -360,7 +360,7 @@ def _save_checkpoint(tm: MemoryModel, ckpt: Path, optimizer: Any, state: dict[st
     atomic_dir(ckpt, write)
 
 
-def _load_checkpoint(tm: MemoryModel, ckpt: Path, optimizer: Any) -> dict[str, Any]:
+def _load_checkpoint(tm: MemoryModel, ckpt: Path, optimizer: Any, *, lora: bool) -> dict[str, Any]:
     cfg = read_config(ckpt)
     names = [d["name"] for d in cfg["tools"]]
     if names != tm.bank.names:
@@ -378,7 +378,15 @@ def _load_checkpoint(tm: MemoryModel, ckpt: Path, optimizer: Any) -> dict[str, A
         set_peft_model_state_dict(tm.model.base, adapter[0])
     try:  # weights_only: tensors and plain containers only, no arbitrary unpickling of what is in --out
         state = torch.load(ckpt / STATE_NAME, weights_only=True)
+        saved = state.get("config") if isinstance(state, dict) else None
+        if isinstance(saved, dict) and (saved.get("lora") is not None) != lora:
+            how = "with" if lora else "without"
+            raise ConfigError(f"{ckpt} was trained {'without' if lora else 'with'} a LoRA round and this run is "
+                              f"{how} one; resume it as it started ({'--no-lora' if lora else '--lora'}, "
+                              f"TrainConfig.lora {'None' if lora else 'set'})")
         optimizer.load_state_dict(state.pop("optimizer"))
+    except ConfigError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any unreadable state is one clear error, not a traceback
         raise BankFormatError(f"{ckpt / STATE_NAME}: corrupt or not a trainer state ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); delete {ckpt} to start "
