@@ -1,14 +1,16 @@
 """Agent quality on hand-written requests: does the agent do what a user asked, and say so?
 
     python bench/agent_quality.py --bank banks/demo [--data bench/data/pack_requests.jsonl] [--limit N]
-           [--threads 2] [--json out.json] [--category single]
+           [--threads 2] [--json out.json] [--category single] [--path agent|langchain]
 
 Each record of ``bench/data/pack_requests.jsonl`` (hand-written, never trained or tuned on; see
 ``bench/data/README.md``) is a request in a user's own words: ``single`` (one call), ``chain`` (2-3 calls,
 later arguments taken from earlier results) or ``no_tool`` (small talk, general knowledge, or something none
 of the ten tools does). A fresh store gets the record's ``setup`` calls, then ``TokMemAgent.run(query)``
-calls the real tools. The gold calls are executed (after ``setup``) in another fresh store and the runs are
-judged by their results, not by argument strings:
+calls the real tools (``--path langchain``: LangChain's ``create_agent`` over ``ChatTokMem`` instead, same
+bank, tools and thresholds, its messages turned into the same calls and answer; ``bench/agent_paths.py``).
+The gold calls are executed (after ``setup``) in another fresh store and the runs are judged by their
+results, not by argument strings:
 
 * calls right: the executed (status ok) predicted calls match the gold calls one to one, in order: same
   tool and a matching result (numbers within 1e-6 relative, 0.005 absolute for money; strings compared
@@ -43,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.agent_paths import PATHS, Runner, agent_path, make_runner
 from tools.basic import make_tools
 from tools.make_traces import run_calls
 
@@ -314,13 +317,6 @@ def target_misses(summary: dict[str, dict[str, Any]]) -> list[str]:
 
 
 # ----- running the agent ------------------------------------------------------------------------------------
-def step_calls(steps: list[Any]) -> list[dict[str, Any]]:
-    """RunResult steps as plain predicted calls."""
-    return [{"name": s.tool, "arguments": s.arguments, "status": s.status,
-             "result": json.loads(json.dumps(s.result, default=str)) if s.ok else None, "error": s.error}
-            for s in steps]
-
-
 def call_decision(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Precision/recall of "call" (any call made) over all records: needing a tool = single or chain."""
     made = [r for r in rows if r["pred"]]
@@ -330,18 +326,20 @@ def call_decision(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "recall": tp / len(need) if need else None}
 
 
-def run_record(tm: Any, record: dict[str, Any], config: Any = None) -> dict[str, Any]:
-    """Run the agent on one record in a fresh store and score it; the row saved by ``--json``."""
-    from tokmem_agent.agent import TokMemAgent
+def run_record(tm: Any, record: dict[str, Any], config: Any = None, runner: Runner | None = None) -> dict[str, Any]:
+    """Run one record in a fresh store and score it; the row saved by ``--json``.
 
+    runner: how the request runs (:func:`bench.agent_paths.make_runner`; default the agent path over ``tm``).
+    """
+    runner = runner or agent_path(tm, config)
     results = gold_results(record)
     with tempfile.TemporaryDirectory() as store:
         fns = make_tools(store, durable=False)
         run_calls({f.__name__: f for f in fns}, record.get("setup") or [], [])
         t0 = time.perf_counter()
         try:
-            run = TokMemAgent(tm, fns, config).run(record["query"])
-            pred, answer, outcome, call_prob = step_calls(run.steps), run.answer, run.outcome, run.call_prob
+            run = runner(fns, record["query"])
+            pred, answer, outcome, call_prob = run.pred, run.answer, run.outcome, run.call_prob
         except Exception as exc:  # noqa: BLE001 - a crash is a failed task, not a failed benchmark
             pred, answer, outcome, call_prob = [], "", f"error: {type(exc).__name__}: {exc}", None
         secs = time.perf_counter() - t0
@@ -359,6 +357,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
     ap.add_argument("--category", choices=CATEGORIES, default=None)
+    ap.add_argument("--path", choices=PATHS, default="agent",
+                    help="agent: TokMemAgent.run; langchain: LangChain's create_agent over ChatTokMem (same scoring)")
     ap.add_argument("--call-threshold", default="bank",
                     help="ControllerConfig.call_threshold: bank (the calibrated value, if any), off (argmax) or a "
                          "probability")
@@ -383,9 +383,10 @@ def main() -> None:
 
     ctl = Controller(tm, config)
     effective = {after: ctl.call_threshold(after) for after in ("user", "tool")}
+    runner = make_runner(args.path, tm, config)
     rows = []
     for rec in records:
-        row = run_record(tm, rec, config)
+        row = run_record(tm, rec, config, runner)
         rows.append(row)
         names = ",".join(c["name"] if c["status"] == "ok" else f"{c['name']}!{c['status']}" for c in row["pred"])
         short = " ".join(row["answer"].split())[:70]
@@ -394,10 +395,10 @@ def main() -> None:
     summary = summarize(rows)
     dec = call_decision(rows)
     if args.json:  # first, so a later error cannot lose the run
-        Path(args.json).write_text(json.dumps({"summary": summary, "call_decision": dec, "thresholds": effective,
-                                               "rows": rows}, indent=1, ensure_ascii=False))
+        Path(args.json).write_text(json.dumps({"path": args.path, "summary": summary, "call_decision": dec,
+                                               "thresholds": effective, "rows": rows}, indent=1, ensure_ascii=False))
     shown = {k: "argmax" if v is None else f"{v:.4f}" for k, v in effective.items()}
-    print(f"\nbank {args.bank}, {len(rows)} hand-written requests of {args.data}; call threshold "
+    print(f"\nbank {args.bank}, path {args.path}, {len(rows)} hand-written requests of {args.data}; call threshold "
           f"{shown['user']} ({args.call_threshold}), go-on threshold {shown['tool']} ({args.continue_threshold})")
     print(format_table(summary))
     if dec["precision"] is not None and dec["recall"] is not None:

@@ -231,3 +231,115 @@ def test_no_query_in_the_training_data() -> None:
                 seen.add(" ".join(json.loads(line)["query"].lower().split()))
     assert not [r["id"] for r in RECORDS + RECORDS_B if " ".join(r["query"].lower().split()) in seen]
     assert not {r["query"] for r in RECORDS} & {r["query"] for r in RECORDS_B}
+
+
+# ----- the two paths (--path agent / langchain) report the same calls ---------------------------------------
+def test_langchain_messages_give_the_agent_paths_calls() -> None:
+    """A create_agent conversation (calls, an error ToolMessage, an invalid call, the answer) converts to the
+    pred/answer the agent path reports for the same calls, and so scores the same."""
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    from bench.agent_paths import Returns, langchain_run, step_calls
+
+    results = aq.gold_results(CHAIN)
+    convert, tip = CHAIN["gold"]
+    bad_calc = {"expression": "2 +"}
+    err = "ValueError: cannot parse expression '2 +': invalid syntax"
+    msgs = [HumanMessage(CHAIN["query"]),
+            AIMessage("", tool_calls=[{"name": "convert_currency", "args": convert["arguments"], "id": "c1"}]),
+            ToolMessage(json.dumps(results[0]), tool_call_id="c1", name="convert_currency"),
+            AIMessage("", tool_calls=[{"name": "calculate", "args": bad_calc, "id": "c2"}],
+                      invalid_tool_calls=[{"name": "add_tip", "args": '{"bill": 27', "id": "c3",
+                                           "error": "arguments are not valid JSON", "type": "invalid_tool_call"}]),
+            ToolMessage(err, tool_call_id="c2", name="calculate", status="error"),
+            AIMessage("", tool_calls=[{"name": "add_tip", "args": tip["arguments"], "id": "c4"}]),
+            ToolMessage(json.dumps(results[1]), tool_call_id="c4", name="add_tip"),
+            AIMessage(GOOD_ANSWER, response_metadata={"finish_reason": "stop"})]
+    steps = [Step(1, "convert_currency", "", convert["arguments"], "ok", results[0]),
+             Step(2, "calculate", "", bad_calc, "exception", error=err),
+             Step(2, "add_tip", '{"bill": 27', None, "invalid_json", error="arguments are not valid JSON"),
+             Step(3, "add_tip", "", tip["arguments"], "ok", results[1])]
+    run = langchain_run(msgs)
+    assert (run.answer, run.outcome) == (GOOD_ANSWER, "answer")
+    assert run.pred == step_calls(steps)
+    assert aq.score_record(CHAIN, results, run.pred, run.answer)["success"]
+    # the real return values, when the tools were wrapped, win over the ToolMessage text
+    returns = Returns()
+    fns = {f.__name__: f for f in returns.wrap(make_tools())}
+    fns["convert_currency"](**convert["arguments"])
+    fns["add_tip"](**tip["arguments"])
+    msgs[2].content = msgs[6].content = "(shown to the model)"
+    assert langchain_run(msgs, returns).pred == step_calls(steps)
+    # stopped by the recursion limit: no answer, as the agent path after max_steps
+    stopped = langchain_run(msgs[:3], stopped=True)
+    assert (stopped.answer, stopped.outcome, len(stopped.pred)) == ("", "max_steps", 1)
+
+
+@pytest.fixture()
+def pack_tm(tiny_tokenizer: Any, make_tiny_model: Any) -> Any:
+    from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
+    from tokmem_agent.tokmem import TokMem
+
+    loaded = LoadedModel(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, "tiny",
+                         tokenizer_fingerprint(tiny_tokenizer))
+    return TokMem.create(make_tools(), loaded)
+
+
+def _scripted_rows(tm: Any, record: dict[str, Any], plan: tuple[Any, ...], **config: Any) -> list[dict[str, Any]]:
+    """run_record on the agent and the LangChain path with the same scripted tokens (tiny random model)."""
+    from scripted import Script, plan_of  # tests/scripted.py
+
+    import tokmem_agent.agent
+    from bench.agent_paths import agent_path, langchain_path
+    from tokmem_agent import ControllerConfig
+    from tokmem_agent.integrations.langchain import ChatTokMem
+
+    cfg = ControllerConfig(constrained=False, **config)
+    script = Script(tm, plan_of(tm, *plan))
+
+    class ScriptedAgent(tokmem_agent.agent.TokMemAgent):
+        def __init__(self, *a: Any, **kw: Any):
+            super().__init__(*a, **kw)
+            self.controller.session_factory = script
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tokmem_agent.agent, "TokMemAgent", ScriptedAgent)
+        agent = aq.run_record(tm, record, cfg, agent_path(tm, cfg))
+    llm = ChatTokMem(tm=tm, controller_config=cfg)
+    llm.controller.session_factory = Script(tm, plan_of(tm, *plan))  # a fresh copy of the plan
+    return [agent, aq.run_record(tm, record, cfg, langchain_path(tm, cfg, llm))]
+
+
+SCORES = ("success", "calls_right", "tools_right", "answer_states", "faithful")
+
+
+def test_both_paths_run_a_chain_alike(pack_tm: Any) -> None:
+    from scripted import EOT
+
+    convert, tip = CHAIN["gold"]
+    plan = ("convert_currency", json.dumps(convert["arguments"]), EOT, "calculate", '{"expression": "2 +"}', EOT,
+            "add_tip", json.dumps(tip["arguments"]), EOT, GOOD_ANSWER, EOT)
+    agent, lc = _scripted_rows(pack_tm, CHAIN, plan)
+    assert [c["status"] for c in lc["pred"]] == ["ok", "exception", "ok"]  # the raising tool did not end the run
+    assert lc["pred"] == agent["pred"] and lc["answer"] == agent["answer"] == GOOD_ANSWER
+    assert lc["outcome"] == agent["outcome"] == "answer"
+    assert [lc[k] for k in SCORES] == [agent[k] for k in SCORES] == [True] * len(SCORES)
+
+
+def test_both_paths_stop_after_max_steps(pack_tm: Any) -> None:
+    from scripted import EOT
+
+    convert, tip = CHAIN["gold"]
+    plan = ("convert_currency", json.dumps(convert["arguments"]), EOT, "add_tip", json.dumps(tip["arguments"]), EOT,
+            GOOD_ANSWER, EOT)
+    agent, lc = _scripted_rows(pack_tm, CHAIN, plan, max_steps=1)
+    assert lc["outcome"] == agent["outcome"] == "max_steps" and lc["answer"] == agent["answer"] == ""
+    assert lc["pred"] == agent["pred"] and [c["name"] for c in lc["pred"]] == ["convert_currency"]
+
+
+def test_a_crashing_run_is_a_failed_record() -> None:
+    def crash(fns: Any, query: str) -> Any:
+        raise RuntimeError("boom")
+
+    row = aq.run_record(None, CHAIN, runner=crash)
+    assert row["outcome"] == "error: RuntimeError: boom" and row["pred"] == [] and not row["success"]
