@@ -52,6 +52,8 @@ from tools.make_traces import run_calls
 DATA = ROOT / "bench" / "data" / "pack_requests.jsonl"
 #: a second hand-written set in another style (``--data bench/data/pack_requests_b.jsonl``; bench/data/README.md)
 DATA_B = ROOT / "bench" / "data" / "pack_requests_b.jsonl"
+#: a third hand-written set, assistant-app register (``--data bench/data/pack_requests_c.jsonl``; bench/data/README.md)
+DATA_C = ROOT / "bench" / "data" / "pack_requests_c.jsonl"
 CATEGORIES = ("single", "chain", "no_tool")
 #: result keys that only echo the request and do not change what the user gets
 IGNORED_KEYS: dict[str, set[str]] = {"calculate": {"expression"}, "add_todo": {"id"}, "add_note": {"id"},

@@ -190,12 +190,16 @@ def test_run_record_with_a_stand_in_agent(monkeypatch: pytest.MonkeyPatch) -> No
 RECORDS = aq.load_records()
 #: the second hand-written set (written after set A's failures were read, before any bank was scored on it)
 RECORDS_B = aq.load_records(aq.DATA_B)
+#: the third hand-written set (written by someone who had not seen sets A/B nor the templates)
+RECORDS_C = aq.load_records(aq.DATA_C)
 MINIMUM = {"single": 26, "chain": 16, "no_tool": 24}
 MINIMUM_B = {"single": 20, "chain": 12, "no_tool": 20}
+MINIMUM_C = {"single": 28, "chain": 16, "no_tool": 22}
 SCHEMAS = {f.__name__: Tool.from_function(f).parameters for f in make_tools()}
 
 
-@pytest.mark.parametrize(("records", "minimum"), [(RECORDS, MINIMUM), (RECORDS_B, MINIMUM_B)], ids=["A", "B"])
+@pytest.mark.parametrize(("records", "minimum"), [(RECORDS, MINIMUM), (RECORDS_B, MINIMUM_B), (RECORDS_C, MINIMUM_C)],
+                         ids=["A", "B", "C"])
 def test_data_counts_and_fields(records: list[dict[str, Any]], minimum: dict[str, int]) -> None:
     assert len(records) >= 52
     assert len({r["id"] for r in records}) == len(records)
@@ -213,7 +217,7 @@ def test_data_counts_and_fields(records: list[dict[str, Any]], minimum: dict[str
         assert {"single": n == 1, "chain": 2 <= n <= 3, "no_tool": n == 0}[r["category"]], r["id"]
 
 
-@pytest.mark.parametrize("record", [r for r in RECORDS + RECORDS_B if r["gold"]], ids=lambda r: r["id"])
+@pytest.mark.parametrize("record", [r for r in RECORDS + RECORDS_B + RECORDS_C if r["gold"]], ids=lambda r: r["id"])
 def test_gold_calls_validate_and_execute(record: dict[str, Any]) -> None:
     for call in record.get("setup", []) + record["gold"]:
         jsonschema.validate(call["arguments"], SCHEMAS[call["name"]])
@@ -229,8 +233,10 @@ def test_no_query_in_the_training_data() -> None:
         for line in (ROOT / "tools" / "data" / name).read_text(encoding="utf-8").splitlines():
             if line.strip():
                 seen.add(" ".join(json.loads(line)["query"].lower().split()))
-    assert not [r["id"] for r in RECORDS + RECORDS_B if " ".join(r["query"].lower().split()) in seen]
+    assert not [r["id"] for r in RECORDS + RECORDS_B + RECORDS_C if " ".join(r["query"].lower().split()) in seen]
     assert not {r["query"] for r in RECORDS} & {r["query"] for r in RECORDS_B}
+    older = {" ".join(r["query"].lower().split()) for r in RECORDS + RECORDS_B}
+    assert not [r["id"] for r in RECORDS_C if " ".join(r["query"].lower().split()) in older]
 
 
 # ----- the two paths (--path agent / langchain) report the same calls ---------------------------------------
