@@ -239,6 +239,23 @@ def test_no_query_in_the_training_data() -> None:
     assert not [r["id"] for r in RECORDS_C if " ".join(r["query"].lower().split()) in older]
 
 
+def test_calibration_requests_are_set_a_with_real_results(tmp_path) -> None:
+    """tools/data/calibration_requests.jsonl (the demo's hand-written calibration traces) is set A, converted
+    by tools/calibration_set.py now: same requests, gold calls and executed results; sets B and C are not in it."""
+    from tools.calibration_set import convert
+
+    shipped = ROOT / "tools" / "data" / "calibration_requests.jsonl"
+    convert(aq.DATA, tmp_path / "cal.jsonl")
+    assert (tmp_path / "cal.jsonl").read_bytes() == shipped.read_bytes(), (
+        "stale: python -m tools.calibration_set bench/data/pack_requests.jsonl --out " + str(shipped))
+    cal = [json.loads(line) for line in shipped.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert [t["query"] for t in cal] == [r["query"] for r in RECORDS]
+    held_out = {r["query"] for r in RECORDS_B + RECORDS_C}
+    assert not held_out & {t["query"] for t in cal}
+    for t, r in zip(cal, RECORDS):
+        assert t["answers"] == r["gold"] and (t["results"] == aq.gold_results(r) if r["gold"] else not t["results"])
+
+
 # ----- the two paths (--path agent / langchain) report the same calls ---------------------------------------
 def test_langchain_messages_give_the_agent_paths_calls() -> None:
     """A create_agent conversation (calls, an error ToolMessage, an invalid call, the answer) converts to the
