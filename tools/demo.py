@@ -4,7 +4,7 @@
 
 The first run dequantises the default model (~40 s, cached afterwards). The bank trained by this recipe is
 shipped in ``tools/banks/demo`` and used while data and recipe are unchanged; ``--retrain`` (or any change
-of ``tools/data`` or the settings) trains one token per tool again, with a progress bar (about 13 minutes on
+of ``tools/data`` or the settings) trains one token per tool again, with a progress bar (about 25 minutes on
 2 idle CPU cores with native bf16, roughly twice that without), calibrates the call thresholds on held-out
 requests and saves the bank to ``--bank``. Then each task is answered by the decoding controller: every
 tool call and its result is printed as it happens, then the final answer.
@@ -37,11 +37,12 @@ from .basic import make_tools
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "train.jsonl"
-#: held-out data the call thresholds are calibrated on (never trained on): the generator's test split and
+#: held-out data the call thresholds are calibrated on (never trained on): the generator's test split,
+#: hand-written requests (set A of bench/data, the development set, as traces: tools/calibration_set.py) and
 #: hand-written messages that need no tool
-HELD_OUT = HERE / "data" / "test.jsonl"
+HELD_OUT = (HERE / "data" / "test.jsonl", HERE / "data" / "calibration_requests.jsonl")
 NO_CALL = HERE / "data" / "calibration_no_call.txt"
-#: the bank trained by exactly this recipe, committed so `make demo` need not train (~13 min on 2 cores with
+#: the bank trained by exactly this recipe, committed so `make demo` need not train (~25 min on 2 cores with
 #: native bf16, about twice that without); reproduce it with `python -m tools.demo --retrain --bank tools/banks/demo`
 SHIPPED = HERE / "banks" / "demo"
 TASKS = [
@@ -72,7 +73,7 @@ def fingerprint(limit: int | None = None, epochs: int = 2, lora: bool = True) ->
     """Changes whenever the data, the held-out calibration data or the training settings do (a stale bank is
     retrained)."""
     h = hashlib.sha256()
-    for path in (DATA, HELD_OUT, NO_CALL):
+    for path in (DATA, *HELD_OUT, NO_CALL):
         h.update(path.read_bytes())
     cfg = asdict(demo_config(epochs, lora))
     cfg.pop("progress")
@@ -135,7 +136,7 @@ def demo_bank(loaded: Any, bank: Path, *, limit: int | None = None, epochs: int 
     n_params = tm.bank.steer.numel() + sum(p.numel() for p in tm.lora_parameters())
     print(f"   trained in {result.seconds:.0f} s ({result.tokens_per_s:.0f} tokens/s); "
           f"{n_params:,} trainable parameters", flush=True)
-    cal = calibrate_call_threshold(tm, load_traces(HELD_OUT) + no_call_traces(NO_CALL))
+    cal = calibrate_call_threshold(tm, [t for path in HELD_OUT for t in load_traces(path)] + no_call_traces(NO_CALL))
     print("   calibrated on held-out requests:\n   " + cal.summary().replace("\n", "\n   "), flush=True)
     tm.meta["demo_data"] = fp
     tm.save(bank)

@@ -47,14 +47,21 @@ SOURCE = "tokmem-tools"
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 #: record counts: multi-call records per split; single-call records per tool.
-TRAIN_MULTI = 260
-TRAIN_CALLS_PER_TOOL = 110  # single-call records per tool = this minus the tool's multi-call records
+TRAIN_MULTI = 400
+TRAIN_CALLS_PER_TOOL = 150  # single-call records per tool = this minus the tool's multi-call records
 TRAIN_MIN_SINGLE = 40
 TEST_MULTI = 30
 TEST_SINGLE_PER_TOOL = 7
 #: share of single-call records from the free-phrasing generators (FREE) and wrapped in a casual preamble
 FREE_SHARE = 0.5
 CASUAL_SHARE = 0.2
+#: share of sampled dates that fall on a fixed-date holiday (tools/phrasing.py HOLIDAYS)
+HOLIDAY_SHARE = 0.25
+#: share of numbers >= 1000 that a request writes with comma thousands separators ("12,500"; arguments: 12500)
+COMMA_SHARE = 0.5
+#: a date at most this many days after TODAY may be written without its year ("8 June", "Sunday 8 June"): the
+#: reader takes the next such date on or after today; past and farther dates always show their year
+YEARLESS_DAYS = 300
 
 Args = dict[str, Any]
 ArgSpec = Args | Callable[[list[Any]], Args]  # fixed arguments, or built from the earlier results
@@ -83,6 +90,7 @@ def _tool_schemas() -> list[dict[str, Any]]:
 # ----- formatting -------------------------------------------------------------------------------------------
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
 def num(x: float) -> str:
@@ -93,6 +101,13 @@ def num(x: float) -> str:
         return str(int(x))
     text = repr(float(x))
     return text if "e" not in text else f"{x:.12f}".rstrip("0").rstrip(".")
+
+
+def group(text: str) -> str:
+    """A written number with comma thousands separators: '12500' -> '12,500', '1299.99' -> '1,299.99'."""
+    sign, body = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, dot, frac = body.partition(".")
+    return f"{sign}{int(whole):,}{dot}{frac}"
 
 
 def approx(x: float, places: int = 2) -> str:
@@ -122,6 +137,9 @@ CURRENCY_WORDS = {
     "SEK": ["Swedish kronor", "kronor", "SEK"],
 }
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+#: more symbol prefixes, written less often ("CA$2,750", "₹8,000"); none for CHF (its code is its sign) or SEK
+CURRENCY_SYMBOLS_MORE = {"USD": ["US$"], "CAD": ["CA$", "C$"], "AUD": ["A$", "AU$"], "MXN": ["MX$"],
+                         "INR": ["₹", "Rs "], "CNY": ["CN¥"]}
 BIG_CURRENCIES = {"JPY", "INR", "MXN", "SEK", "CNY"}
 
 UNIT_WORDS = {
@@ -277,13 +295,21 @@ class Ctx:
     def amount(self, code: str) -> float:
         if code in BIG_CURRENCIES:
             return self.rng.randint(2, 500) * self.pick([10, 10, 50, 100])
-        return self.price(5, 900)
+        return self.price(1000, 6000) if self.chance(0.2) else self.price(5, 900)
+
+    def num_text(self, x: float) -> str:
+        """How a number is written in a query: exact, from 1000 up often with separators (12500 or 12,500)."""
+        text = num(x)
+        return group(text) if abs(x) >= 1000 and self.chance(COMMA_SHARE) else text
 
     def price_text(self, x: float) -> str:
-        """How a price is written in a query: 48.50, 48.5 or 1,250."""
-        if isinstance(x, int):
-            return f"{x:,}" if x >= 1000 and self.chance(0.5) else str(x)
-        return f"{x:.2f}" if self.chance(0.7) else num(x)
+        """How a price is written in a query: 48.50, 48.5, 1250 or 1,250, 1,299.99."""
+        text = str(x) if isinstance(x, int) else f"{x:.2f}" if self.chance(0.7) else num(x)
+        return group(text) if x >= 1000 and self.chance(COMMA_SHARE) else text
+
+    def bill(self) -> float:
+        """A restaurant bill; now and then a big one (a party, a wedding: 1,240.50)."""
+        return self.price(1000, 3000) if self.chance(0.08) else self.price(8, 400)
 
     # currencies
     def currencies(self, k: int = 2) -> list[str]:
@@ -300,6 +326,8 @@ class Ctx:
         text = self.price_text(x)
         if code in CURRENCY_SYMBOLS and self.chance(0.4):
             return f"{CURRENCY_SYMBOLS[code]}{text}"
+        if code in CURRENCY_SYMBOLS_MORE and self.chance(0.25):
+            return f"{self.pick(CURRENCY_SYMBOLS_MORE[code])}{text}"
         if self.chance(0.25):
             return f"{code} {text}"
         return f"{text} {self.cur_name(code)}"
@@ -321,26 +349,60 @@ class Ctx:
 
     def qty_text(self, v: float, u: str) -> str:
         w = self.unit_word(u)
-        return f"{num(v)}{w}" if w.startswith("°") else f"{num(v)} {w}"
+        return f"{self.num_text(v)}{w}" if w.startswith("°") else f"{self.num_text(v)} {w}"
 
     # dates
     def date(self, lo: str = "2024-01-01", hi: str = "2026-12-31") -> str:
         a, b = dt.date.fromisoformat(lo), dt.date.fromisoformat(hi)
+        if self.chance(HOLIDAY_SHARE):  # a fixed-date holiday, often written by its name (date_text)
+            days = [h for y in range(a.year, b.year + 1) for _, m, dd in ph.HOLIDAYS
+                    if a <= (h := dt.date(y, m, dd)) <= b]
+            if days:
+                return self.pick(days).isoformat()
         return (a + dt.timedelta(days=self.rng.randint(0, (b - a).days))).isoformat()
 
     def date_near(self, lo: int, hi: int) -> str:
         """A date ``lo``..``hi`` days from TODAY."""
+        if self.chance(HOLIDAY_SHARE):
+            a, b = TODAY + dt.timedelta(days=lo), TODAY + dt.timedelta(days=hi)
+            return self.date(a.isoformat(), b.isoformat())
         return (TODAY + dt.timedelta(days=self.rng.randint(lo, hi))).isoformat()
 
-    def date_text(self, iso: str) -> str:
+    def date_text(self, iso: str, yearless: bool = True) -> str:
+        """How a date is written in a query: ISO, long, ordinal, abbreviated, dd/mm/yyyy (day > 12 only),
+        with a weekday, a holiday's name; without the year (if ``yearless``) only for a date :func:`soon`."""
         d = dt.date.fromisoformat(iso)
-        month = MONTHS[d.month - 1]
+        soon_ = yearless and soon(iso)
+        names = [n for ns, m, dd in ph.HOLIDAYS if (m, dd) == (d.month, d.day) for n in ns]
+        if names and self.chance(0.7):
+            name = self.pick(names)
+            return name if soon_ and self.chance(0.4) else f"{name} {d.year}"
+        month, y, day, o, wd = MONTHS[d.month - 1], d.year, d.day, ordinal(d.day), WEEKDAYS[d.weekday()]
+        mon = month[:3]
+        if soon_ and self.chance(0.35):  # no year: the next such date on or after today
+            yearless = {
+                "train": [f"{day} {month}", f"{month} {o}", f"{month} {day}", f"{mon} {day}", f"{o} {month}",
+                          f"the {o} of {month}", f"{wd} {day} {month}", f"{wd}, {month} {o}",
+                          f"{wd[:3]} {day} {mon}"],
+                "test": [f"{day} {month}", f"{month} {o}", f"{wd} {day} {month}"],
+            }
+            return self.pick(yearless[self.split])
         styles = {
-            "train": [iso, iso, f"{month} {d.day}, {d.year}", f"{d.day} {month} {d.year}",
-                      f"{month[:3]} {d.day}, {d.year}"],
-            "test": [iso, f"{month} {ordinal(d.day)}, {d.year}", f"{d.day} {month[:3]} {d.year}"],
-        }
-        return self.pick(styles[self.split])
+            "train": [iso, iso, iso, f"{month} {day}, {y}", f"{day} {month} {y}", f"{mon} {day}, {y}",
+                      f"{o} {month} {y}", f"{month} {o}, {y}", f"{day} {mon} {y}", f"{wd} {day} {month} {y}",
+                      f"{wd}, {month} {day}, {y}"],
+            "test": [iso, f"{month} {o}, {y}", f"{day} {mon} {y}", f"{wd} {day} {month} {y}"],
+        }[self.split]
+        if day > 12:  # day first, never readable as mm/dd
+            styles += [f"{day:02d}/{d.month:02d}/{y}", f"{day}/{d.month}/{y}"]
+        return self.pick(styles)
+
+    def dates_text(self, a: str, b: str) -> tuple[str, str]:
+        """Two dates of one request ("today" stays as is). Either may go without its year only if both are
+        today or :func:`soon`: next to '2024-07-31' a bare '27 Oct' would read as 2024."""
+        ok = all(x == "today" or soon(x) for x in (a, b))
+        ta, tb = (x if x == "today" else self.date_text(x, ok) for x in (a, b))
+        return ta, tb
 
     # pools
     def todo_title(self) -> str:
@@ -368,11 +430,16 @@ class Ctx:
         return [("add_note", {"title": t, "text": x}) for t, x, _ in notes]
 
 
+def soon(iso: str) -> bool:
+    """Whether a date is TODAY or up to YEARLESS_DAYS after it: a request may write it without its year."""
+    return 0 <= (dt.date.fromisoformat(iso) - TODAY).days <= YEARLESS_DAYS
+
+
 def cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-_A_NUMBER = re.compile(r"\b([Aa]) (?=[$€£¥]?(\d[\d,]*)(?:\.\d+)?\b)")
+_A_NUMBER = re.compile(r"\b([Aa]) (?=[$€£¥₹]?(\d[\d,]*)(?:\.\d+)?\b)")
 
 
 def fix_articles(text: str) -> str:
@@ -417,11 +484,28 @@ CALC_SHAPES = ["{a} + {b}", "{a} - {b}", "{a} * {b}", "{a} / {b}", "({a} + {b}) 
                "round({a} / {b}, 2)", "{a} * ({b} + {c})"]
 
 
-def _calc_numbers(c: Ctx) -> dict[str, str]:
-    def n() -> str:
-        return num(c.value(2, 999, 0.3)) if c.chance(0.7) else str(c.int_(2, 40))
-    return {"a": n(), "b": n(), "c": n(), "k": str(c.int_(2, 5)), "p": str(c.pick([5, 10, 12.5, 15, 20, 25, 30,
-                                                                                   40, 75]))}
+#: calculate requests that name an amount ({a}): a word of the request -> the range of {a}
+CALC_AMOUNTS = {"salary": (18000, 95000), "rent": (600, 3500), "account": (300, 25000), "VAT": (40, 5000),
+                "put away": (50, 2500)}
+#: share of the other calculate requests whose first operand is 1000 or more (not under ** and not hours)
+CALC_BIG_SHARE = 0.25
+
+
+def _calc_numbers(c: Ctx, expr: str = "", words: str = "") -> tuple[dict[str, str], dict[str, str]]:
+    """Operands for a calculate template: (as the expression writes them, as the request shows them: from
+    1000 up often with thousands separators). ``expr`` and ``words`` (the expression and request templates)
+    decide how big the first operand ``{a}`` may be."""
+    def n() -> float:
+        return c.value(2, 999, 0.3) if c.chance(0.7) else c.int_(2, 40)
+    raw = {"a": n(), "b": n(), "c": n()}
+    amount = next((r for w, r in CALC_AMOUNTS.items() if w in words), None)
+    if amount and c.chance(0.8):
+        raw["a"] = c.int_(*amount)
+    elif "**" not in expr and "hour" not in words and c.chance(CALC_BIG_SHARE):
+        raw["a"] = c.value(1000, 20000, 0.2)
+    fixed = {"k": str(c.int_(2, 5)), "p": str(c.pick([5, 10, 12.5, 15, 20, 25, 30, 40, 75]))}
+    return ({**{k: num(v) for k, v in raw.items()}, **fixed},
+            {**{k: c.num_text(v) for k, v in raw.items()}, **fixed})
 
 
 def calc_answer(c: Ctx) -> Callable[[list[Any]], str]:
@@ -433,18 +517,21 @@ def calc_answer(c: Ctx) -> Callable[[list[Any]], str]:
 
 
 def g_calculate(c: Ctx) -> Draft:
-    vals = _calc_numbers(c)
     if c.chance(0.5):
-        expr = c.pick(CALC_SHAPES).format(**vals)
+        shape = c.pick(CALC_SHAPES)
+        vals, shown_vals = _calc_numbers(c, shape)
+        # separators only outside function calls: "sqrt(1,444)" and "round(3,480 / 29, 2)" read badly
+        expr, shown = shape.format(**vals), shape.format(**(vals if "sqrt(" in shape or "round(" in shape
+                                                              else shown_vals))
         if c.chance(0.25):
-            expr = expr.replace(" ", "")
-        shown = expr
+            expr, shown = expr.replace(" ", ""), shown.replace(" ", "")
         if c.split == "train" and "(" not in expr and ("*" in expr or "/" in expr) and c.chance(0.35):
-            shown = expr.replace("*", "×").replace("/", "÷").replace("××", "**")
+            shown = shown.replace("*", "×").replace("/", "÷").replace("××", "**")
         query = c.tpl(CALC_LITERAL).format(e=shown)
     else:
         q, e = c.tpl(CALC_WORDS)
-        query, expr = q.format(**vals), e.format(**vals)
+        vals, shown_vals = _calc_numbers(c, e, q)
+        query, expr = q.format(**shown_vals), e.format(**vals)
     return Draft(query, [("calculate", {"expression": expr})], calc_answer(c))
 
 
@@ -552,7 +639,7 @@ def tip_answer(c: Ctx, i: int = 0) -> Callable[[list[Any]], str]:
 
 def g_add_tip(c: Ctx) -> Draft:
     t, uses_p, uses_n = c.tpl(TIP_TPL)
-    bill = c.price(8, 400)
+    bill = c.bill()
     p, n = c.pick(TIP_PERCENTS), c.int_(2, 8)
     b = c.price_text(bill)
     if c.chance(0.4):
@@ -632,7 +719,8 @@ def g_days_between(c: Ctx) -> Draft:
         a, b = sorted([c.date(), c.date()])
         if a == b or c.chance(0.1):
             b = (dt.date.fromisoformat(a) + dt.timedelta(days=c.int_(1, 300))).isoformat()
-    query = t.format(a=c.date_text(a) if a != "today" else a, b=c.date_text(b) if b != "today" else b)
+    ta, tb = c.dates_text(a, b)
+    query = t.format(a=ta, b=tb)
     return Draft(cap(query), [("days_between", {"start": a, "end": b})], days_answer(c))
 
 
@@ -790,18 +878,21 @@ def free_money(c: Ctx, x: float, code: str) -> str:
 
 def f_calculate(c: Ctx) -> Draft:
     q, e = c.tpl(ph.CALC_FREE)
-    vals = _calc_numbers(c)
-    vals.update(p=num(c.pick(ph.CALC_PERCENTS)), x=str(c.int_(2, 12)), n=str(c.int_(2, 9)))
-    vals["k"] = str(c.int_(2, 20) if int(vals["x"]) <= 3 else c.int_(2, 8))
-    return Draft(cap(q.format(**vals)), [("calculate", {"expression": e.format(**vals)})], calc_answer(c))
+    vals, shown = _calc_numbers(c, e, q)
+    more = {"p": num(c.pick(ph.CALC_PERCENTS)), "x": str(c.int_(2, 12)), "n": str(c.int_(2, 9))}
+    more["nw"] = ph.NUM_WORDS[int(more["n"])]
+    more["k"] = str(c.int_(2, 20) if int(more["x"]) <= 3 else c.int_(2, 8))
+    vals.update(more)
+    shown.update(more)
+    return Draft(cap(q.format(**shown)), [("calculate", {"expression": e.format(**vals)})], calc_answer(c))
 
 
 def f_convert_units(c: Ctx) -> Draft:
     u1, u2 = c.unit_pair()
     v = c.unit_value(u1)
     w = free_unit_word(c, u1)
-    q = f"{num(v)}{w}" if w.startswith("°") else f"{num(v)} {w}"
-    query = c.tpl(ph.UNIT_FREE).format(q=q, u2=free_unit_word(c, u2))
+    q = f"{c.num_text(v)}{w}" if w.startswith("°") else f"{c.num_text(v)} {w}"
+    query = c.tpl(ph.UNIT_FREE).format(q=q, u1=free_unit_word(c, u1), u2=free_unit_word(c, u2))
     return Draft(cap(query), [("convert_units", {"value": v, "from_unit": u1, "to_unit": u2})], units_answer(c))
 
 
@@ -815,18 +906,21 @@ def f_convert_currency(c: Ctx) -> Draft:
 
 def f_add_tip(c: Ctx) -> Draft:
     t, uses_p, uses_n = c.tpl(ph.TIP_FREE)
-    bill = c.price(8, 400)
+    bill = c.bill()
     p, n = c.pick(TIP_PERCENTS), c.int_(2, 8)
+    if type(uses_p) is int:  # the template names this exact percent ("a fifth")
+        p = uses_p
     b = ("$" if c.chance(0.4) else "") + c.price_text(bill)
     args: Args = {"bill": bill, **({"percent": p} if uses_p else {}), **({"people": n} if uses_n else {})}
     nw = ph.NUM_WORDS[n] if c.chance(0.4) else str(n)
-    return Draft(cap(t.format(b=b, p=p, n=nw)), [("add_tip", args)], tip_answer(c))
+    return Draft(cap(t.format(b=b, p=p, pw=ph.PERCENT_WORDS.get(p, p), n=nw)), [("add_tip", args)], tip_answer(c))
 
 
 def f_date_add(c: Ctx) -> Draft:
     t, sign, unit, base = c.tpl(ph.DATE_FREE)
     k = c.int_(2, 12)
-    n = {"d": c.int_(2, 12) if "{nw}" in t else c.int_(2, 300), "w": 7 * k, "f": 14, "1w": 7}[unit]
+    n = {"d": c.int_(2, 12) if "{nw}" in t else c.int_(2, 300), "w": 7 * k, "f": 14, "1w": 7, "2w": 14, "1d": 1,
+         "2d": 2}[unit]
     count = k if unit == "w" else n
     nw = ph.NUM_WORDS[count] if count <= 12 and c.chance(0.7) else str(count)
     d = "today" if base == "today" else c.date()
@@ -838,17 +932,20 @@ def f_days_between(c: Ctx) -> Draft:
     t = c.tpl(ph.DAYS_FREE)
     if t in ph.DAYS_FROM_TODAY:
         a, b = "today", c.date_near(3, 400)
+    elif t in ph.DAYS_TO_TODAY:
+        a, b = c.date_near(-600, -3), "today"
     else:
         a = c.date()
         b = (dt.date.fromisoformat(a) + dt.timedelta(days=c.int_(1, 400))).isoformat()
-    query = t.format(a=c.date_text(a) if a != "today" else a, b=c.date_text(b))
+    ta, tb = c.dates_text(a, b)
+    query = t.format(a=ta, b=tb)
     return Draft(cap(query), [("days_between", {"start": a, "end": b})], days_answer(c))
 
 
 def f_add_todo(c: Ctx) -> Draft:
     t, has_due = c.tpl(ph.TODO_FREE)
     title, d = c.todo_title(), c.date_near(1, 120)
-    args: Args = {"title": title, **({"due": d} if has_due else {})}
+    args: Args = {"title": title, **({"due": d} if has_due else {"due": "today"} if has_due is None else {})}
     return Draft(cap(t.format(t=title, d=c.date_text(d))), [("add_todo", args)], todo_answer(c),
                  setup=c.todo_setup(0, 3))
 
@@ -856,7 +953,7 @@ def f_add_todo(c: Ctx) -> Draft:
 def f_list_todos(c: Ctx) -> Draft:
     t, has_date = c.tpl(ph.LIST_FREE)
     d = c.date_near(0, 40)
-    args: Args = {"due_by": d} if has_date else {}
+    args: Args = {"due_by": d} if has_date else {"due_by": "today"} if has_date is None else {}
     setup = c.todo_setup(1, 5)
     return Draft(cap(t.format(d=c.date_text(d))), [("list_todos", args)], list_answer(c), setup=setup)
 
@@ -901,7 +998,25 @@ def m_currency_tip(c: Ctx) -> Draft:
                        False),
                       ("change {m} to {c2} and then add {p} percent for the tip", False),
                       ("Convert {m} to {c2} and then add a {p}% tip to the converted amount.", False),
-                      ("Dinner was {m} for {n} of us. Convert it to {c2}, add a {p}% tip and split it.", True)],
+                      ("Dinner was {m} for {n} of us. Convert it to {c2}, add a {p}% tip and split it.", True),
+                      ("we paid {m}. what's that in {c2}? then put {p}% tip on the {c2} amount", False),
+                      ("{m} dinner - change it to {c2}, add {p}% and split it {n} ways, what's each share?", True),
+                      ("I've got {m} to change into {c2}, then what's the total with {p}% tip on that?", False),
+                      ("{m} bill -> {c2}, then {p}% tip", False),
+                      ("convert {m} into {c2}, then add a {p} per cent tip to that", False),
+                      ("Could you convert {m} to {c2} and then add a {p}% tip to the result, please?", False),
+                      (("We're on holiday and dinner was {m}. What's that in {c2}? Once you have that, add {p}% for "
+                       "the tip."), False),
+                      ("the taxi cost {m}. in {c2} what is that, and the total with {p}% tip?", False),
+                      ("{m} meal. {c2} please, plus {p}% tip", False),
+                      ("how much in {c2} is the {m} bill, and what does it come to with {p}% tip?", False),
+                      ("first convert {m} to {c2}. After that, tip {p}% on it and split it between {n} of us.", True),
+                      (("there are {n} of us and the bill is {m}. change it to {c2}, add a {p}% tip, and tell us "
+                       "each person's share"), True),
+                      ("convert {m} to {c2} then {p}% tip then divide by {n}", True),
+                      (("Dinner abroad came to {m} for the {n} of us. In {c2}, with a {p}% tip, how much does each "
+                       "pay?"), True),
+                      ("the bill is {m}; we want to pay in {c2}, add {p}% and split {n} ways", True)],
             "test": [("The bill came to {m}. Put it in {c2} and add a {p}% gratuity.", False),
                      ("{m} for the meal — what's that in {c2} with a {p}% tip, split between {n}?", True)]}
     t, uses_n = c.tpl(tpls)
@@ -926,7 +1041,21 @@ def m_date_todo(c: Ctx) -> Draft:
                       ("Create a task to {t} due one week after {d}.", "date", 1, "1w"),
                       ("Remind me tomorrow to {t}.", "today", 1, "1"),
                       ("Put '{t}' on my to-do list, due {n} days before {d}.", "date", -1, "n"),
-                      ("What date is {n} days after {d}? Then add a todo '{t}' due on that date.", "date", 1, "n")],
+                      ("What date is {n} days after {d}? Then add a todo '{t}' due on that date.", "date", 1, "n"),
+                      ("remind me in {n} days to {t}", "today", 1, "n"),
+                      ("{t} in {w} weeks — add it to my to-do list", "today", 1, "w"),
+                      ("Could you add a task to {t}, due {n} days from now?", "today", 1, "n"),
+                      ("put '{t}' on my list for a week from today", "today", 1, "1w"),
+                      ("add '{t}' due the day after tomorrow", "today", 1, "2"),
+                      ("tomorrow I need to {t}, add it to my todos", "today", 1, "1"),
+                      ("I have to {t} {n} days before {d}. work out the date, then add it to my list", "date", -1,
+                       "n"),
+                      ("{t}, {w} weeks after {d}. make a to-do for it", "date", 1, "w"),
+                      ("a week before {d} I need to {t} — put that on the list", "date", -1, "1w"),
+                      ("what's {n} days from today? add a todo to {t} on that day", "today", 1, "n"),
+                      ("Please add '{t}' to my to-do list for {w} weeks from today.", "today", 1, "w"),
+                      ("our lease ends on {d} and I must {t} {n} days before that. add it as a task", "date", -1,
+                       "n")],
             "test": [("{t}: schedule it {n} days from today on my to-do list.", "today", 1, "n"),
                      ("Make a to-do to {t} that's due {w} weeks after {d}.", "date", 1, "w"),
                      ("Set a task for the day after tomorrow: {t}.", "today", 1, "2")]}
@@ -950,16 +1079,43 @@ def m_calc_units(c: Ctx) -> Draft:
                        "lb"),
                       ("A recipe needs {a} cups of milk plus {b} cups of water. How many ml is that in total?",
                        "{a} + {b}", "cup", "ml"),
-                      ("{k} bottles of {x} liters each: how many gallons in total?", "{k} * {x}", "l", "gal")],
+                      ("{k} bottles of {x} liters each: how many gallons in total?", "{k} * {x}", "l", "gal"),
+                      ("I walked {a} km and {b} km this week. add them up and tell me the total in miles",
+                       "{a} + {b}", "km", "mi"),
+                      ("{k} jars of {x} ml each - multiply it out and then tell me how many cups", "{k} * {x}", "ml",
+                       "cup"),
+                      ("{k} parcels at {x} lb each, work out the total and convert it to kilos", "{k} * {x}", "lb",
+                       "kg"),
+                      ("{kw} laps of {x} km — total in miles?", "{k} * {x}", "km", "mi"),
+                      ("{a} km + {b} km in miles", "{a} + {b}", "km", "mi"),
+                      ("Could you add {a} kg and {b} kg and give me the total in pounds?", "{a} + {b}", "kg", "lb"),
+                      (("I cycled {a} miles on Saturday and {b} miles on Sunday. Add them up, then convert the total "
+                       "to kilometres."), "{a} + {b}", "mi", "km"),
+                      ("three runs this week: {a}, {b} and {c} km. total in miles please", "{a} + {b} + {c}", "km",
+                       "mi"),
+                      ("{k} x {x} lb, total in kg?", "{k} * {x}", "lb", "kg"),
+                      ("I need {kw} servings of {x} cups each. how many ml is that altogether?", "{k} * {x}", "cup",
+                       "ml"),
+                      ("multiply {k} by {x} ft and then convert to metres", "{k} * {x}", "ft", "m"),
+                      ("we have {k} planks, each {x} feet long. what's the total length in metres?", "{k} * {x}",
+                       "ft", "m"),
+                      ("the recipe uses {a} g of flour and {b} g of sugar; total it up and give it in ounces",
+                       "{a} + {b}", "g", "oz"),
+                      ("{a} gallons plus {b} gallons is how many litres?", "{a} + {b}", "gal", "l"),
+                      ("{kw} suitcases at {x} kilos each: what's that in pounds?", "{k} * {x}", "kg", "lb")],
             "test": [("The hike has three legs of {a}, {b} and {c} miles. Total in km?", "{a} + {b} + {c}", "mi",
                       "km"),
                      ("{k} boxes weighing {x} lb each: what's the combined weight in kg?", "{k} * {x}", "lb", "kg")]}
     t, e, u1, u2 = c.tpl(opts)
-    vals = {"k": c.int_(2, 12), "x": num(c.value(1, 50, 0.4)), "a": num(c.value(2, 300, 0.4)),
-            "b": num(c.value(2, 300, 0.4)), "c": num(c.value(2, 30, 0.4))}
+    raw = {"k": c.int_(2, 12), "x": c.value(1, 50, 0.4), "a": c.value(2, 300, 0.4), "b": c.value(2, 300, 0.4),
+           "c": c.value(2, 30, 0.4)}
+    if ("drove" in t or " g of " in t) and c.chance(0.3):  # a long drive, a big bag of flour
+        raw["a"] = c.value(1000, 2500, 0.2)
+    vals, shown = {k: num(v) for k, v in raw.items()}, {k: c.num_text(v) for k, v in raw.items()}
+    vals["kw"] = shown["kw"] = ph.NUM_WORDS[raw["k"]]
     expr = e.format(**vals)
     units = units_answer(c, 1)
-    return Draft(cap(t.format(**vals)), [("calculate", {"expression": expr}),
+    return Draft(cap(t.format(**shown)), [("calculate", {"expression": expr}),
                                          ("convert_units", lambda r: {"value": r[0]["result"], "from_unit": u1,
                                                                       "to_unit": u2})],
                  lambda r: f"In total {approx(r[0]['result'])} {show_unit(u1)}. {units(r)}")
@@ -970,7 +1126,16 @@ def m_units_calc(c: Ctx) -> Draft:
                       ("Cheese costs {p} per kg. How much do {v} pounds cost?", "lb", "kg"),
                       ("Fuel is {p} a liter. What do {v} gallons cost?", "gal", "l"),
                       ("Fabric is {p} per meter. How much for {v} yards?", "yd", "m"),
-                      ("Apples cost {p} per pound. What do {v} kg of apples cost?", "kg", "lb")],
+                      ("Apples cost {p} per pound. What do {v} kg of apples cost?", "kg", "lb"),
+                      ("petrol is {p} per litre. how much for {v} gallons?", "gal", "l"),
+                      ("{v} lbs of beef at {p} a kilo — what does it cost?", "lb", "kg"),
+                      ("Could you tell me what {v} kg of coffee costs if it's {p} per pound?", "kg", "lb"),
+                      ("The taxi charges {p} per kilometre and the trip is {v} miles. What's the fare?", "mi", "km"),
+                      ("I drove {v} km and get paid {p} a mile for it. How much do I get?", "km", "mi"),
+                      ("saffron is {p} per gram. what do {v} ounces cost?", "oz", "g"),
+                      ("Ribbon is {p} per yard; I need {v} metres. How much?", "m", "yd"),
+                      ("convert {v} litres to gallons, then multiply by {p} per gallon", "l", "gal"),
+                      ("{v} ft of fencing at {p}/m — total?", "ft", "m")],
             "test": [("Paint costs {p} per liter; what would {v} quarts cost?", "qt", "l"),
                      ("Rope is {p} per foot. What do {v} meters of rope cost?", "m", "ft")]}
     t, u1, u2 = c.tpl(opts)
@@ -987,7 +1152,22 @@ def m_days_calc(c: Ctx) -> Draft:
     tpls = {"train": [("How many weeks are there between {a} and {b}?", False, "/ 7", "weeks"),
                       ("How many weeks until {b}?", True, "/ 7", "weeks"),
                       ("Count the days from {a} to {b} and convert that to weeks.", False, "/ 7", "weeks"),
-                      ("How many hours are there between {a} and {b}?", False, "* 24", "hours")],
+                      ("How many hours are there between {a} and {b}?", False, "* 24", "hours"),
+                      ("how many days from {a} to {b}? and how many weeks is that?", False, "/ 7", "weeks"),
+                      ("days between {a} and {b}, then turn that into hours please", False, "* 24", "hours"),
+                      ("how long until {b}? give me the days and then the weeks", True, "/ 7", "weeks"),
+                      ("count the days to {b} from today, then work out the hours", True, "* 24", "hours"),
+                      ("weeks between {a} and {b}?", False, "/ 7", "weeks"),
+                      ("{a} to {b}: how many hours is that?", False, "* 24", "hours"),
+                      ("Could you count the days between {a} and {b} and then tell me how many weeks that is?", False,
+                       "/ 7", "weeks"),
+                      ("I have until {b}. How many weeks is that from today?", True, "/ 7", "weeks"),
+                      ("how many hours left until {b}?", True, "* 24", "hours"),
+                      ("From {a} to {b} — how many minutes is that?", False, "* 24 * 60", "minutes"),
+                      ("how many minutes until {b}", True, "* 24 * 60", "minutes"),
+                      ("the exhibition runs from {a} to {b}. how many weeks is that?", False, "/ 7", "weeks"),
+                      ("how many days till {b}? then convert it to hours", True, "* 24", "hours"),
+                      ("work out the days between {a} and {b}, then divide by 7 for weeks", False, "/ 7", "weeks")],
             "test": [("In weeks, how far apart are {a} and {b}?", False, "/ 7", "weeks"),
                      ("How many hours from today until {b}?", True, "* 24", "hours")]}
     t, today, op, word = c.tpl(tpls)
@@ -996,7 +1176,8 @@ def m_days_calc(c: Ctx) -> Draft:
     else:
         a = c.date()
         b = (dt.date.fromisoformat(a) + dt.timedelta(days=c.int_(3, 500))).isoformat()
-    query = t.format(a=c.date_text(a) if a != "today" else a, b=c.date_text(b))
+    ta, tb = c.dates_text(a, b)
+    query = t.format(a=ta, b=tb)
     return Draft(cap(query), [("days_between", {"start": a, "end": b}),
                               ("calculate", lambda r: {"expression": f"{r[0]['days']} {op}"})],
                  lambda r: f"That's {r[0]['days']} days, or {approx(r[1]['result'])} {word}.")
@@ -1005,7 +1186,13 @@ def m_days_calc(c: Ctx) -> Draft:
 def m_note_search(c: Ctx) -> Draft:
     tpls = {"train": ["Save a note '{h}': {x} Then show me everything I have about {k}.",
                       "Note down '{h}' — {x} After that, search my notes for {k}.",
-                      "Add a note called {h} saying: {x} Then find all notes mentioning {k}."],
+                      "Add a note called {h} saying: {x} Then find all notes mentioning {k}.",
+                      "note '{h}': {x} then search notes for {k}",
+                      "Could you save this as '{h}': {x} Once that's done, search my notes for {k}.",
+                      "Remember this under '{h}': {x} And then what do I have on {k}?",
+                      "first jot down '{h}' - {x} then find anything about {k}",
+                      "Save '{h}': {x} After that, show me my notes about {k}.",
+                      "New note, {h}: {x} Also, search for {k} afterwards."],
             "test": ["Please store this under '{h}': {x} Then look up {k} in my notes."]}
     note = c.note()
     h, x, kws = note
@@ -1021,7 +1208,13 @@ def m_note_search(c: Ctx) -> Draft:
 def m_todo_list(c: Ctx) -> Draft:
     tpls = {"train": [("Add '{t}' to my to-do list and then show me the whole list.", False),
                       ("Put '{t}' on my list for {d}, then list my todos.", True),
-                      ("New task: {t} (due {d}). What does my list look like now?", True)],
+                      ("New task: {t} (due {d}). What does my list look like now?", True),
+                      ("add {t} then show list", False),
+                      ("Could you add '{t}' to my to-do list and then show me everything on it?", False),
+                      ("I need to {t} by {d}. Add it, and then show me my whole list.", True),
+                      ("put {t} on the list (due {d}) and show me what's there", True),
+                      ("new task '{t}', then list all my tasks", False),
+                      ("add a to-do for {d}: {t}. after that, what's on my list?", True)],
             "test": [("Add a to-do to {t} and read the list back to me.", False)]}
     t, has_due = c.tpl(tpls)
     title, d = c.todo_title(), c.date_near(1, 60)
@@ -1033,7 +1226,11 @@ def m_todo_list(c: Ctx) -> Draft:
 
 def m_two_todos_list(c: Ctx) -> Draft:
     tpls = {"train": [("Add two tasks: {t1} and {t2}. Then show my to-do list.", False, False),
-                      ("Put {t1} (due {d1}) and {t2} (due {d2}) on my list, then list everything.", True, True)],
+                      ("Put {t1} (due {d1}) and {t2} (due {d2}) on my list, then list everything.", True, True),
+                      ("two things to add: {t1}, and {t2}. then show me the list", False, False),
+                      ("Please add '{t1}' due {d1} and '{t2}' due {d2}, then list all my tasks.", True, True),
+                      ("add '{t1}' and '{t2}' (by {d2}) to my todos and then show them all", False, True),
+                      ("I need to {t1} by {d1} and {t2} too. add both, then list everything", True, False)],
             "test": [("I need to {t1} and also {t2} by {d2}. Add both and show the list.", False, True)]}
     t, due1, due2 = c.tpl(tpls)
     t1, t2 = c.sample(TODO_TITLES[c.split], 2)
@@ -1048,7 +1245,12 @@ def m_two_todos_list(c: Ctx) -> Draft:
 
 def m_calc_currency_tip(c: Ctx) -> Draft:
     tpls = {"train": ["We ordered dishes for {a}, {b} and {c} {n1}. Convert the total to {n2} and add a {p}% tip.",
-                      "Sum {a} + {b} + {c} {c1}, convert it to {c2}, then add a {p}% tip."],
+                      "Sum {a} + {b} + {c} {c1}, convert it to {c2}, then add a {p}% tip.",
+                      "three items: {a}, {b}, {c} {n1}. total in {n2} with {p}% tip?",
+                      "Could you add up {a}, {b} and {c} {n1}, convert the total into {n2}, and then add a {p}% tip?",
+                      ("we spent {a}, {b} and {c} {c1} on food. total it, change it to {c2} and put a {p} per cent tip "
+                      "on"),
+                      "{a} + {b} + {c} {c1} -> {c2}, then {p}% tip"],
             "test": ["Three plates at {a}, {b} and {c} {n1}: what's the total in {n2} with a {p}% tip?"]}
     c1, c2 = c.currencies()
     big = c1 in BIG_CURRENCIES
@@ -1056,9 +1258,11 @@ def m_calc_currency_tip(c: Ctx) -> Draft:
             for _ in range(3)]
     a, b, cc = (num(v) if isinstance(v, int) else f"{v:.2f}" for v in vals)
     expr = f"{a} + {b} + {cc}"
+    sa, sb, sc = (c.num_text(v) if isinstance(v, int) else f"{v:.2f}" for v in vals)
     p = c.pick(TIP_PERCENTS)
     tip = tip_answer(c, 2)
-    return Draft(cap(c.tpl(tpls).format(a=a, b=b, c=cc, n1=c.cur_name(c1), n2=c.cur_name(c2), c1=c1, c2=c2, p=p)),
+    query = c.tpl(tpls).format(a=sa, b=sb, c=sc, n1=c.cur_name(c1), n2=c.cur_name(c2), c1=c1, c2=c2, p=p)
+    return Draft(cap(query),
                  [("calculate", {"expression": expr}),
                   ("convert_currency", lambda r: {"amount": r[0]["result"], "from_currency": c1, "to_currency": c2}),
                   ("add_tip", lambda r: {"bill": r[1]["result"], "percent": p})],
@@ -1067,7 +1271,12 @@ def m_calc_currency_tip(c: Ctx) -> Draft:
 
 def m_date_todo_list(c: Ctx) -> Draft:
     tpls = {"train": [("Remind me to {t} in {n} days and then show all my tasks.", "today"),
-                      ("Add '{t}' due {n} days after {d}, then list my to-dos.", "date")],
+                      ("Add '{t}' due {n} days after {d}, then list my to-dos.", "date"),
+                      ("add '{t}' for {n} days from now and then list everything", "today"),
+                      ("Could you put '{t}' on my to-do list, due {n} days after {d}, and then show me all my tasks?",
+                       "date"),
+                      ("I need to {t} {n} days after {d} — add that and list my todos", "date"),
+                      ("in {n} days I have to {t}. put it on the list, then show the list", "today")],
             "test": [("{t} needs doing {n} days from today: add it, then show the list.", "today")]}
     t, base = c.tpl(tpls)
     title, n = c.todo_title(), c.int_(2, 45)
@@ -1081,7 +1290,10 @@ def m_date_todo_list(c: Ctx) -> Draft:
 
 def m_units_units(c: Ctx) -> Draft:
     tpls = {"train": ["Convert {q1} to {u2} and {q3} to {u4}.", "What's {q1} in {u2}? Also {q3} in {u4}.",
-                      "{q1} in {u2}, and {q3} in {u4}?"],
+                      "{q1} in {u2}, and {q3} in {u4}?",
+                      "{q1} -> {u2}, {q3} -> {u4}", "Could you convert {q1} into {u2}, and also {q3} into {u4}?",
+                      "how much is {q1} in {u2}? and after that, {q3} in {u4}", "convert {q1} to {u2}; then {q3} to {u4}",
+                      "first {q1} in {u2}, then {q3} in {u4}", "what's {q1} in {u2} and what's {q3} in {u4}?"],
             "test": ["Two conversions please: {q1} into {u2}, and {q3} into {u4}."]}
     (u1, u2), (u3, u4) = c.unit_pair(), c.unit_pair()
     v1, v3 = c.unit_value(u1), c.unit_value(u3)
@@ -1095,7 +1307,10 @@ def m_units_units(c: Ctx) -> Draft:
 
 def m_currency_twice(c: Ctx) -> Draft:
     tpls = {"train": ["How much is {m} in {n2} and in {n3}?", "Convert {m} to both {c2} and {c3}.",
-                      "What's {m} in {n2}? And in {n3}?"],
+                      "What's {m} in {n2}? And in {n3}?",
+                      "{m} in {n2} and {n3}?", "Could you tell me what {m} is in {n2}, and also in {n3}?",
+                      "convert {m} to {c2}, and separately to {c3}", "I have {m}. what's it worth in {n2}? and in {n3}?",
+                      "{m} -> {c2} / {c3}", "how much is {m} in {n2}, and how much in {n3}?"],
             "test": ["Give me {m} expressed in {n2} as well as {n3}."]}
     c1, c2, c3 = c.currencies(3)
     amt = c.amount(c1)
@@ -1108,21 +1323,31 @@ def m_currency_twice(c: Ctx) -> Draft:
 
 def m_date_and_days(c: Ctx) -> Draft:
     tpls = {"train": [("What's the date {n} days from today, and how many days until {b}?", True),
-                      ("Tell me the date {n} days after {a}, and the number of days between {a} and {b}.", False)],
+                      ("Tell me the date {n} days after {a}, and the number of days between {a} and {b}.", False),
+                      ("date {n} days from today? also days until {b}", True),
+                      (("Could you tell me the date {n} days after {a}, and also how many days there are from {a} to "
+                       "{b}?"), False),
+                      ("what's {a} plus {n} days? and how many days from {a} until {b}?", False),
+                      ("in {n} days what's the date, and how many days is it until {b}?", True)],
             "test": [("Which date is {n} days past {a}? And how many days separate {a} from {b}?", False)]}
     t, today = c.tpl(tpls)
     n = c.int_(2, 200)
     a = "today" if today else c.date()
     b = ((TODAY if today else dt.date.fromisoformat(a)) + dt.timedelta(days=c.int_(3, 400))).isoformat()
     x, y = date_add_answer(c, 0), days_answer(c, 1)
-    return Draft(cap(t.format(n=n, a=c.date_text(a) if a != "today" else a, b=c.date_text(b))),
+    ta, tb = c.dates_text(a, b)
+    return Draft(cap(t.format(n=n, a=ta, b=tb)),
                  [("date_add", {"date": a, "days": n}), ("days_between", {"start": a, "end": b})],
                  lambda r: f"{x(r)} {y(r)}")
 
 
 def m_search_todo(c: Ctx) -> Draft:
     tpls = {"train": [("Find my note about {k} and add a to-do to follow up on it.", False),
-                      ("Look up my {k} note and make a follow-up task from it due {d}.", True)],
+                      ("Look up my {k} note and make a follow-up task from it due {d}.", True),
+                      ("find my {k} note, then add a to-do to follow up on it", False),
+                      ("Could you look up my note on {k} and create a follow-up task due {d}?", True),
+                      ("search notes for {k}, then make a follow-up to-do by {d}", True),
+                      ("what did I save about {k}? once you have it, add a task to follow up", False)],
             "test": [("Search my notes for {k}, then create a follow-up to-do for it.", False)]}
     t, has_due = c.tpl(tpls)
     note = c.note()
@@ -1138,7 +1363,12 @@ def m_search_todo(c: Ctx) -> Draft:
 
 def m_currency_split(c: Ctx) -> Draft:
     tpls = {"train": [("Convert {m} to {c2} and divide it between {n} people.", True),
-                      ("The hotel was {m}. What's that in {c2}, and how much per person for {n} of us?", True)],
+                      ("The hotel was {m}. What's that in {c2}, and how much per person for {n} of us?", True),
+                      ("{m} -> {c2}, split {n} ways", True),
+                      ("Could you convert {m} into {c2} and then divide it between {n} people?", True),
+                      ("the airbnb was {m} and there are {n} of us. in {c2}, what does each person owe?", True),
+                      ("convert {m} to {c2}; then how much each for {n} people?", True),
+                      ("we owe {m} for the boat trip. change it to {c2} and split it evenly among {n} of us", True)],
             "test": [("Split {m} {n} ways in {c2}.", True)]}
     t, _ = c.tpl(tpls)
     c1, c2 = c.currencies()
@@ -1151,29 +1381,51 @@ def m_currency_split(c: Ctx) -> Draft:
 
 
 def m_calc_tip(c: Ctx) -> Draft:
-    tpls = {"train": [("Our items were {a}, {b} and {c}. Add them up and add a {p}% tip.", 3),
-                      ("Sum {a} and {b}, then put a {p}% tip on top.", 2)],
-            "test": [("What's the total of {a} + {b} + {c}, with a {p}% tip on top?", 3)]}
-    t, k = c.tpl(tpls)
+    tpls = {"train": [("Our items were {a}, {b} and {c}. Add them up and add a {p}% tip.", 3, False),
+                      ("Sum {a} and {b}, then put a {p}% tip on top.", 2, False),
+                      ("we had drinks for {a}, {b} and {c}. total it, add {p}% tip and split it {n} ways", 3, True),
+                      ("add up {a} and {b}, tip {p} percent on that, and divide between {n} of us", 2, True),
+                      ("the {n} of us spent {a}, {b} and {c}. what's each share with a {p}% tip?", 3, True),
+                      ("{a} + {b} + {c}, then {p}% tip", 3, False),
+                      ("Could you add up {a} and {b} and then add a {p} per cent tip?", 2, False),
+                      ("two mains at {a} and {b}, plus dessert at {c}. what's the total once I add {p}% tip?", 3,
+                       False),
+                      ("we ordered {a}, {b} and {c}. sum it, tip {p}%, and split between {n}", 3, True),
+                      (("the {n} of us had {a} and {b} worth of food. add them up, then {p}% tip, then tell me each "
+                       "share"), 2, True),
+                      ("{a} and {b} - total, add {p}% tip", 2, False),
+                      ("add {a}, {b} and {c} together. After that, put a {p}% tip on it and divide it {n} ways.", 3,
+                       True)],
+            "test": [("What's the total of {a} + {b} + {c}, with a {p}% tip on top?", 3, False),
+                     ("{a} plus {b}, then {p}% tip, shared by {n}: how much each?", 2, True)]}
+    t, k, split_it = c.tpl(tpls)
     vals = [f"{c.rng.uniform(3, 80):.2f}" if c.chance(0.6) else str(c.int_(3, 80)) for _ in range(3)]
     expr = " + ".join(vals[:k])
-    p = c.pick(TIP_PERCENTS)
+    p, n = c.pick(TIP_PERCENTS), c.int_(2, 8)
     tip = tip_answer(c, 1)
-    return Draft(cap(t.format(a=vals[0], b=vals[1], c=vals[2], p=p)),
-                 [("calculate", {"expression": expr}), ("add_tip", lambda r: {"bill": r[0]["result"], "percent": p})],
+    return Draft(cap(t.format(a=vals[0], b=vals[1], c=vals[2], p=p, n=n)),
+                 [("calculate", {"expression": expr}),
+                  ("add_tip", lambda r: {"bill": r[0]["result"], "percent": p, **({"people": n} if split_it else {})})],
                  lambda r: f"Subtotal {money(r[0]['result'])}. {tip(r)}")
 
 
 def m_note_and_todo(c: Ctx) -> Draft:
-    tpls = {"train": ["Save a note '{h}': {x} Also add a to-do to {t}.", "Add a to-do to {t}, and note down '{h}': {x}"],
-            "test": ["Put '{t}' on my tasks and file a note '{h}': {x}"]}
-    t = c.tpl(tpls)
+    tpls = {"train": [("Save a note '{h}': {x} Also add a to-do to {t}.", False),  # (template, to-do first)
+                      ("Add a to-do to {t}, and note down '{h}': {x}", True),
+                      ("note '{h}': {x} and todo: {t}", False),
+                      ("Could you save a note called '{h}' that says: {x} And please also add '{t}' to my to-do list.",
+                       False),
+                      ("add '{t}' to my list, then save this as '{h}': {x}", True),
+                      ("remind me to {t}. also, note down under '{h}': {x}", True),
+                      ("I need to {t}; put it on my tasks. And remember '{h}': {x}", True)],
+            "test": [("Put '{t}' on my tasks and file a note '{h}': {x}", True)]}
+    t, todo_first = c.tpl(tpls)
     h, x, _ = c.note()
     title = c.todo_title()
     calls: list[tuple[str, ArgSpec]] = [("add_note", {"title": h, "text": x}), ("add_todo", {"title": title})]
-    if t.startswith(("Add a to-do", "Put")):
+    if todo_first:
         calls.reverse()
-    return Draft(t.format(h=h, x=x, t=title), calls,
+    return Draft(cap(t.format(h=h, x=x, t=title)), calls,
                  lambda r: f"Saved the note \u201c{h}\u201d and added \u201c{title}\u201d to your to-do list.")
 
 
