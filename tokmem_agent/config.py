@@ -199,10 +199,8 @@ class TrainConfig:
         adaptation round (r 8, alpha 16) on every attention and MLP projection (:data:`ALL_PROJECTIONS`) at
         lr 1e-3, trained together with the memory rows. ``overrides`` replace any field
         (``TrainConfig.recipe(lora=None)``: the same recipe, memory rows only)."""
-        settings: dict[str, Any] = {"epochs": 2, "batch_size": 4, "decision_weight": 5.0, "no_call_share": 0.1,
-                                    "warmup": 0.1, "schedule": "linear", "lora_lr": 1e-3,
-                                    "lora": LoraSettings(r=8, alpha=16, target_modules=list(ALL_PROJECTIONS))}
-        return cls(**{**settings, **overrides})
+        # every other field's default already is the recipe's value: the recipe only adds the LoRA round
+        return cls(**{"lora": LoraSettings(), **overrides})
 
 
 @dataclass

@@ -23,26 +23,22 @@ from typing import Any
 
 from tokmem_agent.traces import parse_record, write_jsonl
 
-from .basic import make_tools
-from .make_traces import run_calls, tool_schemas
+from .make_traces import Replayer, tool_schemas
 
 SOURCE = "tokmem-hand-written"
 
 
-def to_trace(record: dict[str, Any], schemas: list[dict[str, Any]]) -> dict[str, Any]:
+def to_trace(record: dict[str, Any], schemas: list[dict[str, Any]], replayer: Replayer) -> dict[str, Any]:
     """One hand-written request (``id``, ``query``, ``gold``, optional ``setup``) as a trace with results."""
     gold = record["gold"]
-    results: list[Any] = []
-    if gold:
-        with tempfile.TemporaryDirectory() as store:
-            tools = {f.__name__: f for f in make_tools(store, durable=False)}
-            _, results = run_calls(tools, record.get("setup", []), [(c["name"], c["arguments"]) for c in gold])
     rec: dict[str, Any] = {"id": record["id"], "query": record["query"], "tools": schemas, "answers": gold,
                            "source": SOURCE, "n_calls": len(gold),
-                           "messages": [{"role": "user", "content": record["query"]}], "results": results,
+                           "messages": [{"role": "user", "content": record["query"]}], "results": [],
                            "between": [[] for _ in gold[1:]]}
     if record.get("setup"):
         rec["setup"] = record["setup"]
+    if gold:
+        rec["results"] = replayer.replay(rec)  # setup, then the gold calls, in an emptied store
     parse_record(rec)
     return rec
 
@@ -51,7 +47,9 @@ def convert(src: str | Path, out: str | Path) -> list[dict[str, Any]]:
     """Convert every record of ``src`` (JSONL) and write the traces to ``out``."""
     schemas = tool_schemas()
     lines = Path(src).read_text(encoding="utf-8").splitlines()
-    traces = [to_trace(json.loads(line), schemas) for line in lines if line.strip()]
+    with tempfile.TemporaryDirectory(prefix="tokmem-calibration-") as store:
+        replayer = Replayer(store)
+        traces = [to_trace(json.loads(line), schemas, replayer) for line in lines if line.strip()]
     write_jsonl(traces, out)
     return traces
 
