@@ -88,6 +88,8 @@ def eval_command(
                                       "(every tool they know; the paper's protocol) or record (the record's "
                                       "candidate tools, as an app binds the tools it serves).")] = "bank",
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard cached predictions in OUT.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records tokmem decodes together (one "
+                                            "forward pass per step for the batch; same predictions as 1).")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
 ) -> None:
     """Evaluate function-calling methods on one dataset: report.md, metrics.json, results.json, plots."""
@@ -105,7 +107,7 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
          train_limit: int | None, lora_adapter: Path | None, limit: int | None, sample: bool, seed: int,
          only_trained: bool, max_new_tokens: int, model: str | None, k: int, icl_tools: str, epochs: int,
          lora_r: int, lora_lr: float, router_text: str, max_length: int, device: str, call_threshold: str,
-         bind: str, fresh: bool,
+         bind: str, fresh: bool, batch_size: int,
          progress: bool) -> None:
     from tokmem_agent.errors import ConfigError
 
@@ -238,7 +240,8 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
 
     settings = {"data": data, "max_new_tokens": max_new_tokens, "base_model": loaded.model_id,
                 "bank": str(bank) if bank else None, "train_data": train_data, "limit": limit}
-    metrics = run_eval(built, traces, out, dataset=data, progress=progress, fresh=fresh, settings=settings)
+    metrics = run_eval(built, traces, out, dataset=data, progress=progress, fresh=fresh, settings=settings,
+                       batch_size=batch_size)
     typer.echo(f"{'method':<12}{'tool F1':>9}{'arg F1':>9}{'exact':>9}{'JSON ok':>9}{'schema ok':>11}")
     for name, m in metrics.items():
         o = m["overall"]

@@ -118,6 +118,11 @@ class Method:
     def predict(self, trace: Trace) -> MethodOutput:
         raise NotImplementedError
 
+    def predict_many(self, traces: Sequence[Trace]) -> list[MethodOutput]:
+        """Predictions for several traces; methods that decode in batches override it (same outputs as
+        :meth:`predict` one by one, to float tolerance)."""
+        return [self.predict(t) for t in traces]
+
     def config(self) -> dict[str, Any]:
         """The settings that determine the predictions (the prediction cache refuses a different one)."""
         return {"name": self.name}
@@ -213,12 +218,32 @@ class TokMemMethod(Method):
         session.feed(prompt)
         turn = self.controller.generate_turn(session, bound, budget=self.max_new_tokens,
                                              after=last_role(messages))
+        return self._output(turn, len(prompt), time.perf_counter() - t0)
+
+    def predict_many(self, traces: Sequence[Trace]) -> list[MethodOutput]:
+        """One batch: every trace's first turn decoded together (:meth:`Controller.generate_turns`); the
+        latency of each is the batch's wall time divided by its size."""
+        if not self.constrained or len(traces) < 2:
+            return [self.predict(t) for t in traces]
+        from tokmem_agent.decoding.batch import BatchSession
+
+        t0 = time.perf_counter()
+        contexts = [t.compositional_context() for t in traces]
+        prompts = [self.tm.chat.prompt_ids(m) for m in contexts]
+        batch = BatchSession(self.tm.model, len(traces), pad_id=self.tm.chat.eot_id)
+        batch.feed(dict(enumerate(prompts)))
+        turns = self.controller.generate_turns(batch, range(len(traces)), [self.bound(t) for t in traces],
+                                               budget=self.max_new_tokens, after=[last_role(m) for m in contexts])
+        each = (time.perf_counter() - t0) / len(traces)
+        return [self._output(turn, len(p), each) for turn, p in zip(turns, prompts)]
+
+    def _output(self, turn: Any, prompt_tokens: int, seconds: float) -> MethodOutput:
         raw = [c.text for c in turn.calls]
         calls = [Call(c.tool, args_of(c.text)) for c in turn.calls]
         extra: dict[str, Any] = {"stopped": turn.ended}
         if any(c.cut for c in turn.calls):
             extra["cut"] = True
-        return MethodOutput(calls, raw, len(prompt), time.perf_counter() - t0, text=self.controller.render(turn.ids),
+        return MethodOutput(calls, raw, prompt_tokens, seconds, text=self.controller.render(turn.ids),
                             generated_tokens=turn.generated, extra=extra)
 
 

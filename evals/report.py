@@ -89,24 +89,40 @@ class PredictionCache:
 
 
 def run_method(method: Method, traces: Sequence[Trace], out_dir: str | os.PathLike[str], *, progress: bool = True,
-               fresh: bool = False) -> dict[str, MethodOutput]:
-    """Predict every trace not yet in the method's cache (with a progress bar); return all predictions."""
+               fresh: bool = False, batch_size: int = 1) -> dict[str, MethodOutput]:
+    """Predict every trace not yet in the method's cache (with a progress bar); return all predictions.
+
+    batch_size: traces handed to :meth:`Method.predict_many` at once (methods that batch decode them
+    together). A batch that fails is predicted again one trace at a time, so one bad record costs only
+    itself."""
     from tqdm.auto import tqdm
 
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     cache = PredictionCache(out_dir, method.name, method.config(), fresh=fresh)
     done = cache.load()
     todo = [t for t in traces if t.id not in done]
-    bar = tqdm(todo, desc=method.name, unit="ex", disable=not progress or not todo, dynamic_ncols=True,
-               initial=len(traces) - len(todo), total=len(traces))
-    for t in bar:
+    bar = tqdm(total=len(traces), initial=len(traces) - len(todo), desc=method.name, unit="ex",
+               disable=not progress or not todo, dynamic_ncols=True)
+    for i in range(0, len(todo), batch_size):
+        chunk = todo[i:i + batch_size]
         try:
-            out = method.predict(t)
-        except TokMemError as exc:  # a generation failure is a wrong answer, not a crash of the whole run
-            out = MethodOutput([], [], 0, 0.0, extra={"error": f"{type(exc).__name__}: {exc}"})
-        cache.append(t.id, out)
-        done[t.id] = out
+            outs = method.predict_many(chunk) if len(chunk) > 1 else [_predict_one(method, chunk[0])]
+        except TokMemError:
+            outs = [_predict_one(method, t) for t in chunk]
+        for t, out in zip(chunk, outs):
+            cache.append(t.id, out)
+            done[t.id] = out
+        bar.update(len(chunk))
     bar.close()
     return {t.id: done[t.id] for t in traces}
+
+
+def _predict_one(method: Method, trace: Trace) -> MethodOutput:
+    try:
+        return method.predict(trace)
+    except TokMemError as exc:  # a generation failure is a wrong answer, not a crash of the whole run
+        return MethodOutput([], [], 0, 0.0, extra={"error": f"{type(exc).__name__}: {exc}"})
 
 
 # ----- scoring ---------------------------------------------------------------------------------------------
@@ -188,9 +204,10 @@ def _retrieval_recall(traces: Sequence[Trace], outs: Mapping[str, MethodOutput])
 # ----- the whole run -------------------------------------------------------------------------------------
 def run_eval(methods: Sequence[Method], traces: Sequence[Trace], out_dir: str | os.PathLike[str], *,
              dataset: str = "", progress: bool = True, fresh: bool = False,
-             settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+             settings: Mapping[str, Any] | None = None, batch_size: int = 1) -> dict[str, Any]:
     """Predict with every method (resumable), then write metrics.json, results.json, report.md and plots.
 
+    batch_size: records decoded together by the methods that batch (:func:`run_method`).
     Returns the metrics (the content of metrics.json)."""
     ids = [t.id for t in traces]
     if len(set(ids)) != len(ids):
@@ -199,7 +216,8 @@ def run_eval(methods: Sequence[Method], traces: Sequence[Trace], out_dir: str | 
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise ConfigError(f"method names must be unique, got {names}")
-    predictions = {m.name: run_method(m, traces, out_dir, progress=progress, fresh=fresh) for m in methods}
+    predictions = {m.name: run_method(m, traces, out_dir, progress=progress, fresh=fresh, batch_size=batch_size)
+                   for m in methods}
     info = {m.name: {"description": m.describe(), "known_tools": sorted(m.known_tools) if m.known_tools is not None
                      else None} for m in methods}
     return write_report(out_dir, traces, predictions, info, dataset=dataset, settings=settings)

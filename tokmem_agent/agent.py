@@ -69,6 +69,17 @@ class TokMemAgent:
         """
         return self._run(query, tools, tool_choice, on_step, None)
 
+    def run_many(self, queries: Sequence[str | Sequence[Message]], *, tools: Iterable[Any] | None = None,
+                 tool_choice: ToolChoice = None, on_step: Callable[[int, Step], None] | None = None,
+                 ) -> list[RunResult]:
+        """:meth:`run` for several requests, decoded together (one forward pass per step for all of them;
+        each goes on calling tools until its own answer). The results, in the order of ``queries``, equal
+        :meth:`run` on each alone (greedy decoding; float tolerance). on_step: called with (index, step)."""
+        active = self.bind(tools) if tools is not None else self.tools
+        with self._lock:
+            return self.controller.run_many([self.tm.messages_for(q) for q in queries], active,
+                                            tool_choice=tool_choice, on_step=on_step)
+
     async def arun(self, query: str | Sequence[Message], *, tools: Iterable[Any] | None = None,
                    tool_choice: ToolChoice = None, on_step: Callable[[Step], None] | None = None) -> RunResult:
         """:meth:`run` from async code: decoding runs in a worker thread (the event loop stays free) and

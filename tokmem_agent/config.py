@@ -272,6 +272,9 @@ class ControllerConfig:
     stop_repeats: when a turn only repeats calls that already succeeded (same tool, same arguments), do not
         run them again: roll the turn back and let the model answer with tools masked. Small models that
         learned calls better than answers otherwise loop until max_steps.
+    stop_text_loops: end a text answer where it starts to repeat itself: when a sentence of three or more
+        words comes again word for word, the text is cut before the repeat and the turn ends as the answer
+        (instead of running to ``max_new_tokens``).
     call_threshold: the call-or-answer decision on the first token of a turn that answers a user message.
         The model calls a tool when the probability mass of the bound tools' memory tokens there is at least
         this value, else it answers in text (memory tokens masked for that turn). "bank" (default) uses the
@@ -293,6 +296,7 @@ class ControllerConfig:
     max_result_chars: int = 2000
     strict: bool = False
     stop_repeats: bool = True
+    stop_text_loops: bool = True
     call_threshold: float | Literal["bank", "off"] = "bank"
     continue_threshold: float | Literal["bank", "off"] = "bank"
     property_order: Literal["declared", "sorted", "declared_or_sorted"] = "declared_or_sorted"

@@ -272,3 +272,46 @@ async def test_arun_runs_async_tools_on_the_callers_loop(tm):
     agent.controller.session_factory = Script(tm, plan_of(tm, "add", '{"a":2,"b":3}', EOT, "5", EOT))
     r = await agent.arun("2+3?")
     assert [s.result for s in r.steps] == [5] and on_loop == [True] and r.answer == "5"
+
+
+# ----- text loops (ControllerConfig.stop_text_loops) ------------------------------------------------------
+LOOP = "I am glad to help. I am glad to help. I am glad to help."
+
+
+def test_a_text_loop_is_cut_before_the_repeat(tm):
+    plan = plan_of(tm, LOOP, EOT)
+    r = agent_with(tm, plan).run("thanks")
+    assert r.outcome == "answer" and r.answer == "I am glad to help."
+    assert r.generated_tokens < len(plan) - 1  # stopped at the second sentence, not at the end-of-turn token
+    assert r.messages[-1] == {"role": "assistant", "content": "I am glad to help."}
+
+
+def test_text_loops_are_kept_when_switched_off(tm):
+    r = agent_with(tm, plan_of(tm, LOOP, EOT), stop_text_loops=False).run("thanks")
+    assert r.answer == LOOP
+
+
+def test_short_or_different_sentences_are_not_loops(tm):
+    text = "Yes. Yes. The total is 10.50 and 20.50. The total is 10.50 and 20.75."
+    r = agent_with(tm, plan_of(tm, text, EOT)).run("sum?")
+    assert r.answer == text
+
+
+def test_a_final_repeat_is_dropped_too(tm):
+    r = agent_with(tm, plan_of(tm, "I am glad to help. I am glad to help.", EOT)).run("thanks")
+    assert r.answer == "I am glad to help."
+
+
+def test_sentence_loop_watch_on_its_own():
+    from tokmem_agent.decoding.turn import SentenceLoop
+
+    pieces = ["Done", ".", " It", " is", " 5", ".", "5", " km", ".", " it", "  is", " 5", ".", "5", " km", ".",
+              " More"]
+    watch, ids, hit = SentenceLoop(lambda xs: "".join(pieces[i] for i in xs)), [], None
+    for i in range(len(pieces)):
+        ids.append(i)
+        if watch.add(ids):
+            hit = i
+            break
+    assert hit == len(pieces) - 1  # " More" closes the second "it is 5.5 km." (case and spaces ignored)
+    assert "".join(pieces[: watch.start]) == "Done. It is 5.5 km."

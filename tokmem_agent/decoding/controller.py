@@ -26,40 +26,15 @@ from ..errors import GenerationError, ToolCallError
 from ..executor import execute_many, serialize
 from ..registry import Tool
 from ..traces import Call, Message, last_role
-from ..validation import ArgCheck, check_arguments
+from ..validation import check_arguments
+from .batch import BatchSession
 from .generate import DecodeSession
 from .runlog import RunResult, Step
+from .turn import ToolChoice, Turn, TurnDecoder
 
 if TYPE_CHECKING:
     from ..tokmem import TokMem
 
-#: tool_choice values: None/"auto" (model decides), "none" (no tools), "any"/"required" (must call one),
-#: or a tool name (must call that one first).
-ToolChoice = str | None
-
-
-@dataclass
-class PendingCall:
-    tool: str
-    arg_ids: list[int] = field(default_factory=list)
-    cut: bool = False  # hit max_arg_tokens
-    decode_s: float = 0.0
-    text: str = ""
-    check: ArgCheck | None = None
-
-
-@dataclass
-class Turn:
-    """One generated assistant turn."""
-
-    text: str
-    calls: list[PendingCall]
-    ended: bool  # produced an end-of-turn token
-    generated: int
-    out_of_budget: bool = False
-    decode_s: float = 0.0
-    ids: list[int] = field(default_factory=list)
-    call_prob: float | None = None  # memory-token mass at the first token, when the call threshold decided
 
 
 class Controller:
@@ -137,92 +112,43 @@ class Controller:
 
         after: what this turn answers, ``"user"`` (a user message) or ``"tool"`` (a tool result); with
         tool_choice auto its first token is then the thresholded call decision of :meth:`call_threshold`,
-        when one is set. None: argmax.
+        when one is set. None: argmax. The token-by-token logic is :class:`TurnDecoder`'s, shared with the
+        batched :meth:`generate_turns`.
         """
-        cfg = self.config
-        model, chat = self.tm.model, self.tm.chat
-        budget = cfg.max_new_tokens if budget is None else budget
-        bound_set = set(bound)
-        bound_bias = self._memory_bias(bound_set)  # [V+N]: text and the bound tools
-        call_prob = None
-        threshold = (self.call_threshold(after) if after in ("user", "tool") and tool_choice in (None, "auto")
-                     and bound_set else None)
-        if threshold is not None:
-            call_prob = self.call_probability(session.logits, bound, bias=bound_bias)
-            if call_prob < threshold:
-                tool_choice = "none"  # answer: no memory token for the rest of this turn
-            else:
-                tool_choice = "any"  # call: the argmax among the bound tools' tokens
-        open_bias = self._memory_bias(set()) if tool_choice == "none" else bound_bias
-        first_bias = open_bias
-        if tool_choice in ("any", "required"):
-            first_bias = self._memory_bias(bound_set, allow_text=False, allow_stop=False)
-        elif tool_choice not in (None, "auto", "none"):
-            first_bias = self._memory_bias({tool_choice}, allow_text=False, allow_stop=False)
-        after_bias = self._memory_bias(bound_set, allow_text=False) if cfg.constrained else open_bias
-
-        text_ids: list[int] = []
-        calls: list[PendingCall] = []
-        ids: list[int] = []
-        matcher = None
-        state = "text"
+        dec = TurnDecoder(self, session.logits, bound, tool_choice=tool_choice, budget=budget, after=after)
         logits = session.logits
-        t0 = time.perf_counter()
-        t_call = t0
-        ended = out_of_budget = False
         while True:
-            if len(ids) >= budget:
-                out_of_budget = True
+            tok = dec.step(logits)
+            if tok is None:
                 break
-            if state == "args" and matcher is not None:
-                scores = matcher.mask_logits(logits)
-            else:
-                scores = logits + (first_bias if not ids else after_bias if state == "after" else open_bias)
-            tok = int(torch.argmax(scores))
-            if not torch.isfinite(scores[tok]):
-                raise GenerationError("every token is masked; the schema grammar and tool masks disagree")
-            ids.append(tok)
-            if state == "args" and matcher is not None:
-                matcher.advance(tok)
-                call = calls[-1]
-                call.arg_ids.append(tok)
-                if matcher.is_done():
-                    call.decode_s = time.perf_counter() - t_call
-                    state, matcher = "after", None
-                elif len(call.arg_ids) >= cfg.max_arg_tokens:
-                    call.cut, call.decode_s = True, time.perf_counter() - t_call
-                    logits = session.feed([tok])
-                    break
-            elif tok in chat.stop_ids:  # not fed: the tool turn's text starts with the end-of-turn token
-                ended = True
-                if calls and not calls[-1].decode_s:
-                    calls[-1].decode_s = time.perf_counter() - t_call
-                break
-            elif model.is_memory(tok):
-                if calls and not calls[-1].decode_s:
-                    calls[-1].decode_s = time.perf_counter() - t_call
-                name = model.tool_of(tok)
-                calls.append(PendingCall(name))
-                t_call = time.perf_counter()
-                state = "args"
-                matcher = None
-                if cfg.constrained:
-                    tool = self.tm.tools.get(name)
-                    matcher = self.constraint().matcher(tool.parameters)
-            elif state == "args":  # unconstrained argument text
-                calls[-1].arg_ids.append(tok)
-                if len(calls[-1].arg_ids) >= cfg.max_arg_tokens:
-                    calls[-1].cut = True
-                    logits = session.feed([tok])
-                    break
-            else:
-                text_ids.append(tok)
             logits = session.feed([tok])
-        dec = self.tm.tokenizer.decode
-        for c in calls:
-            c.text = dec(c.arg_ids).strip()
-        return Turn(dec(text_ids).strip(), calls, ended, len(ids), out_of_budget, time.perf_counter() - t0, ids,
-                    call_prob)
+            if dec.done:
+                break
+        return dec.turn()
+
+    def generate_turns(self, batch: BatchSession, rows: Sequence[int], bound: Sequence[Sequence[str]], *,
+                       tool_choice: Sequence[ToolChoice] | ToolChoice = None, budget: Sequence[int | None] | int |
+                       None = None, after: Sequence[str | None] | str | None = None) -> list[Turn]:
+        """:meth:`generate_turn` for several rows of ``batch`` at once: one forward pass per step for every
+        row still in its turn. ``bound`` is per row; ``tool_choice``, ``budget`` and ``after`` per row or
+        one for all. Returns the turns in the order of ``rows``."""
+        def per_row(v: Any) -> list[Any]:
+            return list(v) if isinstance(v, (list, tuple)) else [v] * len(rows)
+
+        choices, budgets, afters = per_row(tool_choice), per_row(budget), per_row(after)
+        decs = {r: TurnDecoder(self, batch.logits(r), bound[k], tool_choice=choices[k], budget=budgets[k],
+                               after=afters[k]) for k, r in enumerate(rows)}
+        active = list(rows)
+        while active:
+            feeds: dict[int, list[int]] = {}
+            for r in active:
+                tok = decs[r].step(batch.logits(r))
+                if tok is not None:
+                    feeds[r] = [tok]
+            if feeds:
+                batch.feed(feeds)
+            active = [r for r in active if r in feeds and not decs[r].done]
+        return [decs[r].turn() for r in rows]
 
     # ----- the loop -------------------------------------------------------------------------------------
     def run(self, messages: Sequence[Message], tools: Sequence[Tool], *, tool_choice: ToolChoice = None,
@@ -232,74 +158,98 @@ class Controller:
         on_step: called with each :class:`Step` as soon as its call has run (for live display).
         loop: a running event loop of another thread: ``async def`` tools run there (``TokMemAgent.arun``).
         """
-        cfg = self.config
+        report = (lambda _i, st: on_step(st)) if on_step is not None else None
+        return self.run_many([messages], tools, tool_choice=tool_choice, on_step=report, loop=loop)[0]
+
+    def run_many(self, conversations: Sequence[Sequence[Message]], tools: Sequence[Tool], *,
+                 tool_choice: ToolChoice = None, on_step: Callable[[int, Step], None] | None = None,
+                 loop: Any = None) -> list[RunResult]:
+        """:meth:`run` for several conversations at once: their turns are decoded together (one forward
+        pass per step over a :class:`BatchSession`; one conversation uses ``session_factory``'s session),
+        each conversation's calls run as soon as its turn ends, and each goes on until its own answer.
+        Greedy, so every result equals :meth:`run` on that conversation alone (to float tolerance).
+
+        on_step: called with (conversation index, step) as each call has run.
+        """
+        cfg, chat, model = self.config, self.tm.chat, self.tm.model
         t_start = time.perf_counter()
-        chat, tm = self.tm.chat, self.tm
+        n = len(conversations)
+        if n == 0:
+            return []
         by_name = {t.name: t for t in tools}
         bound = [t.name for t in tools]
-        convo: list[Message] = list(messages)
-        session = self.session_factory(tm.model)
-        prompt = chat.prompt_ids(convo)
-        session.feed(prompt)
-        timings = {"prefill_s": time.perf_counter() - t_start, "decode_s": 0.0, "execute_s": 0.0, "feed_s": 0.0}
-        steps: list[Step] = []
-        generated = fed = 0
-        rounds = 0
-        answer, outcome = "", "answer"
-        all_ids: list[int] = []
-        choice = tool_choice
-        done_calls: set[tuple[str, str]] = set()
-        suppressed = 0
-        call_prob: float | None = None
-        while True:
-            turn = self.generate_turn(session, bound, tool_choice=choice, budget=cfg.max_new_tokens - generated,
-                                      after=last_role(convo))
-            if turn.call_prob is not None and not steps:
-                call_prob = turn.call_prob
-            choice = None if tool_choice not in ("none",) else "none"  # forcing applies to the first turn only
-            if (cfg.stop_repeats and turn.calls and not turn.out_of_budget
-                    and all((c.tool, c.text) in done_calls for c in turn.calls)):
-                # only repeats of calls whose results are already in the context: answer instead
-                suppressed += len(turn.calls)
-                generated += turn.generated
-                session.rollback(len(turn.ids) - int(turn.ended))
-                turn = self.generate_turn(session, bound, tool_choice="none",
-                                          budget=max(cfg.max_new_tokens - generated, 1))
-            generated += turn.generated
-            all_ids += turn.ids
-            timings["decode_s"] += turn.decode_s
-            if not turn.calls:
-                answer = turn.text
-                convo.append({"role": "assistant", "content": turn.text})
-                outcome = "token_budget" if turn.out_of_budget else "answer"
-                break
-            rounds += 1
-            new_steps = self._execute(turn, by_name, rounds, loop)
-            steps += new_steps
-            done_calls.update((s.tool, s.argument_text) for s in new_steps if s.ok)
-            for st in new_steps if on_step else ():
-                on_step(st)
-            timings["execute_s"] += sum(s.execute_s for s in new_steps)
-            convo.append({"role": "assistant", "content": turn.text,
-                          "calls": [Call(s.tool, s.arguments if s.arguments is not None else {}) for s in new_steps]})
-            convo += [{"role": "tool", "name": s.tool, "content": s.result_text} for s in new_steps]
-            if turn.out_of_budget or generated >= cfg.max_new_tokens:
-                outcome = "token_budget"
-                break
-            if rounds >= cfg.max_steps:
-                outcome = "max_steps"
-                break
+        runs = [_Run(list(m), tool_choice) for m in conversations]
+        rows: _Rows = (_SingleRows(self, self.session_factory(model)) if n == 1
+                       else _BatchRows(self, BatchSession(model, n, pad_id=chat.eot_id)))
+        prompts = [chat.prompt_ids(r.convo) for r in runs]
+        rows.feed(dict(enumerate(prompts)))
+        prefill = time.perf_counter() - t_start
+        for r, p in zip(runs, prompts):
+            r.prompt_tokens, r.timings["prefill_s"] = len(p), prefill
+        active = list(range(n))
+        while active:
+            turns = dict(zip(active, rows.turns(active, bound, [runs[i].choice for i in active],
+                                                [cfg.max_new_tokens - runs[i].generated for i in active],
+                                                [last_role(runs[i].convo) for i in active])))
+            redo = []
+            for i in active:
+                run, turn = runs[i], turns[i]
+                if turn.call_prob is not None and not run.steps:
+                    run.call_prob = turn.call_prob
+                run.choice = None if tool_choice not in ("none",) else "none"  # forcing: the first turn only
+                if (cfg.stop_repeats and turn.calls and not turn.out_of_budget
+                        and all((c.tool, c.text) in run.done_calls for c in turn.calls)):
+                    # only repeats of calls whose results are already in the context: answer instead
+                    run.suppressed += len(turn.calls)
+                    run.generated += turn.generated
+                    rows.rollback(i, len(turn.ids) - int(turn.ended))
+                    redo.append(i)
+            if redo:
+                again = rows.turns(redo, bound, ["none"] * len(redo),
+                                   [max(cfg.max_new_tokens - runs[i].generated, 1) for i in redo], [None] * len(redo))
+                turns.update(zip(redo, again))
+            tails: dict[int, list[int]] = {}
+            for i in active:
+                run, turn = runs[i], turns[i]
+                run.generated += turn.generated
+                run.all_ids += turn.ids
+                run.timings["decode_s"] += turn.decode_s
+                if not turn.calls:
+                    run.answer = turn.text
+                    run.convo.append({"role": "assistant", "content": turn.text})
+                    run.finish("token_budget" if turn.out_of_budget else "answer", t_start)
+                    continue
+                run.rounds += 1
+                new_steps = self._execute(turn, by_name, run.rounds, loop)
+                run.steps += new_steps
+                run.done_calls.update((st.tool, st.argument_text) for st in new_steps if st.ok)
+                for st in new_steps if on_step else ():
+                    on_step(i, st)
+                run.timings["execute_s"] += sum(st.execute_s for st in new_steps)
+                run.convo.append({"role": "assistant", "content": turn.text,
+                                  "calls": [Call(st.tool, st.arguments if st.arguments is not None else {})
+                                            for st in new_steps]})
+                run.convo += [{"role": "tool", "name": st.tool, "content": st.result_text} for st in new_steps]
+                if turn.out_of_budget or run.generated >= cfg.max_new_tokens:
+                    run.finish("token_budget", t_start)
+                elif run.rounds >= cfg.max_steps:
+                    run.finish("max_steps", t_start)
+                else:
+                    tails[i] = chat.continuation_ids(run.convo, eot_generated=False)  # the stop token was not fed
             t_feed = time.perf_counter()
-            tail = chat.continuation_ids(convo, eot_generated=False)  # the stop token was not fed
-            session.feed(tail)
-            fed += len(tail)
-            timings["feed_s"] += time.perf_counter() - t_feed
-        timings["total_s"] = time.perf_counter() - t_start
-        if cfg.strict and outcome != "answer":
-            raise GenerationError(f"run ended with outcome '{outcome}' after {rounds} rounds")
-        return RunResult(answer=answer, steps=steps, outcome=outcome, text=self.render(all_ids),
-                         prompt_tokens=len(prompt), generated_tokens=generated, fed_tokens=fed,
-                         timings=timings, messages=convo, suppressed_repeats=suppressed, call_prob=call_prob)
+            rows.feed(tails)
+            for i, tail in tails.items():
+                runs[i].fed += len(tail)
+                runs[i].timings["feed_s"] += time.perf_counter() - t_feed
+            active = list(tails)
+        if cfg.strict:
+            for r in runs:
+                if r.outcome != "answer":
+                    raise GenerationError(f"run ended with outcome '{r.outcome}' after {r.rounds} rounds")
+        return [RunResult(answer=r.answer, steps=r.steps, outcome=r.outcome, text=self.render(r.all_ids),
+                          prompt_tokens=r.prompt_tokens, generated_tokens=r.generated, fed_tokens=r.fed,
+                          timings=r.timings, messages=r.convo, suppressed_repeats=r.suppressed,
+                          call_prob=r.call_prob) for r in runs]
 
     def _execute(self, turn: Turn, tools: dict[str, Tool], round_no: int, loop: Any = None) -> list[Step]:
         """Validate each call of a turn and run the valid ones (concurrently when configured)."""
@@ -351,3 +301,79 @@ class Controller:
                 run.append(i)
         out.append(self.tm.tokenizer.decode(run))
         return "".join(out)
+
+
+@dataclass
+class _Run:
+    """The bookkeeping of one conversation in :meth:`Controller.run_many`."""
+
+    convo: list[Message]
+    choice: ToolChoice
+    steps: list[Step] = field(default_factory=list)
+    answer: str = ""
+    outcome: str = "answer"
+    prompt_tokens: int = 0
+    generated: int = 0
+    fed: int = 0
+    rounds: int = 0
+    suppressed: int = 0
+    call_prob: float | None = None
+    all_ids: list[int] = field(default_factory=list)
+    done_calls: set[tuple[str, str]] = field(default_factory=set)
+    timings: dict[str, float] = field(default_factory=lambda: {"prefill_s": 0.0, "decode_s": 0.0,
+                                                                "execute_s": 0.0, "feed_s": 0.0})
+
+    def finish(self, outcome: str, t_start: float) -> None:
+        self.outcome = outcome
+        self.timings["total_s"] = time.perf_counter() - t_start
+
+
+class _Rows:
+    """The conversations of a :meth:`Controller.run_many` on their decode session(s)."""
+
+    def feed(self, ids: dict[int, list[int]]) -> None:
+        raise NotImplementedError
+
+    def turns(self, rows: list[int], bound: list[str], choices: list[ToolChoice], budgets: list[int],
+              afters: list[str | None]) -> list[Turn]:
+        raise NotImplementedError
+
+    def rollback(self, row: int, n: int) -> None:
+        raise NotImplementedError
+
+
+class _SingleRows(_Rows):
+    """One conversation on a :class:`DecodeSession` (``Controller.session_factory``: tests script it)."""
+
+    def __init__(self, ctl: Controller, session: DecodeSession):
+        self.ctl, self.session = ctl, session
+
+    def feed(self, ids: dict[int, list[int]]) -> None:
+        if ids.get(0):
+            self.session.feed(ids[0])
+
+    def turns(self, rows: list[int], bound: list[str], choices: list[ToolChoice], budgets: list[int],
+              afters: list[str | None]) -> list[Turn]:
+        return [self.ctl.generate_turn(self.session, bound, tool_choice=choices[0], budget=budgets[0],
+                                       after=afters[0])]
+
+    def rollback(self, row: int, n: int) -> None:
+        self.session.rollback(n)
+
+
+class _BatchRows(_Rows):
+    """Several conversations as the rows of one :class:`BatchSession`."""
+
+    def __init__(self, ctl: Controller, batch: BatchSession):
+        self.ctl, self.batch = ctl, batch
+
+    def feed(self, ids: dict[int, list[int]]) -> None:
+        self.batch.feed(ids)
+
+    def turns(self, rows: list[int], bound: list[str], choices: list[ToolChoice], budgets: list[int],
+              afters: list[str | None]) -> list[Turn]:
+        return self.ctl.generate_turns(self.batch, rows, [bound] * len(rows), tool_choice=choices, budget=budgets,
+                                       after=afters)
+
+    def rollback(self, row: int, n: int) -> None:
+        self.batch.rollback(row, n)

@@ -82,10 +82,12 @@ class TokMemModel(nn.Module):
         return e
 
     def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-               past_key_values: Any = None, use_cache: bool = False) -> tuple[torch.Tensor, Any]:
-        """Final hidden states [B, T, d] and the (updated) KV cache."""
+               past_key_values: Any = None, use_cache: bool = False,
+               position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
+        """Final hidden states [B, T, d] and the (updated) KV cache. position_ids [B, T]: explicit positions
+        (batched decoding with padding inside the sequence); None: counted on from the cache."""
         out = self.decoder(inputs_embeds=self.embed(input_ids), attention_mask=attention_mask,
-                           past_key_values=past_key_values, use_cache=use_cache)
+                           past_key_values=past_key_values, use_cache=use_cache, position_ids=position_ids)
         return out.last_hidden_state, getattr(out, "past_key_values", None)
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,84 @@
+"""Several sequences decoded together: one KV cache for B rows, one forward pass per step.
+
+Each :meth:`BatchSession.feed` gives any subset of the rows a few ids each (a prompt, one generated token,
+a tool turn). The ids of a call are right-aligned in one ``[B, T]`` block; the rows with fewer ids (or none)
+get padding there, masked out of attention and given no position, so every row sees exactly its own ids
+at positions 0, 1, 2, … — the same attention as a :class:`~tokmem_agent.decoding.generate.DecodeSession`
+of its own (logits equal to float tolerance; tested). Padding is never removed, so a long conversation
+that alternates between rows grows the cache by the longest feed of each call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from transformers import DynamicCache
+
+from ..model.wrapped import TokMemModel
+
+
+class BatchSession:
+    """B sequences being decoded together: their ids, one KV cache, an attention mask [B, L]."""
+
+    def __init__(self, model: TokMemModel, rows: int, pad_id: int = 0):
+        if rows < 1:
+            raise ValueError(f"a batch needs at least one row, got {rows}")
+        self.model, self.rows, self.pad_id = model, rows, pad_id
+        self.ids: list[list[int]] = [[] for _ in range(rows)]
+        self.cache = DynamicCache(config=model.base.config)
+        self.mask = torch.zeros(rows, 0, dtype=torch.long, device=model.device)  # [B, L]: 1 = a real id
+        self._logits: list[torch.Tensor | None] = [None] * rows  # [V+N] after each row's last id
+
+    @torch.no_grad()
+    def feed(self, ids: Mapping[int, Sequence[int]]) -> None:
+        """Append ``ids[row]`` to each given row in one forward pass; read the new logits with :meth:`logits`."""
+        ids = {r: list(x) for r, x in ids.items() if len(x)}
+        if not ids:
+            return
+        for r in ids:
+            if not 0 <= r < self.rows:
+                raise ValueError(f"row {r} is outside this batch of {self.rows}")
+        dev = self.model.device
+        t = max(len(x) for x in ids.values())
+        x = torch.full((self.rows, t), self.pad_id, dtype=torch.long, device=dev)  # [B, T]
+        m = torch.zeros(self.rows, t, dtype=torch.long, device=dev)  # [B, T]
+        pos = torch.zeros(self.rows, t, dtype=torch.long, device=dev)  # [B, T]
+        for r in range(self.rows):
+            n0 = len(self.ids[r])
+            row = ids.get(r, [])
+            k = len(row)
+            pos[r] = n0  # padding: any position (masked); the row's next one keeps the positions compact
+            if k:
+                x[r, t - k:] = torch.tensor(row, dtype=torch.long, device=dev)
+                m[r, t - k:] = 1
+                pos[r, t - k:] = torch.arange(n0, n0 + k, device=dev)
+        self.mask = torch.cat([self.mask, m], dim=1)  # [B, L + T]
+        h, self.cache = self.model.hidden(x, self.mask, past_key_values=self.cache, use_cache=True,
+                                          position_ids=pos)  # [B, T, d]
+        rows = sorted(ids)
+        logits = self.model.logits(h[rows, -1])  # [R, V+N]
+        for i, r in enumerate(rows):
+            self.ids[r].extend(ids[r])
+            self._logits[r] = logits[i]
+
+    def logits(self, row: int) -> torch.Tensor:
+        """The float32 logits [V+N] after ``row``'s last id."""
+        lg = self._logits[row]
+        if lg is None:
+            raise ValueError(f"nothing fed to row {row} yet")
+        return lg
+
+    def rollback(self, row: int, n: int) -> None:
+        """Forget ``row``'s last ``n`` ids: they are masked out of attention (the cache keeps their slots)
+        and later ids take their positions; the logits are those after the new last id."""
+        if n <= 0:
+            return
+        keep = len(self.ids[row]) - n
+        if keep < 1:
+            raise ValueError(f"cannot roll back {n} of {len(self.ids[row])} ids")
+        last = self.ids[row][keep - 1]
+        real = torch.nonzero(self.mask[row]).flatten()  # columns of the row's ids, in order
+        self.mask[row, real[keep - 1:]] = 0  # the last id is fed again below, so its logits are fresh
+        del self.ids[row][keep - 1:]
+        self.feed({row: [last]})

@@ -1,0 +1,215 @@
+"""One assistant turn, token by token: the state machine the controller drives for one sequence
+(:meth:`Controller.generate_turn`) or for many at once (:meth:`Controller.generate_turns`).
+
+Per turn::
+
+    text ──memory token k──► args(k) ──JSON object complete──► after-call ──memory token──► args(…)
+      │                                                            │
+      └──────────── end of turn ◄──────────────────────────────────┘
+
+:class:`TurnDecoder` is given the logits after each fed token and answers with the next token to feed (or
+None when the turn is over); it never touches a KV cache, so one decoder serves a single session and a row
+of a batch alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..errors import GenerationError
+from ..validation import ArgCheck
+
+#: tool_choice values: None/"auto" (model decides), "none" (no tools), "any"/"required" (must call one),
+#: or a tool name (must call that one first).
+ToolChoice = str | None
+
+
+@dataclass
+class PendingCall:
+    tool: str
+    arg_ids: list[int] = field(default_factory=list)
+    cut: bool = False  # hit max_arg_tokens
+    decode_s: float = 0.0
+    text: str = ""
+    check: ArgCheck | None = None
+
+
+@dataclass
+class Turn:
+    """One generated assistant turn."""
+
+    text: str
+    calls: list[PendingCall]
+    ended: bool  # produced an end-of-turn token
+    generated: int
+    out_of_budget: bool = False
+    decode_s: float = 0.0
+    ids: list[int] = field(default_factory=list)
+    call_prob: float | None = None  # memory-token mass at the first token, when the call threshold decided
+    looped: bool = False  # the text began to repeat a sentence of its own and was cut there (stop_text_loops)
+
+
+SENTENCE_ENDS = (".", "!", "?")
+#: a repeated sentence counts as a loop from this many words on ("Yes." twice is not a loop)
+LOOP_MIN_WORDS = 3
+
+
+class SentenceLoop:
+    """Watches a turn's text token by token for a sentence it already said, word for word.
+
+    A small model that has said what it knows often says it again ("I'm glad to help. I'm glad to help.
+    …") until the token budget ends the turn. A sentence ends at ``.``, ``!`` or ``?`` followed by white
+    space, or at a line break (so "10.50" is not a sentence end). :meth:`add` tells when the sentence just
+    finished repeats an earlier one (case and spacing aside); :attr:`start` is then where that repeat
+    begins (an index into the text ids).
+    """
+
+    def __init__(self, decode: Callable[[list[int]], str]):
+        self.decode = decode
+        self.start = 0  # index of the first id of the sentence being written
+        self.seen: set[str] = set()
+
+    def add(self, text_ids: list[int]) -> bool:
+        """After ``text_ids[-1]`` was appended: whether it completes a sentence that repeats an earlier one."""
+        piece = self.decode(text_ids[-1:])
+        if piece[:1].isspace():  # the sentence before this piece may have ended
+            end = len(text_ids) - 1
+            before = self.decode(text_ids[self.start:end])
+            if not ("\n" in piece or before.rstrip().endswith(SENTENCE_ENDS)):
+                return False
+        elif piece[-1:].isspace() and (piece.rstrip().endswith(SENTENCE_ENDS) or "\n" in piece):
+            end = len(text_ids)  # the piece itself ends the sentence (".\n")
+        else:
+            return False
+        return self._close(text_ids, end)
+
+    def finish(self, text_ids: list[int]) -> bool:
+        """At the end of the text: whether its last sentence repeats an earlier one."""
+        return self._close(text_ids, len(text_ids))
+
+    def _close(self, text_ids: list[int], end: int) -> bool:
+        sentence = " ".join(self.decode(text_ids[self.start:end]).split()).lower()
+        if len(sentence.split()) >= LOOP_MIN_WORDS:
+            if sentence in self.seen:
+                return True
+            self.seen.add(sentence)
+        if sentence:
+            self.start = end
+        return False
+
+
+class TurnDecoder:
+    """The decisions of one assistant turn (greedy; ``ctl``: the :class:`~.controller.Controller`): the call-or-answer threshold on its first token, the
+    tool masks, the schema matcher inside arguments, the end of the turn and text loops.
+
+    Drive it with :meth:`step`: give it the logits [V+N] after the last fed id; it returns the next id to
+    feed, or None when the turn is over without one (an end-of-turn token, which the tool turn's text
+    starts with; a text loop; the budget). After a returned id :attr:`done` may also be set (arguments
+    cut at ``max_arg_tokens``): feed that id, then stop.
+    """
+
+    def __init__(self, ctl: Any, first_logits: torch.Tensor, bound: Sequence[str], *,
+                 tool_choice: ToolChoice = None, budget: int | None = None, after: str | None = None):
+        cfg = self.cfg = ctl.config
+        self.ctl, self.model, self.chat = ctl, ctl.tm.model, ctl.tm.chat
+        self.budget = cfg.max_new_tokens if budget is None else budget
+        bound_set = set(bound)
+        bound_bias = ctl._memory_bias(bound_set)  # [V+N]: text and the bound tools
+        self.call_prob: float | None = None
+        threshold = (ctl.call_threshold(after) if after in ("user", "tool") and tool_choice in (None, "auto")
+                     and bound_set else None)
+        if threshold is not None:
+            self.call_prob = ctl.call_probability(first_logits, bound, bias=bound_bias)
+            if self.call_prob < threshold:
+                tool_choice = "none"  # answer: no memory token for the rest of this turn
+            else:
+                tool_choice = "any"  # call: the argmax among the bound tools' tokens
+        self.open_bias = ctl._memory_bias(set()) if tool_choice == "none" else bound_bias
+        self.first_bias = self.open_bias
+        if tool_choice in ("any", "required"):
+            self.first_bias = ctl._memory_bias(bound_set, allow_text=False, allow_stop=False)
+        elif tool_choice not in (None, "auto", "none"):
+            self.first_bias = ctl._memory_bias({tool_choice}, allow_text=False, allow_stop=False)
+        self.after_bias = ctl._memory_bias(bound_set, allow_text=False) if cfg.constrained else self.open_bias
+
+        self.text_ids: list[int] = []
+        self.calls: list[PendingCall] = []
+        self.ids: list[int] = []
+        self.matcher: Any = None
+        self.state = "text"
+        self.t0 = self.t_call = time.perf_counter()
+        self.done = self.ended = self.out_of_budget = self.looped = False
+        self.loop_watch = SentenceLoop(ctl.tm.tokenizer.decode) if cfg.stop_text_loops else None
+
+    def step(self, logits: torch.Tensor) -> int | None:
+        """The next id to feed after ``logits`` [V+N], or None: the turn is over (nothing to feed)."""
+        if self.done:
+            return None
+        if len(self.ids) >= self.budget:
+            self.out_of_budget = self.done = True
+            return None
+        model, cfg = self.model, self.cfg
+        if self.state == "args" and self.matcher is not None:
+            scores = self.matcher.mask_logits(logits)
+        else:
+            bias = (self.first_bias if not self.ids else self.after_bias if self.state == "after"
+                    else self.open_bias)
+            scores = logits + bias
+        tok = int(torch.argmax(scores))
+        if not torch.isfinite(scores[tok]):
+            raise GenerationError("every token is masked; the schema grammar and tool masks disagree")
+        self.ids.append(tok)
+        if self.state == "args" and self.matcher is not None:
+            self.matcher.advance(tok)
+            call = self.calls[-1]
+            call.arg_ids.append(tok)
+            if self.matcher.is_done():
+                call.decode_s = time.perf_counter() - self.t_call
+                self.state, self.matcher = "after", None
+            elif len(call.arg_ids) >= cfg.max_arg_tokens:
+                call.cut, call.decode_s = True, time.perf_counter() - self.t_call
+                self.done = True  # fed, then over
+        elif tok in self.chat.stop_ids:  # not fed: the tool turn's text starts with the end-of-turn token
+            self.ended = self.done = True
+            if self.calls and not self.calls[-1].decode_s:
+                self.calls[-1].decode_s = time.perf_counter() - self.t_call
+            if self.loop_watch is not None and not self.calls and self.loop_watch.finish(self.text_ids):
+                del self.text_ids[self.loop_watch.start:]
+                self.looped = True
+            return None
+        elif model.is_memory(tok):
+            if self.calls and not self.calls[-1].decode_s:
+                self.calls[-1].decode_s = time.perf_counter() - self.t_call
+            name = model.tool_of(tok)
+            self.calls.append(PendingCall(name))
+            self.t_call = time.perf_counter()
+            self.state = "args"
+            self.matcher = None
+            if cfg.constrained:
+                tool = self.ctl.tm.tools.get(name)
+                self.matcher = self.ctl.constraint().matcher(tool.parameters)
+        elif self.state == "args":  # unconstrained argument text
+            self.calls[-1].arg_ids.append(tok)
+            if len(self.calls[-1].arg_ids) >= cfg.max_arg_tokens:
+                self.calls[-1].cut = True
+                self.done = True  # fed, then over
+        else:
+            self.text_ids.append(tok)
+            if self.loop_watch is not None and not self.calls and self.loop_watch.add(self.text_ids):
+                del self.text_ids[self.loop_watch.start:]  # keep the text up to the repeat; the turn is the answer
+                self.looped = self.done = True
+                return None
+        return tok
+
+    def turn(self) -> Turn:
+        """The finished turn."""
+        dec = self.ctl.tm.tokenizer.decode
+        for c in self.calls:
+            c.text = dec(c.arg_ids).strip()
+        return Turn(dec(self.text_ids).strip(), self.calls, self.ended, len(self.ids), self.out_of_budget,
+                    time.perf_counter() - self.t0, self.ids, self.call_prob, self.looped)
