@@ -37,3 +37,26 @@ ADD = {"name": "add", "description": "Add two numbers",
                       "required": ["a", "b"]}}
 ECHO = {"name": "echo", "description": "Echo a text back",
         "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}
+
+
+# ----- callables for controller tests ------------------------------------------------------------------
+def add(a: int, b: int) -> int:
+    """Add two integers.
+
+    Args:
+        a: first
+        b: second
+    """
+    return a + b
+
+
+def get_weather(city: str, unit: str = "C") -> dict:
+    """Weather for a city.
+
+    Args:
+        city: city name
+        unit: C or F
+    """
+    if city == "Atlantis":
+        raise ValueError("unknown city 'Atlantis'")
+    return {"city": city, "temp": 21, "unit": unit}

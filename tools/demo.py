@@ -4,7 +4,7 @@
 
 The first run dequantises the default model (~40 s, cached afterwards). The bank trained by this recipe is
 shipped in ``tools/banks/demo`` and used while data and recipe are unchanged; ``--retrain`` (or any change
-of ``tools/data`` or the settings) trains one token per tool again, with a progress bar (about 25 minutes on
+of ``tools/data`` or the settings) trains one token per tool again, with a progress bar (about 40 minutes on
 2 idle CPU cores with native bf16, roughly twice that without), calibrates the call thresholds on held-out
 requests and saves the bank to ``--bank``. Then each task is answered by the decoding controller: every
 tool call and its result is printed as it happens, then the final answer.
@@ -42,7 +42,7 @@ DATA = HERE / "data" / "train.jsonl"
 #: hand-written messages that need no tool
 HELD_OUT = (HERE / "data" / "test.jsonl", HERE / "data" / "calibration_requests.jsonl")
 NO_CALL = HERE / "data" / "calibration_no_call.txt"
-#: the bank trained by exactly this recipe, committed so `make demo` need not train (~25 min on 2 cores with
+#: the bank trained by exactly this recipe, committed so `make demo` need not train (~40 min on 2 cores with
 #: native bf16, about twice that without); reproduce it with `python -m tools.demo --retrain --bank tools/banks/demo`
 SHIPPED = HERE / "banks" / "demo"
 TASKS = [

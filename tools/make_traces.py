@@ -47,10 +47,10 @@ SOURCE = "tokmem-tools"
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 #: record counts: multi-call records per split; single-call records per tool.
-TRAIN_MULTI = 400
+TRAIN_MULTI = 520
 TRAIN_CALLS_PER_TOOL = 150  # single-call records per tool = this minus the tool's multi-call records
-TRAIN_MIN_SINGLE = 40
-TEST_MULTI = 30
+TRAIN_MIN_SINGLE = 100
+TEST_MULTI = 52
 TEST_SINGLE_PER_TOOL = 7
 #: share of single-call records from the free-phrasing generators (FREE) and wrapped in a casual preamble
 FREE_SHARE = 0.5
@@ -1429,6 +1429,383 @@ def m_note_and_todo(c: Ctx) -> Draft:
                  lambda r: f"Saved the note \u201c{h}\u201d and added \u201c{title}\u201d to your to-do list.")
 
 
+# ----- chains over the result -> argument graph (v12): every pair where a result feeds the next argument ------------
+#: notes that hold an amount a later call computes with: (title, text, keywords, amount, what it is per)
+AMOUNT_NOTES = {
+    "train": [
+        ("Flat rent", "Rent is {x} a month, paid by standing order.", ["rent", "flat"], (600, 2400), "month"),
+        ("Gym fee", "The gym membership costs {x} a month.", ["gym", "membership"], (20, 90), "month"),
+        ("Phone plan", "My phone contract is {x} per month.", ["phone", "contract"], (10, 60), "month"),
+        ("Train pass", "The weekly train pass costs {x}.", ["train pass", "commute"], (30, 180), "week"),
+        ("Freelance rate", "I charge {x} per hour for design work.", ["rate", "freelance"], (25, 150), "hour"),
+        ("Cleaner", "The cleaner charges {x} per visit, once a week.", ["cleaner"], (30, 120), "week"),
+        ("Parking permit", "Street parking permit is {x} per year.", ["parking permit", "permit"], (60, 900),
+         "year"),
+        ("Streaming", "Streaming subscriptions add up to {x} a month.", ["streaming", "subscriptions"], (8, 45),
+         "month"),
+    ],
+    "test": [
+        ("Piano lessons", "Piano lessons are {x} per lesson, every week.", ["piano", "lessons"], (20, 70), "week"),
+        ("Storage unit", "The storage unit costs {x} a month.", ["storage"], (40, 250), "month"),
+    ],
+}
+#: notes that hold a sum of money in a currency: (title, text, keywords, amount range, currency)
+MONEY_NOTES = {
+    "train": [
+        ("Rome flat deposit", "The deposit for the Rome flat is {x} EUR.", ["rome", "deposit"], (300, 2000), "EUR"),
+        ("Tokyo hotel", "The Tokyo hotel is prepaid: {x} JPY in total.", ["tokyo", "hotel"], (20000, 150000),
+         "JPY"),
+        ("Car repair quote", "The garage quoted {x} GBP for the clutch.", ["garage", "clutch", "quote"], (200, 1500),
+         "GBP"),
+        ("Laptop price", "The laptop I want costs {x} USD online.", ["laptop"], (500, 2500), "USD"),
+        ("Zurich course fee", "The Zurich language course fee is {x} CHF.", ["zurich", "course"], (400, 3000),
+         "CHF"),
+        ("Sydney flight", "Flight to Sydney quoted at {x} AUD.", ["sydney", "flight"], (600, 2500), "AUD"),
+    ],
+    "test": [
+        ("Stockholm rental", "The Stockholm cabin rental is {x} SEK.", ["stockholm", "cabin"], (3000, 20000), "SEK"),
+        ("Toronto tickets", "Concert tickets in Toronto cost {x} CAD.", ["toronto", "concert"], (80, 600), "CAD"),
+    ],
+}
+PER_YEAR = {"month": 12, "week": 52, "year": 1}
+
+
+def _calc_said(c: Ctx, i: int, text: str) -> Callable[[list[Any]], str]:
+    """An answer sentence for calculate call ``i``: ``text`` with {v} = its result."""
+    def respond(r: list[Any]) -> str:
+        return text.format(v=approx(r[i]["result"]))
+    return respond
+
+
+def _diff(a: float, b: float) -> str:
+    """The difference as the larger minus the smaller (how people ask "how much more / cheaper")."""
+    return f"{num(a)} - {num(b)}" if a >= b else f"{num(b)} - {num(a)}"
+
+
+def m_currency_calc(c: Ctx) -> Draft:
+    """convert_currency, then arithmetic on the converted amount (times, per, percent of, left over, difference)."""
+    tpls = {"train": [
+        ("The hotel is {m} a night. Convert that to {n2} and work out {k} nights.", "mul", "For {k} nights: {v}."),
+        ("Tickets are {m} each. In {n2}, what do {kw} tickets cost?", "mul", "{kw} tickets come to {v}."),
+        ("My salary is {m} a month. What is that in {n2}, and what's the yearly total?", "mul12",
+         "Over a year that's {v}."),
+        ("convert {m} to {n2} then multiply by {k}", "mul", "Times {k}: {v}."),
+        ("{m} in {n2}, times {k}?", "mul", "Times {k} that's {v}."),
+        ("I pay {m} a year for insurance. What's that in {n2}, and how much is it per month?", "div12",
+         "Per month: {v}."),
+        ("The course costs {m} for {k} weeks. Convert it to {n2}: how much per week is that?", "div",
+         "That's {v} per week."),
+        ("convert {m} into {n2} and divide it by {k}", "div", "Divided by {k}: {v}."),
+        ("I earn {m} a week; in {n2} what's that per day over 5 working days?", "div5", "Per day: {v}."),
+        ("we raised {m}. change it into {n2}, then tell me what {p}% of it is", "pct", "{p}% of it is {v}."),
+        ("Convert {m} to {n2}. I'll spend {o} {n2} of it - how much is left?", "left", "{v} is left."),
+        ("a camera costs {m} over there and {o} {n2} here. convert their price and tell me the difference",
+         "diff", "The difference is {v}."),
+        ("How many {q} {n2} lunches can {m} buy? Convert it to {n2} first.", "per_item", "About {v} lunches."),
+        ("Could you turn {m} into {n2} and then work out how much that is for {k} people in total?", "mul",
+         "For {k} people: {v}."),
+        ("Rent is {m} per month. In {n2}, how much is half of it?", "half", "Half is {v}."),
+        ("My budget is {m}. Once it's in {n2}, how many {q} {n2} nights does it cover?", "per_item",
+         "About {v} nights."),
+    ], "test": [
+        ("A season pass is {m}. What's it in {n2}, and what would {k} of them cost?", "mul",
+         "{k} of them cost {v}."),
+        ("Convert {m} to {n2} and tell me how much that is per week over {k} weeks.", "div", "{v} per week."),
+    ]}
+    t, op, said = c.tpl(tpls)
+    c1, c2 = c.currencies()
+    amt = c.amount(c1)
+    conv = basic.convert_currency(amt, c1, c2)["result"]
+    k, p = c.int_(2, 12), c.pick([5, 10, 15, 20, 25, 30])
+    o = round(conv * c.rng.uniform(0.2, 0.8), 2 if conv < 100 else 0)
+    o = int(o) if float(o).is_integer() else o
+    q = max(1, round(conv / c.int_(3, 15), 0 if conv > 50 else 1))
+    q = int(q) if float(q).is_integer() else q
+    if op == "diff":
+        o = round(conv * c.pick([c.rng.uniform(0.6, 0.9), c.rng.uniform(1.1, 1.5)]))
+    exprs: dict[str, Callable[[float], str]] = {
+        "mul": lambda r: f"{num(r)} * {k}", "mul12": lambda r: f"{num(r)} * 12", "div12": lambda r: f"{num(r)} / 12",
+        "div": lambda r: f"{num(r)} / {k}", "div5": lambda r: f"{num(r)} / 5",
+        "pct": lambda r: f"{num(r)} * {p} / 100", "left": lambda r: f"{num(r)} - {num(o)}",
+        "diff": lambda r: _diff(r, o), "per_item": lambda r: f"{num(r)} / {num(q)}", "half": lambda r: f"{num(r)} / 2"}
+    cur = cur_answer(c, 0)
+    n2 = c.cur_name(c2)
+    fill = {"k": k, "kw": ph.NUM_WORDS.get(k, str(k)), "p": p}
+    calc = _calc_said(c, 1, said.format(v="{v}", **fill).replace("{v}", "{v} " + c2))
+    return Draft(cap(t.format(m=c.money_text(amt, c1), n2=n2, o=c.num_text(o), q=c.num_text(q), **fill)),
+                 [("convert_currency", {"amount": amt, "from_currency": c1, "to_currency": c2}),
+                  ("calculate", lambda r: {"expression": exprs[op](r[0]["result"])})],
+                 lambda r: f"{cur(r)} {calc(r)}")
+
+
+def m_units_calc_more(c: Ctx) -> Draft:
+    """convert_units, then arithmetic on the converted value (difference, per, times, portions, plus)."""
+    tpls = {"train": [
+        (("The pool is {o}{u2s} and the sea is {q}. Convert the sea temperature to {u2w} and tell me how much "
+          "warmer the pool is."), "temp", "diff"),
+        ("It's {q} outside and {o}{u2s} indoors. convert the outside temp, then what's the difference?", "temp",
+         "diff"),
+        ("I ran {q} in {t} minutes. Convert the distance to {u2w}, then divide {t} by it for minutes per {u2one}.",
+         "run", "pace"),
+        ("my ride was {q} and took {t} min. in {u2w} please, and then the minutes per {u2one}", "run", "pace"),
+        ("A bag holds {q}. Convert that to {u2w} and multiply by {k} bags.", "any", "mul"),
+        ("{q} in {u2w}, then times {k}", "any", "mul"),
+        ("There's {q} of soup. Convert it to {u2w}, then how many {s} {u2w} bowls is that?", "soup", "portions"),
+        ("I have {q} of juice; in {u2w}, how many {s} {u2w} glasses can I pour?", "soup", "portions"),
+        ("My suitcase is {q} and the limit is {o} {u2w}. Convert it and tell me the difference.", "bag", "diff"),
+        ("convert {q} to {u2w} and then halve it", "any", "half"),
+        ("What's {q} in {u2w}? Then add {o} {u2w} to it.", "any", "plus"),
+        ("Could you convert {q} into {u2w} and work out {p}% of that?", "any", "pct"),
+    ], "test": [
+        ("The fridge is at {q} and the freezer should be {o}{u2s}. Convert the fridge reading, then give the gap.",
+         "temp", "diff"),
+        ("Convert {q} to {u2w}, then split it into {k} equal parts.", "any", "div"),
+    ]}
+    t, kind, op = c.tpl(tpls)
+    if kind == "temp":
+        u1, u2 = c.pick([("fahrenheit", "celsius"), ("celsius", "fahrenheit")])
+        v = c.int_(40, 95) if u1 == "fahrenheit" else c.int_(5, 35)
+    elif kind == "run":
+        u1, u2 = c.pick([("km", "mi"), ("mi", "km")])
+        v = c.pick([5, 10, 21.1, 42.2, 3, 8, 15]) if u1 == "km" else c.pick([3, 5, 6.2, 10, 13.1, 26.2])
+    elif kind == "soup":
+        u1, u2 = c.pick([("l", "ml"), ("qt", "ml"), ("pt", "ml"), ("cup", "ml")])
+        v = c.value(1, 6, 0.4) if u1 != "cup" else c.int_(4, 16)
+    elif kind == "bag":
+        u1, u2 = c.pick([("lb", "kg"), ("kg", "lb")])
+        v = c.value(15, 60, 0.4)
+    else:
+        u1, u2 = c.pick(COMMON_PAIRS[:4] + COMMON_PAIRS[6:]) if c.chance(0.5) else c.unit_pair(
+            c.pick(["length", "mass", "volume"]))
+        v = c.unit_value(u1)
+    conv = basic.convert_units(v, u1, u2)["result"]
+    k, p, t_min = c.int_(2, 10), c.pick([10, 20, 25, 50]), c.int_(15, 240)
+    s = c.pick([150, 200, 250, 300, 330])
+    if kind in ("temp", "bag"):
+        o = round(conv + c.pick([-1, 1]) * c.rng.uniform(2, 12), 0)
+    else:
+        o = round(abs(conv) * c.rng.uniform(0.2, 1.5) + 1, 0)
+    o = int(o)
+    exprs: dict[str, Callable[[float], str]] = {
+        "diff": lambda r: _diff(o, r), "pace": lambda r: f"{t_min} / {num(r)}", "mul": lambda r: f"{num(r)} * {k}",
+        "portions": lambda r: f"{num(r)} / {s}", "half": lambda r: f"{num(r)} / 2", "plus": lambda r: f"{num(r)} + {o}",
+        "pct": lambda r: f"{num(r)} * {p} / 100", "div": lambda r: f"{num(r)} / {k}"}
+    said = {"diff": "The difference is {v}.", "pace": "That's {v} minutes per " + show_unit(u2) + ".",
+            "mul": f"Times {k}: {{v}}.", "portions": "That's about {v} portions.", "half": "Half of it is {v}.",
+            "plus": "Together that's {v}.", "pct": f"{p}% of it is {{v}}.", "div": "Each part is {v}."}[op]
+    u2w = c.unit_word(u2)
+    one = {"mi": "mile", "km": "km"}.get(u2, u2)
+    units = units_answer(c, 0)
+    return Draft(cap(t.format(q=c.qty_text(v, u1), u2w=u2w, u2s=u2w if u2w.startswith("°") else " " + u2w,
+                              u2one=one, o=o, t=t_min, k=k, s=s, p=p)),
+                 [("convert_units", {"value": v, "from_unit": u1, "to_unit": u2}),
+                  ("calculate", lambda r: {"expression": exprs[op](r[0]["result"])})],
+                 lambda r: f"{units(r)} {_calc_said(c, 1, said)(r)}")
+
+
+def m_tip_currency(c: Ctx) -> Draft:
+    """add_tip, then convert the total (or one share) into another currency."""
+    tpls = {"train": [
+        ("Dinner came to {m} and we're leaving {p}%. Work out the total with the tip, then convert it to {n2}.",
+         False),
+        ("{m} bill plus a {p}% tip - what's the total, and what's that in {n2}?", False),
+        ("we were {n} at dinner, {m} in all, {p}% tip. what does each pay, and how much is one share in {n2}?",
+         True),
+        ("add {p}% tip to {m}, then convert the total into {n2}", False),
+        ("Could you add a {p} percent tip to a {m} bill and give me the total in {n2}?", False),
+        ("Lunch for {n} of us was {m}. With {p}% on top, what's each share in {n2}?", True),
+        ("tip {p}% on {m}, split {n} ways, then convert one person's share to {n2}", True),
+        ("The taxi was {m}. Put a {p}% tip on it and tell me the total in {n2} for my expenses.", False),
+    ], "test": [
+        ("Our meal was {m} with a {p}% gratuity. Total, then in {n2}?", False),
+        ("{n} friends, {m} bill, {p}% tip: one share converted to {n2}?", True),
+    ]}
+    t, split = c.tpl(tpls)
+    c1, c2 = c.currencies()
+    bill = c.amount(c1) if c1 in BIG_CURRENCIES else c.bill()
+    p, n = c.pick(TIP_PERCENTS), c.int_(2, 6)
+    args: Args = {"bill": bill, "percent": p, **({"people": n} if split else {})}
+    tip, cur = tip_answer(c, 0), cur_answer(c, 1)
+    return Draft(cap(t.format(m=c.money_text(bill, c1), p=p, n=n, n2=c.cur_name(c2))),
+                 [("add_tip", args),
+                  ("convert_currency", lambda r: {"amount": r[0]["per_person" if split else "total"],
+                                                  "from_currency": c1, "to_currency": c2})],
+                 lambda r: f"{tip(r)} {cur(r)}")
+
+
+def m_calc_currency(c: Ctx) -> Draft:
+    """calculate (a sum, a product, a share), then convert the result into another currency."""
+    tpls = {"train": [
+        ("I spent {a}, {b} and {c} {n1} on souvenirs. Add it up and convert the total to {n2}.", "{a} + {b} + {c}"),
+        ("{k} tickets at {x} {n1} each - total in {n2}?", "{k} * {x}"),
+        ("Split {y} {n1} {kw} ways; what's one share in {n2}?", "{y} / {k}"),
+        ("add {a} and {b} {n1}, then convert the sum to {n2}", "{a} + {b}"),
+        ("Could you work out {k} times {x} {n1} and give me the answer in {n2}?", "{k} * {x}"),
+        ("the room is {x} {n1} a night for {k} nights. what's the total in {n2}?", "{k} * {x}"),
+        ("{a} + {b} + {c} {c1} -> {c2}", "{a} + {b} + {c}"),
+        ("My {y} {n1} budget minus {a} already spent: how much is left, in {n2}?", "{y} - {a}"),
+    ], "test": [
+        ("Three bills of {a}, {b} and {c} {n1}: total them and express it in {n2}.", "{a} + {b} + {c}"),
+        ("{kw} nights at {x} {n1}; how much is that in {n2}?", "{k} * {x}"),
+    ]}
+    t, e = c.tpl(tpls)
+    c1, c2 = c.currencies()
+    big = c1 in BIG_CURRENCIES
+    v = {key: (c.int_(5, 90) * 100 if big else c.price(4, 200)) for key in "abcx"}
+    v["y"] = v["a"] + (c.int_(20, 90) * 100 if big else c.price(50, 900))
+    k = c.int_(2, 9)
+    vals = {key: num(x) for key, x in v.items()}
+    shown = {key: c.price_text(x) for key, x in v.items()}
+    expr = e.format(k=k, **vals)
+    cur = cur_answer(c, 1)
+    return Draft(cap(t.format(k=k, kw=ph.NUM_WORDS.get(k, str(k)), n1=c.cur_name(c1), n2=c.cur_name(c2), c1=c1,
+                              c2=c2, **shown)),
+                 [("calculate", {"expression": expr}),
+                  ("convert_currency", lambda r: {"amount": r[0]["result"], "from_currency": c1, "to_currency": c2})],
+                 lambda r: f"That's {money(r[0]['result'])} {c1}. {cur(r)}")
+
+
+def m_date_list(c: Ctx) -> Draft:
+    """date_add, then list the to-dos due by that date."""
+    tpls = {"train": [
+        ("What do I have due in the next {n} days? Work out the date, then list what's due by then.", "today", "n"),
+        ("Show me everything due within {w} weeks.", "today", "w"),
+        ("which tasks are due by {n} days from now?", "today", "n"),
+        ("list my to-dos due on or before {n} days after {d}", "date", "n"),
+        ("Could you tell me what's due in the coming {w} weeks?", "today", "w"),
+        ("what's on my list for the next fortnight?", "today", "f"),
+        ("anything due in the next {nw} days? list it", "today", "n"),
+        ("Work out the date {n} days after {d} and show the tasks due by then.", "date", "n"),
+    ], "test": [
+        ("Over the next {n} days, what tasks are due?", "today", "n"),
+        ("Tasks due within {w} weeks of {d}?", "date", "w"),
+    ]}
+    t, base, how = c.tpl(tpls)
+    n, w = (c.int_(2, 9) if "{nw}" in t else c.int_(3, 40)), c.int_(2, 4)
+    days = {"n": n, "w": 7 * w, "f": 14}[how]
+    d = "today" if base == "today" else c.date_near(0, 30)
+    setup = c.todo_setup(2, 5)
+    limit = (TODAY if d == "today" else dt.date.fromisoformat(d)) + dt.timedelta(days=days)
+    if setup and not any(a.get("due", "9999") <= limit.isoformat() for _, a in setup):
+        setup[0][1]["due"] = (limit - dt.timedelta(days=c.int_(0, min(days, 10)))).isoformat()
+    added, listed = date_add_answer(c, 0), list_answer(c, 1)
+    return Draft(cap(t.format(n=n, nw=ph.NUM_WORDS.get(n, str(n)), w=w, d=c.date_text(d) if d != "today" else d)),
+                 [("date_add", {"date": d, "days": days}), ("list_todos", lambda r: {"due_by": r[0]["result"]})],
+                 lambda r: f"{added(r)} {listed(r)}", setup=setup)
+
+
+def m_date_days(c: Ctx) -> Draft:
+    """date_add, then the days from today to that date."""
+    tpls = {"train": [
+        ("My visa is valid for {n} days from {d}. When does it run out, and how many days from today is that?",),
+        ("The warranty lasts {n} days from {d}. What's the end date and how many days are left?",),
+        ("a {n}-day trial started on {d}. when does it end, and how long until then?",),
+        ("Could you work out {n} days after {d} and then count the days from today to that date?",),
+        ("the offer ends {n} days after {d}. what date is that, and how many days away?",),
+        ("{d} plus {n} days - what date, and how many days from now?",),
+    ], "test": [
+        ("My lease notice period is {n} days from {d}. Which date is that, and how many days from today?",),
+    ]}
+    (t,) = c.tpl(tpls)
+    d, n = c.date_near(-40, 20), c.int_(20, 120)
+    added, days = date_add_answer(c, 0), days_answer(c, 1)
+    return Draft(cap(t.format(n=n, d=c.date_text(d))),
+                 [("date_add", {"date": d, "days": n}),
+                  ("days_between", lambda r: {"start": "today", "end": r[0]["result"]})],
+                 lambda r: f"{added(r)} {days(r)}")
+
+
+def m_days_cost(c: Ctx) -> Draft:
+    """days_between, then a daily amount times the days."""
+    tpls = {"train": [
+        ("I've spent {p} a day on coffee since {a}. How many days is that, and how much in total?", "since"),
+        ("The rental runs from {a} to {b} at {p} per day. How many days is it, and what's the cost?", "span"),
+        ("I save {p} a day from today until {b}. How much will I have put away?", "until"),
+        ("days from {a} to {b}, then times {p} a day", "span"),
+        ("Could you count the days since {a} and multiply by {p}?", "since"),
+        ("parking is {p} a day from {a} until {b} - what's the total?", "span"),
+        ("I stopped buying lunch on {a}, which was {p} a day. How much have I saved up to today?", "since"),
+    ], "test": [
+        ("Since {a} I've been putting aside {p} daily. Days so far, and the total?", "since"),
+        ("A hire car from {a} to {b} at {p} a day: days and total cost?", "span"),
+    ]}
+    t, how = c.tpl(tpls)
+    p = c.price(2, 60)
+    if how == "since":
+        a, b = c.date_near(-300, -5), "today"
+    elif how == "until":
+        a, b = "today", c.date_near(5, 200)
+    else:
+        a = c.date_near(-60, 120)
+        b = (dt.date.fromisoformat(a) + dt.timedelta(days=c.int_(2, 30))).isoformat()
+    ta, tb = c.dates_text(a, b)
+    days = days_answer(c, 0)
+    return Draft(cap(t.format(a=ta, b=tb, p=c.price_text(p))),
+                 [("days_between", {"start": a, "end": b}),
+                  ("calculate", lambda r: {"expression": f"{r[0]['days']} * {num(p)}"})],
+                 lambda r: f"{days(r)} At {num(p)} a day that's {approx(r[1]['result'])}.")
+
+
+def _setup_without(c: Ctx, note: tuple[str, str, list[str]], k: str) -> list[tuple[str, Args]]:
+    """Setup notes with ``note`` among them and no other note that a search for ``k`` would find."""
+    others = [s for s in c.note_setup(0, 3) if not all(w in f"{s[1]['title']} {s[1]['text']}".lower()
+                                                         for w in k.split())]
+    others.insert(c.int_(0, len(others)), ("add_note", {"title": note[0], "text": note[1]}))
+    return others
+
+
+def m_search_calc(c: Ctx) -> Draft:
+    """search_notes for a note with an amount, then calculate with it."""
+    tpls = {"train": [
+        ("Look up my note on {k} and work out the total for {n} {per}s.", "n"),
+        ("find the {k} note and tell me what that comes to over a year", "year"),
+        ("What did I save about {k}? Work out {p}% of that amount.", "pct"),
+        ("check my notes for {k}, then multiply the amount by {n}", "n"),
+        ("Could you search my notes for {k} and tell me how much that is for {n} {per}s?", "n"),
+        ("my {k} note has a price in it - what is it per year?", "year"),
+    ], "test": [
+        ("Pull up the {k} note and give me the cost of {n} {per}s.", "n"),
+    ]}
+    t, how = c.tpl(tpls)
+    pools = [n for n in AMOUNT_NOTES[c.split] if how != "year" or n[4] in ("month", "week")]
+    title, text, kws, (lo, hi), per = c.pick(pools)
+    x = c.price(lo, hi)
+    note = (title, text.format(x=c.price_text(x)), kws)
+    k, n, p = c.pick(kws), c.int_(2, 12), c.pick([10, 15, 20, 25])
+    mult = {"n": n, "year": PER_YEAR.get(per, 12)}
+    expr = f"{num(x)} * {p} / 100" if how == "pct" else f"{num(x)} * {mult[how]}"
+    said = (f"{p}% of it is {{v}}." if how == "pct" else f"For {n} {per}s that's {{v}}." if how == "n"
+            else "Over a year that's {v}.")
+    found = search_answer(c, 0)
+    return Draft(cap(t.format(k=k, n=n, per=per, p=p)),
+                 [("search_notes", {"query": k}), ("calculate", {"expression": expr})],
+                 lambda r: f"{found(r)} {_calc_said(c, 1, said)(r)}", setup=_setup_without(c, note, k))
+
+
+def m_search_currency(c: Ctx) -> Draft:
+    """search_notes for a note with a sum of money, then convert it."""
+    tpls = {"train": [
+        ("Find my note about {k} and convert the amount to {n2}.", ),
+        ("what's the {k} amount from my notes in {n2}?", ),
+        ("look up {k} in my notes and change the price into {n2}", ),
+        ("Could you check my {k} note and tell me what that is in {n2}?", ),
+        ("search notes for {k}, then convert it to {n2}", ),
+    ], "test": [
+        ("Get the {k} figure from my notes and express it in {n2}.", ),
+    ]}
+    (t,) = c.tpl(tpls)
+    title, text, kws, (lo, hi), code = c.pick(MONEY_NOTES[c.split])
+    x = c.int_(lo // 10, hi // 10) * 10
+    note = (title, text.format(x=x), kws)
+    c2 = c.pick([cc for cc in CURRENCY_WORDS if cc != code])
+    k = c.pick(kws)
+    found, cur = search_answer(c, 0), cur_answer(c, 1)
+    return Draft(cap(t.format(k=k, n2=c.cur_name(c2))),
+                 [("search_notes", {"query": k}),
+                  ("convert_currency", {"amount": x, "from_currency": code, "to_currency": c2})],
+                 lambda r: f"{found(r)} {cur(r)}", setup=_setup_without(c, note, k))
+
+
 MULTI: dict[str, tuple[Callable[[Ctx], Draft], tuple[str, ...]]] = {
     "currency_tip": (m_currency_tip, ("convert_currency", "add_tip")),
     "date_todo": (m_date_todo, ("date_add", "add_todo")),
@@ -1447,6 +1824,15 @@ MULTI: dict[str, tuple[Callable[[Ctx], Draft], tuple[str, ...]]] = {
     "currency_split": (m_currency_split, ("convert_currency", "calculate")),
     "calc_tip": (m_calc_tip, ("calculate", "add_tip")),
     "note_and_todo": (m_note_and_todo, ("add_note", "add_todo")),
+    "currency_calc": (m_currency_calc, ("convert_currency", "calculate")),
+    "units_calc_more": (m_units_calc_more, ("convert_units", "calculate")),
+    "tip_currency": (m_tip_currency, ("add_tip", "convert_currency")),
+    "calc_currency": (m_calc_currency, ("calculate", "convert_currency")),
+    "date_list": (m_date_list, ("date_add", "list_todos")),
+    "date_days": (m_date_days, ("date_add", "days_between")),
+    "days_cost": (m_days_cost, ("days_between", "calculate")),
+    "search_calc": (m_search_calc, ("search_notes", "calculate")),
+    "search_currency": (m_search_currency, ("search_notes", "convert_currency")),
 }
 
 
@@ -1558,13 +1944,13 @@ def build_split(split: str, seed: int = SEED, *, exclude_queries: set[str] | Non
                 return d
         raise RuntimeError(f"cannot find a new query for {make.__name__}; add templates or values")
 
-    # multi-call records first, choosing kinds that cover the least-used tools (with some randomness)
+    # multi-call records first, every kind about equally often (each pass over the kinds in a new order)
     usage: Counter[str] = Counter()
     n_multi = TRAIN_MULTI if split == "train" else TEST_MULTI
-    kinds = list(MULTI)
-    for _ in range(n_multi):
-        cands = c.sample(kinds, 3)
-        kind = min(cands, key=lambda k: sum(usage[t] for t in set(MULTI[k][1])) / len(set(MULTI[k][1])))
+    order: list[str] = []
+    while len(order) < n_multi:
+        order += c.sample(list(MULTI), len(MULTI))
+    for kind in order[:n_multi]:
         drafts.append(unique(MULTI[kind][0]))
         usage.update(set(MULTI[kind][1]))
     for name, gen in SINGLE.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from toydata import add, get_weather  # tests/toydata.py
 
 from tokmem_agent import ControllerConfig
 from tokmem_agent.agent import TokMemAgent
@@ -12,26 +13,6 @@ from tokmem_agent.decoding.batch import BatchSession
 from tokmem_agent.decoding.generate import DecodeSession
 from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
 from tokmem_agent.tokmem import TokMem
-
-
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: first
-        b: second
-    """
-    return a + b
-
-
-def get_weather(city: str, unit: str = "C") -> dict:
-    """Weather for a city.
-
-    Args:
-        city: city name
-        unit: C or F
-    """
-    return {"city": city, "temp": 21, "unit": unit}
 
 
 @pytest.fixture()

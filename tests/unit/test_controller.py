@@ -8,34 +8,13 @@ import time
 import pytest
 import torch
 from scripted import EOT, Script, plan_of  # tests/scripted.py
+from toydata import add, get_weather  # tests/toydata.py
 
 from tokmem_agent import ControllerConfig, GenerationError, ToolCallError
 from tokmem_agent.agent import TokMemAgent
 from tokmem_agent.decoding.generate import DecodeSession
 from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
 from tokmem_agent.tokmem import TokMem
-
-
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: first
-        b: second
-    """
-    return a + b
-
-
-def get_weather(city: str, unit: str = "C") -> dict:
-    """Weather for a city.
-
-    Args:
-        city: city name
-        unit: C or F
-    """
-    if city == "Atlantis":
-        raise ValueError("unknown city 'Atlantis'")
-    return {"city": city, "temp": 21, "unit": unit}
 
 
 def slow_tool(seconds: float) -> str:

@@ -127,6 +127,27 @@ def test_tokmem_unscripted_on_the_random_model(tm, traces):
         _check_output(TokMemMethod(tm, constrained=constrained, max_new_tokens=6).predict(traces[0]), 6)
 
 
+def test_tokmem_predict_many_equals_predict(tm, traces, tmp_path):
+    import torch
+
+    from evals.report import run_method
+
+    with torch.no_grad():  # larger rows: the random model then calls now and then
+        tm.bank.steer.mul_(3.0)
+    m = TokMemMethod(tm, max_new_tokens=24)
+    one = [m.predict(t) for t in traces]
+    many = m.predict_many(traces)
+    assert len(many) == len(traces) >= 3
+    for a, b in zip(one, many):
+        assert (a.calls, a.raw_args, a.text, a.generated_tokens, a.prompt_tokens, a.extra) == \
+            (b.calls, b.raw_args, b.text, b.generated_tokens, b.prompt_tokens, b.extra)
+        _check_output(b, 24)
+    batched = run_method(m, traces, tmp_path / "b", progress=False, batch_size=2)
+    assert [batched[t.id].calls for t in traces] == [o.calls for o in one]
+    with pytest.raises(ValueError, match="batch_size"):
+        run_method(m, traces, tmp_path / "c", progress=False, batch_size=0)
+
+
 def test_tokmem_config_changes_with_the_weights(tm):
     import torch
 
