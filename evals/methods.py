@@ -233,7 +233,8 @@ class TokMemMethod(Method):
         batch = BatchSession(self.tm.model, len(traces), pad_id=self.tm.chat.eot_id)
         batch.feed(dict(enumerate(prompts)))
         turns = self.controller.generate_turns(batch, range(len(traces)), [self.bound(t) for t in traces],
-                                               budget=self.max_new_tokens, after=[last_role(m) for m in contexts])
+                                               budget=self.max_new_tokens, after=[last_role(m) for m in contexts],
+                                               release=True)
         each = (time.perf_counter() - t0) / len(traces)
         return [self._output(turn, len(p), each) for turn, p in zip(turns, prompts)]
 

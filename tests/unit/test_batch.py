@@ -61,8 +61,23 @@ def test_batch_session_errors(tm):
         b.feed({2: [1]})
 
 
-@pytest.mark.parametrize("constrained", [True, False])
-def test_generate_turns_equal_generate_turn(tm, constrained):
+def test_keep_drops_rows_and_their_padding(tm):
+    prompts = [tm.chat.prompt_ids([{"role": "user", "content": p}]) for p in PROMPTS]
+    batch = BatchSession(tm.model, len(prompts), pad_id=tm.chat.eot_id)
+    batch.feed(dict(enumerate(prompts)))
+    batch.keep([2, 0])
+    assert batch.rows == 2 and batch.mask.shape == (2, max(len(prompts[0]), len(prompts[2])))
+    batch.feed({0: [5], 1: [6, 7]})
+    for r, (p, extra) in enumerate([(prompts[2], [5]), (prompts[0], [6, 7])]):
+        s = DecodeSession(tm.model)
+        s.feed(p + extra)
+        assert batch.ids[r] == p + extra and torch.allclose(batch.logits(r), s.logits, atol=1e-4)
+    with pytest.raises(ValueError, match="non-empty subset"):
+        batch.keep([3])
+
+
+@pytest.mark.parametrize(("constrained", "release"), [(True, False), (False, False), (True, True)])
+def test_generate_turns_equal_generate_turn(tm, constrained, release):
     agent = TokMemAgent(tm, [add, get_weather], ControllerConfig(constrained=constrained, max_new_tokens=40))
     ctl = agent.controller
     choices = ["any", None, "add", "none"]
@@ -70,7 +85,8 @@ def test_generate_turns_equal_generate_turn(tm, constrained):
     bound = [["add", "get_weather"]] * len(prompts)
     batch = BatchSession(tm.model, len(prompts), pad_id=tm.chat.eot_id)
     batch.feed(dict(enumerate(prompts)))
-    turns = ctl.generate_turns(batch, list(range(len(prompts))), bound, tool_choice=choices, after="user")
+    turns = ctl.generate_turns(batch, list(range(len(prompts))), bound, tool_choice=choices, after="user",
+                               release=release)
     for p, c, got in zip(prompts, choices, turns):
         s = DecodeSession(tm.model)
         s.feed(p)

@@ -82,3 +82,22 @@ class BatchSession:
         self.mask[row, real[keep - 1:]] = 0  # the last id is fed again below, so its logits are fresh
         del self.ids[row][keep - 1:]
         self.feed({row: [last]})
+
+    def keep(self, rows: Sequence[int]) -> None:
+        """Keep only ``rows`` (renumbered 0, 1, … in this order) and drop the cache columns that are padding
+        in all of them: later steps cost what the remaining rows need. For a batch whose finished rows are
+        not needed again (one turn per row, as the eval harness decodes)."""
+        rows = list(rows)
+        if not rows or any(not 0 <= r < self.rows for r in rows):
+            raise ValueError(f"rows to keep must be a non-empty subset of 0..{self.rows - 1}, got {rows}")
+        idx = torch.tensor(rows, dtype=torch.long, device=self.mask.device)
+        self.mask = self.mask[idx]  # [K, L]
+        cols = self.mask.any(dim=0)  # [L]: columns some kept row attends to
+        for layer in self.cache.layers:  # [B, heads, L, head_dim] → [K, heads, L', head_dim]
+            if layer.keys is not None and layer.keys.numel():
+                layer.keys = layer.keys[idx][:, :, cols]
+                layer.values = layer.values[idx][:, :, cols]
+        self.mask = self.mask[:, cols]
+        self.ids = [self.ids[r] for r in rows]
+        self._logits = [self._logits[r] for r in rows]
+        self.rows = len(rows)

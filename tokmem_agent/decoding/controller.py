@@ -128,10 +128,14 @@ class Controller:
 
     def generate_turns(self, batch: BatchSession, rows: Sequence[int], bound: Sequence[Sequence[str]], *,
                        tool_choice: Sequence[ToolChoice] | ToolChoice = None, budget: Sequence[int | None] | int |
-                       None = None, after: Sequence[str | None] | str | None = None) -> list[Turn]:
+                       None = None, after: Sequence[str | None] | str | None = None,
+                       release: bool = False) -> list[Turn]:
         """:meth:`generate_turn` for several rows of ``batch`` at once: one forward pass per step for every
         row still in its turn. ``bound`` is per row; ``tool_choice``, ``budget`` and ``after`` per row or
-        one for all. Returns the turns in the order of ``rows``."""
+        one for all. Returns the turns in the order of ``rows``.
+
+        release: drop each row from ``batch`` as soon as its turn ends (:meth:`BatchSession.keep`), so the
+        rows still decoding no longer pay for it; the batch is then used up (only for one-turn decoding)."""
         def per_row(v: Any) -> list[Any]:
             return list(v) if isinstance(v, (list, tuple)) else [v] * len(rows)
 
@@ -139,15 +143,19 @@ class Controller:
         decs = {r: TurnDecoder(self, batch.logits(r), bound[k], tool_choice=choices[k], budget=budgets[k],
                                after=afters[k]) for k, r in enumerate(rows)}
         active = list(rows)
+        slot = {r: r for r in rows}  # row -> its index in the batch (changes when finished rows are released)
         while active:
             feeds: dict[int, list[int]] = {}
             for r in active:
-                tok = decs[r].step(batch.logits(r))
+                tok = decs[r].step(batch.logits(slot[r]))
                 if tok is not None:
                     feeds[r] = [tok]
             if feeds:
-                batch.feed(feeds)
+                batch.feed({slot[r]: ids for r, ids in feeds.items()})
             active = [r for r in active if r in feeds and not decs[r].done]
+            if release and active and len(active) < batch.rows:
+                batch.keep([slot[r] for r in active])
+                slot = {r: i for i, r in enumerate(active)}
         return [decs[r].turn() for r in rows]
 
     # ----- the loop -------------------------------------------------------------------------------------
