@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,17 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from evals.datasets import cap_per_tool, filter_by_tools, sgd, top_tools
 from evals.methods import TokMemMethod
 from tokmem_agent import TrainConfig
+from tokmem_agent.config import fast_bf16_available
 from tokmem_agent.model.loader import load_base_model
 from tokmem_agent.tokmem import TokMem
 from tokmem_agent.traces import tools_in
 
 
 def cpu_flags() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return "unknown CPU"
-    return "AVX512-BF16" if "avx512_bf16" in out else "no AVX512-BF16 (AVX2)"
+    return "AVX512-BF16" if fast_bf16_available() else "no AVX512-BF16 (AVX2)"
 
 
 def get_bank(path: Path, loaded, n_tools: int, per_tool: int) -> TokMem:
@@ -51,8 +47,7 @@ def get_bank(path: Path, loaded, n_tools: int, per_tool: int) -> TokMem:
     tm = TokMem.create([defs[n] for n in names], loaded)
     print(f"training a bank for {len(names)} SGD tools on {len(traces)} traces (memory rows, 1 epoch) → {path}",
           flush=True)
-    tm.train(traces, TrainConfig(epochs=1, decision_weight=1.0), out_dir=path)
-    tm.save(path)
+    tm.train(traces, TrainConfig(epochs=1, decision_weight=1.0), out_dir=path)  # saves the bank there
     return tm
 
 

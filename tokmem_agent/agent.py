@@ -75,7 +75,7 @@ class TokMemAgent:
         """:meth:`run` for several requests, decoded together (one forward pass per step for all of them;
         each goes on calling tools until its own answer). The results, in the order of ``queries``, equal
         :meth:`run` on each alone (greedy decoding; float tolerance). on_step: called with (index, step)."""
-        active = self.bind(tools) if tools is not None else self.tools
+        active = self._active(tools)
         with self._lock:
             return self.controller.run_many([self.tm.messages_for(q) for q in queries], active,
                                             tool_choice=tool_choice, on_step=on_step)
@@ -89,8 +89,12 @@ class TokMemAgent:
         loop = asyncio.get_running_loop()
         return await asyncio.to_thread(self._run, query, tools, tool_choice, on_step, loop)
 
+    def _active(self, tools: Iterable[Any] | None) -> list[Tool]:
+        """The tools of one run: ``tools`` bound to the bank, or every bound tool."""
+        return self.bind(tools) if tools is not None else self.tools
+
     def _run(self, query: Any, tools: Any, tool_choice: ToolChoice, on_step: Any, loop: Any) -> RunResult:
-        active = self.bind(tools) if tools is not None else self.tools
+        active = self._active(tools)
         with self._lock:
             return self.controller.run(self.tm.messages_for(query), active, tool_choice=tool_choice,
                                        on_step=on_step, loop=loop)

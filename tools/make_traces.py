@@ -1531,7 +1531,7 @@ def m_currency_calc(c: Ctx) -> Draft:
     cur = cur_answer(c, 0)
     n2 = c.cur_name(c2)
     fill = {"k": k, "kw": ph.NUM_WORDS.get(k, str(k)), "p": p}
-    calc = _calc_said(c, 1, said.format(v="{v}", **fill).replace("{v}", "{v} " + c2))
+    calc = _calc_said(c, 1, said.format(v="{v} " + c2, **fill))  # {v}: the result, filled in by _calc_said
     return Draft(cap(t.format(m=c.money_text(amt, c1), n2=n2, o=c.num_text(o), q=c.num_text(q), **fill)),
                  [("convert_currency", {"amount": amt, "from_currency": c1, "to_currency": c2}),
                   ("calculate", lambda r: {"expression": exprs[op](r[0]["result"])})],

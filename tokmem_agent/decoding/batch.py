@@ -4,8 +4,9 @@ Each :meth:`BatchSession.feed` gives any subset of the rows a few ids each (a pr
 a tool turn). The ids of a call are right-aligned in one ``[B, T]`` block; the rows with fewer ids (or none)
 get padding there, masked out of attention and given no position, so every row sees exactly its own ids
 at positions 0, 1, 2, … — the same attention as a :class:`~tokmem_agent.decoding.generate.DecodeSession`
-of its own (logits equal to float tolerance; tested). Padding is never removed, so a long conversation
-that alternates between rows grows the cache by the longest feed of each call.
+of its own (logits equal to float tolerance; tested). Padding stays while every row is kept, so a long
+conversation that alternates between rows grows the cache by the longest feed of each call;
+:meth:`BatchSession.keep` drops finished rows and the columns that were padding for all the others.
 """
 
 from __future__ import annotations
