@@ -30,7 +30,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,10 +118,17 @@ class Method:
     def predict(self, trace: Trace) -> MethodOutput:
         raise NotImplementedError
 
-    def predict_many(self, traces: Sequence[Trace]) -> list[MethodOutput]:
-        """Predictions for several traces; methods that decode in batches override it (same outputs as
-        :meth:`predict` one by one, to float tolerance)."""
-        return [self.predict(t) for t in traces]
+    def predict_many(self, traces: Sequence[Trace], *, batch_size: int = 8,
+                     on_output: Callable[[int, MethodOutput], None] | None = None) -> list[MethodOutput]:
+        """Predictions for several traces; methods that decode in batches override it (up to ``batch_size``
+        at once; same outputs as :meth:`predict` one by one, to float tolerance). ``on_output(index,
+        output)`` is called as each prediction is ready (in any order)."""
+        outs = []
+        for i, t in enumerate(traces):
+            outs.append(self.predict(t))
+            if on_output is not None:
+                on_output(i, outs[-1])
+        return outs
 
     def config(self) -> dict[str, Any]:
         """The settings that determine the predictions (the prediction cache refuses a different one)."""
@@ -220,23 +227,38 @@ class TokMemMethod(Method):
                                              after=last_role(messages))
         return self._output(turn, len(prompt), time.perf_counter() - t0)
 
-    def predict_many(self, traces: Sequence[Trace]) -> list[MethodOutput]:
-        """One batch: every trace's first turn decoded together (:meth:`Controller.generate_turns`); the
-        latency of each is the batch's wall time divided by its size."""
-        if not self.constrained or len(traces) < 2:
-            return [self.predict(t) for t in traces]
+    def predict_many(self, traces: Sequence[Trace], *, batch_size: int = 8,
+                     on_output: Callable[[int, MethodOutput], None] | None = None) -> list[MethodOutput]:
+        """Every trace's first turn decoded with continuous batching (:func:`tokmem_agent.decoding.schedule.
+        run_jobs`: up to ``batch_size`` rows; a finished record leaves its row to the next). An output's
+        latency is the time from its prefill to the end of its turn, in the batch."""
+        if not self.constrained or len(traces) < 2 or batch_size < 2:
+            return super().predict_many(traces, batch_size=batch_size, on_output=on_output)
         from tokmem_agent.decoding.batch import BatchSession
+        from tokmem_agent.decoding.schedule import TurnSpec, run_jobs, turn_decoder
 
-        t0 = time.perf_counter()
         contexts = [t.compositional_context() for t in traces]
-        prompts = [self.tm.chat.prompt_ids(m) for m in contexts]
-        batch = BatchSession(self.tm.model, len(traces), pad_id=self.tm.chat.eot_id)
-        batch.feed(dict(enumerate(prompts)))
-        turns = self.controller.generate_turns(batch, range(len(traces)), [self.bound(t) for t in traces],
-                                               budget=self.max_new_tokens, after=[last_role(m) for m in contexts],
-                                               release=True)
-        each = (time.perf_counter() - t0) / len(traces)
-        return [self._output(turn, len(p), each) for turn, p in zip(turns, prompts)]
+        outs: list[MethodOutput | None] = [None] * len(traces)
+        prompt_len: list[int] = []
+        started: dict[int, float] = {}  # record -> when its prefill began
+
+        def jobs() -> Iterator[tuple[list[int], TurnSpec]]:  # prompts are built as rows free up
+            for t, m in zip(traces, contexts):
+                prompt = self.tm.chat.prompt_ids(m)
+                prompt_len.append(len(prompt))
+                yield prompt, TurnSpec(self.bound(t), budget=self.max_new_tokens, after=last_role(m))
+
+        def admitted(i: int, seconds: float) -> None:
+            started[i] = time.perf_counter() - seconds
+
+        def on_turn(i: int, turn: Any) -> None:
+            outs[i] = self._output(turn, prompt_len[i], time.perf_counter() - started[i])
+            if on_output is not None:
+                on_output(i, outs[i])
+
+        batch = BatchSession(self.tm.model, 0, pad_id=self.tm.chat.eot_id)
+        run_jobs(turn_decoder(self.controller), batch, jobs(), on_turn, width=batch_size, on_admit=admitted)
+        return [o for o in outs if o is not None]
 
     def _output(self, turn: Any, prompt_tokens: int, seconds: float) -> MethodOutput:
         raw = [c.text for c in turn.calls]

@@ -92,9 +92,10 @@ def run_method(method: Method, traces: Sequence[Trace], out_dir: str | os.PathLi
                fresh: bool = False, batch_size: int = 1) -> dict[str, MethodOutput]:
     """Predict every trace not yet in the method's cache (with a progress bar); return all predictions.
 
-    batch_size: traces handed to :meth:`Method.predict_many` at once (methods that batch decode them
-    together). A batch that fails is predicted again one trace at a time, so one bad record costs only
-    itself."""
+    batch_size: records a method that batches decodes together (:meth:`Method.predict_many`, continuous
+    batching: every record still to predict is handed over at once and each output is saved as it comes).
+    If the batch fails, the records without an output are predicted again one at a time, so one bad record
+    costs only itself."""
     from tqdm.auto import tqdm
 
     if batch_size < 1:
@@ -104,16 +105,20 @@ def run_method(method: Method, traces: Sequence[Trace], out_dir: str | os.PathLi
     todo = [t for t in traces if t.id not in done]
     bar = tqdm(total=len(traces), initial=len(traces) - len(todo), desc=method.name, unit="ex",
                disable=not progress or not todo, dynamic_ncols=True)
-    for i in range(0, len(todo), batch_size):
-        chunk = todo[i:i + batch_size]
+
+    def save(trace: Trace, out: MethodOutput) -> None:
+        cache.append(trace.id, out)
+        done[trace.id] = out
+        bar.update(1)
+
+    if batch_size > 1 and len(todo) > 1:
         try:
-            outs = method.predict_many(chunk) if len(chunk) > 1 else [_predict_one(method, chunk[0])]
+            method.predict_many(todo, batch_size=batch_size, on_output=lambda i, out: save(todo[i], out))
         except TokMemError:
-            outs = [_predict_one(method, t) for t in chunk]
-        for t, out in zip(chunk, outs):
-            cache.append(t.id, out)
-            done[t.id] = out
-        bar.update(len(chunk))
+            pass
+    for t in todo:
+        if t.id not in done:
+            save(t, _predict_one(method, t))
     bar.close()
     return {t.id: done[t.id] for t in traces}
 

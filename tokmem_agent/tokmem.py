@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import torch
 
@@ -335,17 +335,40 @@ class TokMem:
     def messages_for(self, query: str | Sequence[Message]) -> list[Message]:
         return [{"role": "user", "content": query}] if isinstance(query, str) else list(query)
 
-    def predict(self, query: str | Sequence[Message], *, max_new_tokens: int = 256,
-                allowed_tools: Iterable[str] | None = None) -> Prediction:
-        """Greedy full-vocabulary decoding (paper protocol) → calls split at memory tokens."""
-        from .decoding.generate import greedy_generate, mask_memory_tokens
+    @overload
+    def predict(self, query: str | Sequence[Message], *, max_new_tokens: int = ...,
+                allowed_tools: Iterable[str] | None = ..., batch_size: int = ...) -> Prediction: ...
 
-        prompt = self.chat.prompt_ids(self.messages_for(query))
+    @overload
+    def predict(self, query: list[str] | list[Sequence[Message]], *, max_new_tokens: int = ...,
+                allowed_tools: Iterable[str] | None = ..., batch_size: int = ...) -> list[Prediction]: ...
+
+    def predict(self, query: Any, *, max_new_tokens: int = 256, allowed_tools: Iterable[str] | None = None,
+                batch_size: int = 8) -> Prediction | list[Prediction]:
+        """Greedy full-vocabulary decoding (paper protocol) → calls split at memory tokens.
+
+        ``query``: a request or a conversation (a list of messages) → one :class:`Prediction`; a list of
+        requests or of conversations → a list, decoded ``batch_size`` at a time with continuous batching
+        (the same ids as one by one, to float tolerance)."""
+        from .decoding.generate import greedy_generate, greedy_generate_many, mask_memory_tokens
+
         procs = [mask_memory_tokens(self.model, allowed_tools)] if allowed_tools is not None else []
-        gen = greedy_generate(self.model, prompt, max_new_tokens=max_new_tokens, stop_ids=self.chat.stop_ids,
-                              processors=procs)
-        text, calls = self.split_calls(gen.ids)
-        return Prediction(calls, text, gen.ids, len(prompt), gen.stopped, gen.timings)
+        many = isinstance(query, (list, tuple)) and all(not isinstance(q, dict) for q in query)
+        queries = list(query) if many else [query]
+        if many and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        prompts = [self.chat.prompt_ids(self.messages_for(q)) for q in queries]
+        if many:
+            gens = greedy_generate_many(self.model, prompts, max_new_tokens=max_new_tokens,
+                                        stop_ids=self.chat.stop_ids, processors=procs, batch_size=batch_size)
+        else:
+            gens = [greedy_generate(self.model, prompts[0], max_new_tokens=max_new_tokens,
+                                    stop_ids=self.chat.stop_ids, processors=procs)]
+        out = []
+        for gen, prompt in zip(gens, prompts):
+            text, calls = self.split_calls(gen.ids)
+            out.append(Prediction(calls, text, gen.ids, len(prompt), gen.stopped, gen.timings))
+        return out if many else out[0]
 
     def split_calls(self, ids: Sequence[int]) -> tuple[str, list[RawCall]]:
         """Split generated ids at memory tokens: (leading text, [RawCall(tool, argument text)])."""

@@ -52,8 +52,10 @@ def test_batch_session_logits_equal_single_sessions(tm):
 
 
 def test_batch_session_errors(tm):
-    with pytest.raises(ValueError, match="at least one row"):
-        BatchSession(tm.model, 0)
+    with pytest.raises(ValueError, match="cannot have -1 rows"):
+        BatchSession(tm.model, -1)
+    with pytest.raises(ValueError, match="at least one id"):
+        BatchSession(tm.model, 0).add([])
     b = BatchSession(tm.model, 2)
     with pytest.raises(ValueError, match="nothing fed to row 1"):
         b.logits(1)
@@ -72,8 +74,33 @@ def test_keep_drops_rows_and_their_padding(tm):
         s = DecodeSession(tm.model)
         s.feed(p + extra)
         assert batch.ids[r] == p + extra and torch.allclose(batch.logits(r), s.logits, atol=1e-4)
-    with pytest.raises(ValueError, match="non-empty subset"):
+    with pytest.raises(ValueError, match="subset of 0..1"):
         batch.keep([3])
+    batch.keep([])
+    assert batch.rows == 0 and batch.mask.shape == (0, 0)
+    assert batch.add(prompts[1]) == 0 and batch.ids == [prompts[1]]
+
+
+def test_add_joins_a_decoding_batch(tm):
+    """Rows added to a batch that is decoding (prompts shorter and longer than its cache, and to rows fed
+    nothing yet) see what a session of their own sees."""
+    prompts = [tm.chat.prompt_ids([{"role": "user", "content": p}]) for p in PROMPTS]
+    long = tm.chat.prompt_ids([{"role": "user", "content": " ".join(PROMPTS * 3)}])
+    batch = BatchSession(tm.model, 1, pad_id=tm.chat.eot_id)  # a row that has been fed nothing yet
+    assert batch.add(prompts[0]) == 1
+    batch.feed({0: prompts[2], 1: [5, 6]})
+    assert batch.add(prompts[3]) == 2  # shorter than the cache: written into padding columns
+    width = batch.mask.shape[1]
+    assert batch.add(long) == 3 and batch.mask.shape[1] == len(long) > width  # longer: the cache grows
+    batch.feed({1: [7], 2: [8, 9], 3: [10]})
+    batch.rollback(3, 1)
+    batch.keep([3, 1, 2])
+    batch.feed({0: [11], 2: [12]})
+    want = [long + [11], prompts[0] + [5, 6, 7], prompts[3] + [8, 9, 12]]
+    for r, ids in enumerate(want):
+        s = DecodeSession(tm.model)
+        s.feed(ids)
+        assert batch.ids[r] == ids and torch.allclose(batch.logits(r), s.logits, atol=1e-4), r
 
 
 @pytest.mark.parametrize(("constrained", "release"), [(True, False), (False, False), (True, True)])
@@ -112,3 +139,24 @@ def test_run_many_equals_run(tm):
         assert got.messages == want.messages
     assert sorted(seen) == sorted((i, s.tool) for i, r in enumerate(many) for s in r.steps)
     assert agent.run_many([]) == []
+    for width in (1, 2):  # continuous batching: conversations wait for a free row
+        again = agent.run_many(queries, tool_choice="any", batch_size=width)
+        assert [(r.answer, r.outcome, r.generated_tokens, r.messages) for r in again] == \
+            [(r.answer, r.outcome, r.generated_tokens, r.messages) for r in many]
+
+
+def test_predict_a_list_equals_one_by_one(tm):
+    convo = [{"role": "user", "content": "add 2 and 3"}]
+    queries = [*PROMPTS, convo]
+    for width in (2, 8):
+        many = tm.predict(queries, max_new_tokens=12, batch_size=width)
+        assert isinstance(many, list) and len(many) == len(queries)
+        for q, got in zip(queries, many):
+            want = tm.predict(q, max_new_tokens=12)
+            assert (got.ids, got.text, got.calls, got.stopped, got.prompt_tokens) == \
+                (want.ids, want.text, want.calls, want.stopped, want.prompt_tokens)
+    assert tm.predict([]) == []
+    one = tm.predict(convo, max_new_tokens=4)  # a conversation is one query, not a list of them
+    assert not isinstance(one, list)
+    with pytest.raises(ValueError, match="batch_size"):
+        tm.predict(PROMPTS, batch_size=0)

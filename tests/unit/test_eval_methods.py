@@ -136,12 +136,14 @@ def test_tokmem_predict_many_equals_predict(tm, traces, tmp_path):
         tm.bank.steer.mul_(3.0)
     m = TokMemMethod(tm, max_new_tokens=24)
     one = [m.predict(t) for t in traces]
-    many = m.predict_many(traces)
-    assert len(many) == len(traces) >= 3
-    for a, b in zip(one, many):
-        assert (a.calls, a.raw_args, a.text, a.generated_tokens, a.prompt_tokens, a.extra) == \
-            (b.calls, b.raw_args, b.text, b.generated_tokens, b.prompt_tokens, b.extra)
-        _check_output(b, 24)
+    for width in (len(traces), 2):  # all at once; rows freed and refilled (continuous batching)
+        seen: list[int] = []
+        many = m.predict_many(traces, batch_size=width, on_output=lambda i, _o: seen.append(i))
+        assert len(many) == len(traces) >= 3 and sorted(seen) == list(range(len(traces)))
+        for a, b in zip(one, many):
+            assert (a.calls, a.raw_args, a.text, a.generated_tokens, a.prompt_tokens, a.extra) == \
+                (b.calls, b.raw_args, b.text, b.generated_tokens, b.prompt_tokens, b.extra)
+            _check_output(b, 24)
     batched = run_method(m, traces, tmp_path / "b", progress=False, batch_size=2)
     assert [batched[t.id].calls for t in traces] == [o.calls for o in one]
     with pytest.raises(ValueError, match="batch_size"):

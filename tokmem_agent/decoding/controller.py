@@ -30,6 +30,7 @@ from ..validation import check_arguments
 from .batch import BatchSession
 from .generate import DecodeSession
 from .runlog import RunResult, Step
+from .schedule import Next, OneRow, Rows, TurnSpec, run_jobs, turn_decoder
 from .turn import ToolChoice, Turn, TurnDecoder
 
 if TYPE_CHECKING:
@@ -171,11 +172,13 @@ class Controller:
 
     def run_many(self, conversations: Sequence[Sequence[Message]], tools: Sequence[Tool], *,
                  tool_choice: ToolChoice = None, on_step: Callable[[int, Step], None] | None = None,
-                 loop: Any = None) -> list[RunResult]:
-        """:meth:`run` for several conversations at once: their turns are decoded together (one forward
-        pass per step over a :class:`BatchSession`; one conversation uses ``session_factory``'s session),
-        each conversation's calls run as soon as its turn ends, and each goes on until its own answer.
-        Greedy, so every result equals :meth:`run` on that conversation alone (to float tolerance).
+                 loop: Any = None, batch_size: int | None = None) -> list[RunResult]:
+        """:meth:`run` for several conversations at once, with continuous batching (:func:`.schedule.run_jobs`):
+        up to ``batch_size`` (default ``ControllerConfig.batch_size``) decode together, one forward pass per
+        step over a :class:`BatchSession`; each conversation's calls run as soon as its turn ends, it goes on
+        until its own answer, and when it is done the next waiting conversation takes its row. One
+        conversation (or ``batch_size`` 1) uses ``session_factory``'s session. Greedy, so every result
+        equals :meth:`run` on that conversation alone (to float tolerance).
 
         on_step: called with (conversation index, step) as each call has run.
         """
@@ -184,72 +187,68 @@ class Controller:
         n = len(conversations)
         if n == 0:
             return []
+        width = min(n, batch_size or cfg.batch_size)
+        if width < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         by_name = {t.name: t for t in tools}
         bound = [t.name for t in tools]
-        runs = [_Run(list(m), tool_choice) for m in conversations]
-        rows: _Rows = (_SingleRows(self, self.session_factory(model)) if n == 1
-                       else _BatchRows(self, BatchSession(model, n, pad_id=chat.eot_id)))
+        runs = [_Run(list(m)) for m in conversations]
         prompts = [chat.prompt_ids(r.convo) for r in runs]
-        rows.feed(dict(enumerate(prompts)))
-        prefill = time.perf_counter() - t_start
-        for r, p in zip(runs, prompts):
-            r.prompt_tokens, r.timings["prefill_s"] = len(p), prefill
-        active = list(range(n))
-        while active:
-            turns = dict(zip(active, rows.turns(active, bound, [runs[i].choice for i in active],
-                                                [cfg.max_new_tokens - runs[i].generated for i in active],
-                                                [last_role(runs[i].convo) for i in active])))
-            redo = []
-            for i in active:
-                run, turn = runs[i], turns[i]
-                if turn.call_prob is not None and not run.steps:
-                    run.call_prob = turn.call_prob
-                run.choice = None if tool_choice not in ("none",) else "none"  # forcing: the first turn only
-                if (cfg.stop_repeats and turn.calls and not turn.out_of_budget
-                        and all((c.tool, c.text) in run.done_calls for c in turn.calls)):
-                    # only repeats of calls whose results are already in the context: answer instead
-                    run.suppressed += len(turn.calls)
-                    run.generated += turn.generated
-                    rows.rollback(i, len(turn.ids) - int(turn.ended))
-                    redo.append(i)
-            if redo:
-                again = rows.turns(redo, bound, ["none"] * len(redo),
-                                   [max(cfg.max_new_tokens - runs[i].generated, 1) for i in redo], [None] * len(redo))
-                turns.update(zip(redo, again))
-            tails: dict[int, list[int]] = {}
-            for i in active:
-                run, turn = runs[i], turns[i]
+        later = "none" if tool_choice == "none" else None  # forcing a tool: the first turn only
+
+        def spec(run: _Run, choice: ToolChoice, after: str | None) -> TurnSpec:
+            return TurnSpec(bound, choice, max(cfg.max_new_tokens - run.generated, 1), after)
+
+        def admitted(i: int, seconds: float) -> None:
+            runs[i].prompt_tokens, runs[i].timings["prefill_s"] = len(prompts[i]), seconds
+            runs[i].t0 = time.perf_counter() - seconds
+
+        def on_turn(i: int, turn: Turn) -> Next | None:
+            run = runs[i]
+            if turn.call_prob is not None and not run.steps:
+                run.call_prob = turn.call_prob
+            if (cfg.stop_repeats and turn.calls and not turn.out_of_budget
+                    and all((c.tool, c.text) in run.done_calls for c in turn.calls)):
+                # only repeats of calls whose results are already in the context: answer instead
+                run.suppressed += len(turn.calls)
                 run.generated += turn.generated
-                run.all_ids += turn.ids
-                run.timings["decode_s"] += turn.decode_s
-                if not turn.calls:
-                    run.answer = turn.text
-                    run.convo.append({"role": "assistant", "content": turn.text})
-                    run.finish("token_budget" if turn.out_of_budget else "answer", t_start)
-                    continue
-                run.rounds += 1
-                new_steps = self._execute(turn, by_name, run.rounds, loop)
-                run.steps += new_steps
-                run.done_calls.update((st.tool, st.argument_text) for st in new_steps if st.ok)
-                for st in new_steps if on_step else ():
-                    on_step(i, st)
-                run.timings["execute_s"] += sum(st.execute_s for st in new_steps)
-                run.convo.append({"role": "assistant", "content": turn.text,
-                                  "calls": [Call(st.tool, st.arguments if st.arguments is not None else {})
-                                            for st in new_steps]})
-                run.convo += [{"role": "tool", "name": st.tool, "content": st.result_text} for st in new_steps]
-                if turn.out_of_budget or run.generated >= cfg.max_new_tokens:
-                    run.finish("token_budget", t_start)
-                elif run.rounds >= cfg.max_steps:
-                    run.finish("max_steps", t_start)
-                else:
-                    tails[i] = chat.continuation_ids(run.convo, eot_generated=False)  # the stop token was not fed
-            t_feed = time.perf_counter()
-            rows.feed(tails)
-            for i, tail in tails.items():
-                runs[i].fed += len(tail)
-                runs[i].timings["feed_s"] += time.perf_counter() - t_feed
-            active = list(tails)
+                return Next(spec(run, "none", None), redo=True)
+            run.generated += turn.generated
+            run.all_ids += turn.ids
+            run.timings["decode_s"] += turn.decode_s
+            if not turn.calls:
+                run.answer = turn.text
+                run.convo.append({"role": "assistant", "content": turn.text})
+                run.finish("token_budget" if turn.out_of_budget else "answer")
+                return None
+            run.rounds += 1
+            new_steps = self._execute(turn, by_name, run.rounds, loop)
+            run.steps += new_steps
+            run.done_calls.update((st.tool, st.argument_text) for st in new_steps if st.ok)
+            for st in new_steps if on_step else ():
+                on_step(i, st)
+            run.timings["execute_s"] += sum(st.execute_s for st in new_steps)
+            run.convo.append({"role": "assistant", "content": turn.text,
+                              "calls": [Call(st.tool, st.arguments if st.arguments is not None else {})
+                                        for st in new_steps]})
+            run.convo += [{"role": "tool", "name": st.tool, "content": st.result_text} for st in new_steps]
+            if turn.out_of_budget or run.generated >= cfg.max_new_tokens:
+                run.finish("token_budget")
+                return None
+            if run.rounds >= cfg.max_steps:
+                run.finish("max_steps")
+                return None
+            tail = chat.continuation_ids(run.convo, eot_generated=False)  # the stop token was not fed
+            run.fed += len(tail)
+            return Next(spec(run, later, last_role(run.convo)), feed=tail)
+
+        def fed(i: int, seconds: float) -> None:
+            runs[i].timings["feed_s"] += seconds
+
+        batch: Rows = (OneRow(self.session_factory, model) if width == 1
+                       else BatchSession(model, 0, pad_id=chat.eot_id))
+        jobs = ((p, spec(r, tool_choice, last_role(r.convo))) for p, r in zip(prompts, runs))
+        run_jobs(turn_decoder(self), batch, jobs, on_turn, width=width, on_admit=admitted, on_feed=fed)
         if cfg.strict:
             for r in runs:
                 if r.outcome != "answer":
@@ -316,7 +315,6 @@ class _Run:
     """The bookkeeping of one conversation in :meth:`Controller.run_many`."""
 
     convo: list[Message]
-    choice: ToolChoice
     steps: list[Step] = field(default_factory=list)
     answer: str = ""
     outcome: str = "answer"
@@ -331,57 +329,8 @@ class _Run:
     timings: dict[str, float] = field(default_factory=lambda: {"prefill_s": 0.0, "decode_s": 0.0,
                                                                 "execute_s": 0.0, "feed_s": 0.0})
 
-    def finish(self, outcome: str, t_start: float) -> None:
+    t0: float = 0.0  # when it joined the batch (its prefill began)
+
+    def finish(self, outcome: str) -> None:
         self.outcome = outcome
-        self.timings["total_s"] = time.perf_counter() - t_start
-
-
-class _Rows:
-    """The conversations of a :meth:`Controller.run_many` on their decode session(s)."""
-
-    def feed(self, ids: dict[int, list[int]]) -> None:
-        raise NotImplementedError
-
-    def turns(self, rows: list[int], bound: list[str], choices: list[ToolChoice], budgets: list[int],
-              afters: list[str | None]) -> list[Turn]:
-        raise NotImplementedError
-
-    def rollback(self, row: int, n: int) -> None:
-        raise NotImplementedError
-
-
-class _SingleRows(_Rows):
-    """One conversation on a :class:`DecodeSession` (``Controller.session_factory``: tests script it)."""
-
-    def __init__(self, ctl: Controller, session: DecodeSession):
-        self.ctl, self.session = ctl, session
-
-    def feed(self, ids: dict[int, list[int]]) -> None:
-        if ids.get(0):
-            self.session.feed(ids[0])
-
-    def turns(self, rows: list[int], bound: list[str], choices: list[ToolChoice], budgets: list[int],
-              afters: list[str | None]) -> list[Turn]:
-        return [self.ctl.generate_turn(self.session, bound, tool_choice=choices[0], budget=budgets[0],
-                                       after=afters[0])]
-
-    def rollback(self, row: int, n: int) -> None:
-        self.session.rollback(n)
-
-
-class _BatchRows(_Rows):
-    """Several conversations as the rows of one :class:`BatchSession`."""
-
-    def __init__(self, ctl: Controller, batch: BatchSession):
-        self.ctl, self.batch = ctl, batch
-
-    def feed(self, ids: dict[int, list[int]]) -> None:
-        self.batch.feed(ids)
-
-    def turns(self, rows: list[int], bound: list[str], choices: list[ToolChoice], budgets: list[int],
-              afters: list[str | None]) -> list[Turn]:
-        return self.ctl.generate_turns(self.batch, rows, [bound] * len(rows), tool_choice=choices, budget=budgets,
-                                       after=afters)
-
-    def rollback(self, row: int, n: int) -> None:
-        self.batch.rollback(row, n)
+        self.timings["total_s"] = time.perf_counter() - self.t0

@@ -97,6 +97,63 @@ def greedy_generate(model: TokMemModel, prompt_ids: Sequence[int], *, max_new_to
     return Generation(list(prompt_ids), out, stopped, {"prefill_s": t1 - t0, "decode_s": t2 - t1})
 
 
+class _Greedy:
+    """One row of :func:`greedy_generate_many` (a :class:`~.schedule.RowDecoder`)."""
+
+    def __init__(self, stop: set[int], processors: Sequence[LogitsProcessor], max_new_tokens: int):
+        self.stop, self.processors, self.max_new_tokens = stop, processors, max_new_tokens
+        self.out: list[int] = []
+        self.done = self.stopped = False
+
+    def step(self, logits: torch.Tensor) -> int | None:
+        if self.done or len(self.out) >= self.max_new_tokens:
+            self.done = True
+            return None
+        for proc in self.processors:
+            logits = proc(self.out, logits)
+        nxt = int(torch.argmax(logits))
+        self.out.append(nxt)
+        if nxt in self.stop:
+            self.stopped = self.done = True
+            return None
+        self.done = len(self.out) >= self.max_new_tokens  # the last id needs no feed
+        return nxt
+
+    def turn(self) -> _Greedy:
+        return self
+
+
+@torch.no_grad()
+def greedy_generate_many(model: TokMemModel, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
+                         stop_ids: Iterable[int], processors: Sequence[LogitsProcessor] = (),
+                         batch_size: int = 8) -> list[Generation]:
+    """:func:`greedy_generate` for several prompts, up to ``batch_size`` decoded together with continuous
+    batching (:func:`~.schedule.run_jobs` on a :class:`~.batch.BatchSession`); the same ids as one at a
+    time (to float tolerance). ``processors`` are shared by all rows (they must not keep per-row state)."""
+    import time
+
+    from .batch import BatchSession
+    from .schedule import run_jobs
+
+    stop = set(stop_ids)
+    out: list[Generation | None] = [None] * len(prompts)
+    admitted: dict[int, tuple[float, float]] = {}  # prompt -> (when its prefill began, prefill seconds)
+
+    def on_admit(i: int, seconds: float) -> None:
+        admitted[i] = (time.perf_counter() - seconds, seconds)
+
+    def on_turn(i: int, row: _Greedy) -> None:
+        t0, prefill = admitted[i]
+        out[i] = Generation(list(prompts[i]), row.out, row.stopped,
+                            {"prefill_s": prefill, "decode_s": time.perf_counter() - t0 - prefill})
+
+    if prompts:
+        run_jobs(lambda _logits, _spec: _Greedy(stop, processors, max_new_tokens),
+                 BatchSession(model, 0), ((p, None) for p in prompts), on_turn, width=batch_size,
+                 on_admit=on_admit)
+    return [g for g in out if g is not None]
+
+
 def mask_memory_tokens(model: TokMemModel, allowed: Iterable[str] | None) -> LogitsProcessor:
     """A processor that masks the memory tokens of tools not in ``allowed`` (None = allow all)."""
     if allowed is None:
