@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -q -e ".[dev,eval]"
+	$(PIP) install -q -e ".[dev,eval,serve]"
 	# BFCL's data and AST checker; --no-deps: its full dependency set (API clients) would downgrade numpy
 	$(PIP) install -q --no-deps bfcl-eval
 	# all-MiniLM-L6-v2 weights for `tokmem eval --methods rag-emb`; --no-deps: plain transformers loads them

@@ -1,4 +1,4 @@
-"""Command line: ``tokmem train | inspect | predict | register | forget | chat``."""
+"""Command line: ``tokmem train | inspect | calibrate | predict | export | serve | register | forget | chat``."""
 
 from __future__ import annotations
 
@@ -263,6 +263,75 @@ def predict(bank: Path = typer.Argument(..., help="Memory bank directory."),
         typer.echo(f"{c.name} {c.arguments}")
     if not pred.calls:
         typer.echo("(no tool call)")
+
+
+@app.command()
+def export(bank: Path = typer.Argument(..., help="Memory bank directory."),
+           out: Path = typer.Option(..., "--out", help="Folder for the exported checkpoint."),
+           merge_lora: bool = typer.Option(False, "--merge-lora", help="Fold the LoRA round into the weights "
+                                           "(default: write it beside them as a peft adapter in OUT/adapter)."),
+           overwrite: bool = typer.Option(False, "--overwrite", help="Write into a folder that is not empty."),
+           model: str | None = typer.Option(None, "--model"),
+           dtype: str = typer.Option("float32", "--dtype", callback=_choice(*DTYPES), help=DTYPE_HELP)) -> None:
+    """Write the bank as a plain Hugging Face checkpoint (memory tokens in the vocabulary) for vLLM, SGLang or
+    transformers; see docs/serving.md."""
+    from .serving.export import STRUCTURAL_TAG_FILE, TOOLS_FILE, export_bank
+    from .tokmem import TokMem
+
+    try:
+        tm = TokMem.load(bank, _spec(model, "cpu", dtype))
+        res = export_bank(tm, out, merge_lora=merge_lora, overwrite=overwrite)
+    except TokMemError as exc:
+        _fail(exc)
+        return
+    first, last = min(res.tokens.values()), max(res.tokens.values())
+    typer.echo(f"exported {len(res.tokens)} tools to {res.path} (token ids {first}..{last}, "
+               f"{'tied' if res.tied else 'untied'} embeddings, LoRA: {res.lora})")
+    typer.echo(f"  {TOOLS_FILE}: names, tokens, schemas;  {STRUCTURAL_TAG_FILE}: the argument grammar")
+    if res.lora == "adapter":
+        typer.echo("  adapter/: the LoRA round as a peft adapter (or export again with --merge-lora)")
+
+
+@app.command()
+def serve(bank: Path = typer.Argument(..., help="Memory bank directory."),
+          host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+          port: int = typer.Option(8000, "--port", min=0, max=65535),
+          batch_size: int = typer.Option(8, "--batch-size", min=1, help="Requests decoded together."),
+          max_queue: int = typer.Option(64, "--max-queue", min=1, help="Waiting requests before 429."),
+          max_tokens: int = typer.Option(512, "--max-tokens", min=1, help="The most one request may generate."),
+          api_key: str | None = typer.Option(None, "--api-key", envvar="TOKMEM_API_KEY",
+                                             help="Require 'Authorization: Bearer KEY' on /v1/."),
+          name: str | None = typer.Option(None, "--name", help="Model name in /v1/models (default: the bank's "
+                                                               "folder name)."),
+          model: str | None = typer.Option(None, "--model"),
+          device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+          dtype: str = typer.Option("float32", "--dtype", callback=_choice(*DTYPES), help=DTYPE_HELP)) -> None:
+    """Serve the bank as an OpenAI-compatible chat completions endpoint (docs/serving.md)."""
+    try:
+        import uvicorn
+
+        from .serving.openai_api import create_app
+    except ImportError as exc:
+        _fail(TokMemError(f"tokmem serve needs the serve extra: pip install 'tokmem-agent[serve]' ({exc})"))
+        return
+    from .config import ControllerConfig
+    from .serving.engine import Engine
+    from .tokmem import TokMem
+
+    try:
+        tm = TokMem.load(bank, _spec(model, device, dtype))
+        engine = Engine(tm, ControllerConfig(max_new_tokens=max_tokens), batch_size=batch_size, max_queue=max_queue)
+    except TokMemError as exc:
+        _fail(exc)
+        return
+    model_name = name or bank.resolve().name
+    typer.echo(f"serving {model_name} ({len(tm.tool_names)} tools) on http://{host}:{port}/v1 "
+               f"(batch {batch_size}, queue {max_queue}{', API key required' if api_key else ''})")
+    try:
+        uvicorn.run(create_app(engine, model_name=model_name, api_key=api_key, max_tokens=max_tokens),
+                    host=host, port=port, log_level="warning")
+    finally:
+        engine.close()
 
 
 def load_tool_objects(spec: str) -> list[Any]:
