@@ -303,6 +303,10 @@ def serve(bank: Path = typer.Argument(..., help="Memory bank directory."),
                                              help="Require 'Authorization: Bearer KEY' on /v1/."),
           name: str | None = typer.Option(None, "--name", help="Model name in /v1/models (default: the bank's "
                                                                "folder name)."),
+          allow_register: bool = typer.Option(False, "--allow-register", help="Enable POST /v1/tools: register "
+                                              "tools into the running bank (trained in the background)."),
+          save_bank: Path | None = typer.Option(None, "--save-bank", help="With --allow-register: save each new "
+                                                "bank here (atomically)."),
           model: str | None = typer.Option(None, "--model"),
           device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
           dtype: str = typer.Option("float32", "--dtype", callback=_choice(*DTYPES), help=DTYPE_HELP)) -> None:
@@ -316,6 +320,7 @@ def serve(bank: Path = typer.Argument(..., help="Memory bank directory."),
         return
     from .config import ControllerConfig
     from .serving.engine import Engine
+    from .serving.registration import Registrar
     from .tokmem import TokMem
 
     try:
@@ -328,8 +333,9 @@ def serve(bank: Path = typer.Argument(..., help="Memory bank directory."),
     typer.echo(f"serving {model_name} ({len(tm.tool_names)} tools) on http://{host}:{port}/v1 "
                f"(batch {batch_size}, queue {max_queue}{', API key required' if api_key else ''})")
     try:
-        uvicorn.run(create_app(engine, model_name=model_name, api_key=api_key, max_tokens=max_tokens),
-                    host=host, port=port, log_level="warning")
+        registrar = Registrar(engine, save_to=save_bank) if allow_register else None
+        uvicorn.run(create_app(engine, model_name=model_name, api_key=api_key, max_tokens=max_tokens,
+                               registrar=registrar), host=host, port=port, log_level="warning")
     finally:
         engine.close()
 

@@ -120,3 +120,16 @@ def test_agent_chat_model_and_eval_methods_on_the_model_device(loaded, meta_defa
     assert TokMemMethod(tm, max_new_tokens=8).predict(traces[0]).generated_tokens > 0
     router = KeywordRouter().fit(traces)
     KeywordRouterMethod(loaded, tool_inventory(traces), router, max_new_tokens=8).predict(traces[0])
+
+
+def test_batched_paths_on_the_model_device(loaded, meta_default):
+    """Continuous batching (rows added to and dropped from a BatchSession), the batched predict and eval."""
+    from evals.methods import TokMemMethod
+
+    tm = TokMem.create([*TOOLS, multiply], loaded)
+    agent = TokMemAgent(tm, [multiply], ControllerConfig(max_new_tokens=12, max_steps=2))
+    runs = agent.run_many(["multiply 2 and 3", "hi", "multiply 4 and 5"], tool_choice="any", batch_size=2)
+    assert [r.outcome for r in runs] and all(r.generated_tokens > 0 for r in runs)
+    assert len(tm.predict(["hi", "weather in Rome", "add 1 and 2"], max_new_tokens=4, batch_size=2)) == 3
+    traces = load_traces(toy_records()[:5])
+    assert len(TokMemMethod(tm, max_new_tokens=6).predict_many(traces, batch_size=2)) == 5

@@ -21,6 +21,7 @@ from tokmem_agent.decoding.schedule import TurnSpec
 from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
 from tokmem_agent.serving.engine import Engine, Overloaded, Request
 from tokmem_agent.serving.openai_api import create_app
+from tokmem_agent.serving.registration import Registrar
 from tokmem_agent.tokmem import TokMem
 
 TOOLS = [{"type": "function", "function": {"name": t.__name__, "description": (t.__doc__ or "").strip(),
@@ -37,10 +38,11 @@ def tm(tiny_model, tiny_tokenizer):
 
 
 class Served:
-    def __init__(self, tm, *, batch_size=4, max_queue=8, api_key=None, max_new_tokens=40):
+    def __init__(self, tm, *, batch_size=4, max_queue=8, api_key=None, max_new_tokens=40, register=None):
         self.engine = Engine(tm, ControllerConfig(max_new_tokens=max_new_tokens), batch_size=batch_size,
                              max_queue=max_queue)
-        app = create_app(self.engine, model_name="tiny", api_key=api_key)
+        registrar = Registrar(self.engine, **register) if register is not None else None
+        app = create_app(self.engine, model_name="tiny", api_key=api_key, registrar=registrar)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -282,3 +284,61 @@ def test_langchain_chat_openai_against_the_server(tm):
         assert out["messages"][2].content == "5" and out["messages"][-1].content == "The sum is 5."
     finally:
         s.close()
+
+
+def test_register_a_tool_into_the_running_server(tm, tmp_path):
+    from toydata import ECHO
+
+    from tokmem_agent import RegisterConfig, TrainConfig
+    from tokmem_agent.tokmem import TokMem as _TokMem
+
+    old_rows = tm.bank.steer.detach().clone()
+    cfg = RegisterConfig(train=TrainConfig(epochs=2, batch_size=4, progress=False, eval_fraction=0.0,
+                                           no_call_share=0.0, autocast=None))
+    s = Served(tm, register={"config": cfg, "save_to": tmp_path / "bank"})
+    try:
+        echo = [{"type": "function", "function": ECHO}]
+        msgs = [{"role": "user", "content": "echo hello"}]
+        with pytest.raises(openai.BadRequestError):  # no token for it yet
+            s.client.chat.completions.create(model="tiny", messages=msgs, tools=echo)
+        traces = [{"query": f"echo {w}", "tools": [ECHO], "answers": [{"name": "echo", "arguments": {"text": w}}]}
+                  for w in ("hi", "yes", "blue", "seven", "cat", "moon")]
+        r = httpx.post(s.url + "/tools", json={"tools": echo, "traces": traces})
+        assert r.status_code == 202 and r.json()["status"] in ("queued", "training")
+        job = r.json()["id"]
+        deadline = time.time() + 120
+        while (st := httpx.get(f"{s.url}/tools/registrations/{job}").json())["status"] in ("queued", "training"):
+            assert time.time() < deadline, st
+            time.sleep(0.1)
+        assert st["status"] == "ready" and st["result"]["added"] == ["echo"] and st["result"]["traces"] == 6, st
+        out = s.client.chat.completions.create(model="tiny", messages=msgs, tools=echo, tool_choice="required")
+        assert out.choices[0].message.tool_calls[0].function.name == "echo"
+        assert "echo" in [t["function"]["name"] for t in httpx.get(s.url + "/tools").json()["data"]]
+        assert torch.equal(s.engine.tm.bank.steer[:2].detach(), old_rows)  # the old rows did not move
+        assert tm.tool_names == ["add", "get_weather"]  # the bank it started with is untouched
+        assert _TokMem.load(tmp_path / "bank", tm.loaded).tool_names == ["add", "get_weather", "echo"]
+        bad = httpx.post(s.url + "/tools", json={"tools": echo, "traces": [{"query": 3}]})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "traces"
+        assert httpx.get(s.url + "/tools/registrations/nope").status_code == 404
+    finally:
+        s.close()
+
+
+def test_a_swap_waits_for_the_rows_in_flight(tm):
+    cfg = ControllerConfig(max_new_tokens=200, stop_text_loops=False)
+    engine = Engine(tm, cfg, batch_size=2)
+    try:
+        done_at: list[float] = []
+        prompt = tm.chat.prompt_ids([{"role": "user", "content": "tell me a long story"}])
+        engine.submit(Request(prompt, TurnSpec(["add"], "none", 200, "user"),
+                              lambda ev: ev[0] == "done" and done_at.append(time.perf_counter())))
+        deadline = time.time() + 20
+        while engine.active == 0 and not done_at:
+            assert time.time() < deadline
+            time.sleep(0.005)
+        other = TokMem.create([add, get_weather], tm.loaded)
+        assert engine.swap(other, timeout=60)
+        swapped_at = time.perf_counter()
+        assert done_at and done_at[0] <= swapped_at and engine.tm is other and engine.swaps == 1
+    finally:
+        engine.close()

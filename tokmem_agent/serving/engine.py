@@ -67,6 +67,8 @@ class Engine:
         self._queue: collections.deque[Request] = collections.deque()
         self._cv = threading.Condition()
         self._stop = False
+        self._pending: TokMem | None = None  # a bank to switch to once the rows in flight are done
+        self.swaps = 0
         self.active = 0
         self.served = 0
         self._thread = threading.Thread(target=self._loop, name="tokmem-engine", daemon=True)
@@ -87,6 +89,22 @@ class Engine:
     def waiting(self) -> int:
         return len(self._queue)
 
+    def swap(self, tm: TokMem, timeout: float | None = None) -> bool:
+        """Switch to another bank (one with tools registered since): requests in flight finish on the old one,
+        requests admitted afterwards use the new one. Waits until the switch happened (or ``timeout``)."""
+        with self._cv:
+            self._pending = tm
+            self._cv.notify_all()
+            return self._cv.wait_for(lambda: self._pending is None or self._stop, timeout)
+
+    def _apply_swap(self) -> None:
+        with self._cv:
+            if self._pending is not None:
+                self.tm, self._pending = self._pending, None
+                self.controller = Controller(self.tm, self.controller.config)
+                self.swaps += 1
+                self._cv.notify_all()
+
     def close(self, timeout: float = 10.0) -> None:
         """Stop after the rows in flight; queued requests get an error event."""
         with self._cv:
@@ -106,12 +124,13 @@ class Engine:
                     self._queue.popleft()
                 if self._queue:
                     return self._queue.popleft()
-                if not block or self._stop:
+                if not block or self._stop or self._pending is not None:
                     return None
                 self._cv.wait(timeout=0.5)
 
     def _loop(self) -> None:
         while True:
+            self._apply_swap()  # between batches: nothing is decoding
             first = self._next(block=True)
             if first is None:
                 if self._stop:
@@ -122,7 +141,7 @@ class Engine:
             def source(first: Request = first, admitted: list[Request] = admitted) -> Iterator[Any]:
                 nxt: Request | None = first
                 while True:
-                    if nxt is None:
+                    if nxt is None and self._pending is None:  # a new bank waits: admit nothing more
                         nxt = self._next(block=False)
                     if nxt is None:
                         if self._stop:

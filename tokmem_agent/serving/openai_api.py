@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..decoding.schedule import TurnSpec
 from ..traces import Call, Message
 from .engine import Engine, Overloaded, Request
+from .registration import Registrar
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -77,6 +78,11 @@ class ChatRequest(_Open):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
+
+
+class RegisterRequest(_Open):
+    tools: list[ToolDef] = Field(min_length=1)
+    traces: list[dict[str, Any]] | None = None
 
 
 class APIError(Exception):
@@ -160,14 +166,14 @@ def tool_choice_of(req: ChatRequest, bound: list[str]) -> str | None:
 
 
 def create_app(engine: Engine, *, model_name: str = "tokmem", api_key: str | None = None,
-               max_tokens: int | None = None) -> "FastAPI":
-    """The FastAPI app. ``max_tokens``: the most a request may generate (default: the controller's budget)."""
+               max_tokens: int | None = None, registrar: Registrar | None = None) -> "FastAPI":
+    """The FastAPI app. ``max_tokens``: the most a request may generate (default: the controller's budget).
+    ``registrar``: enables ``POST /v1/tools`` (registering tools into the running bank)."""
     from fastapi import FastAPI
     from fastapi import Request as HTTPRequest
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
 
-    tm = engine.tm
     cap = max_tokens or engine.controller.config.max_new_tokens
     app = FastAPI(title="tokmem", version="1")
 
@@ -194,7 +200,7 @@ def create_app(engine: Engine, *, model_name: str = "tokmem", api_key: str | Non
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "tools": len(tm.tool_names), "active": engine.active, "waiting": engine.waiting,
+        return {"status": "ok", "tools": len(engine.tm.tool_names), "swaps": engine.swaps, "active": engine.active, "waiting": engine.waiting,
                 "served": engine.served}
 
     @app.get("/v1/models")
@@ -202,8 +208,38 @@ def create_app(engine: Engine, *, model_name: str = "tokmem", api_key: str | Non
         return {"object": "list", "data": [{"id": model_name, "object": "model", "created": 0,
                                             "owned_by": "tokmem"}]}
 
+    @app.get("/v1/tools")
+    async def list_tools() -> dict[str, Any]:
+        return {"object": "list", "data": [{"type": "function", "function": {
+            "name": t.name, "description": t.description, "parameters": t.parameters}} for t in engine.tm.tools]}
+
+    @app.post("/v1/tools", status_code=202)
+    async def register(req: RegisterRequest) -> dict[str, Any]:
+        if registrar is None:
+            raise APIError(404, "registering tools is not enabled on this server", code="not_enabled")
+        traces = None
+        if req.traces:
+            from ..errors import DataFormatError
+            from ..traces import load_traces
+
+            try:
+                traces = load_traces(req.traces)
+            except DataFormatError as exc:
+                raise APIError(400, str(exc), param="traces") from None
+        tools = [{"name": t.function.name, "description": t.function.description or "",
+                  "parameters": t.function.parameters or {"type": "object", "properties": {}}} for t in req.tools]
+        return registrar.submit(tools, traces).to_dict()
+
+    @app.get("/v1/tools/registrations/{job_id}")
+    async def registration(job_id: str) -> dict[str, Any]:
+        job = registrar.get(job_id) if registrar is not None else None
+        if job is None:
+            raise APIError(404, f"no registration {job_id!r}", param="job_id", code="not_found")
+        return job.to_dict()
+
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest, http: HTTPRequest) -> Any:
+        tm = engine.tm  # the bank of this request (a registration may switch it between requests)
         names = [t.function.name for t in req.tools or []]
         unknown = [n for n in names if n not in set(tm.tool_names)]
         if unknown:
