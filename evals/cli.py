@@ -88,8 +88,8 @@ def eval_command(
                                       "(every tool they know; the paper's protocol) or record (the record's "
                                       "candidate tools, as an app binds the tools it serves).")] = "bank",
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard cached predictions in OUT.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records tokmem decodes together (one "
-                                            "forward pass per step for the batch; same predictions as 1).")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records decoded together (continuous "
+                                            "batching; every method but kw-router; same predictions as 1).")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
 ) -> None:
     """Evaluate function-calling methods on one dataset: report.md, metrics.json, results.json, plots."""

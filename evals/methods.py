@@ -232,8 +232,10 @@ class TokMemMethod(Method):
         """Every trace's first turn decoded with continuous batching (:func:`tokmem_agent.decoding.schedule.
         run_jobs`: up to ``batch_size`` rows; a finished record leaves its row to the next). An output's
         latency is the time from its prefill to the end of its turn, in the batch."""
-        if not self.constrained or len(traces) < 2 or batch_size < 2:
+        if len(traces) < 2 or batch_size < 2 or (not self.constrained and self.bind != "bank"):
             return super().predict_many(traces, batch_size=batch_size, on_output=on_output)
+        if not self.constrained:  # the paper's free decoding: TokMem.predict on the list
+            return self._predict_free_many(traces, batch_size, on_output)
         from tokmem_agent.decoding.batch import BatchSession
         from tokmem_agent.decoding.schedule import TurnSpec, run_jobs, turn_decoder
 
@@ -259,6 +261,22 @@ class TokMemMethod(Method):
         batch = BatchSession(self.tm.model, 0, pad_id=self.tm.chat.eot_id)
         run_jobs(turn_decoder(self.controller), batch, jobs(), on_turn, width=batch_size, on_admit=admitted)
         return [o for o in outs if o is not None]
+
+    def _predict_free_many(self, traces: Sequence[Trace], batch_size: int,
+                           on_output: Callable[[int, MethodOutput], None] | None) -> list[MethodOutput]:
+        t0 = time.perf_counter()
+        preds = self.tm.predict([t.compositional_context() for t in traces], max_new_tokens=self.max_new_tokens,
+                                batch_size=batch_size)
+        each = (time.perf_counter() - t0) / len(traces)
+        outs = []
+        for i, pred in enumerate(preds):
+            outs.append(MethodOutput([Call(c.name, args_of(c.arguments)) for c in pred.calls],
+                                     [c.arguments for c in pred.calls], pred.prompt_tokens, each,
+                                     text=self.controller.render(pred.ids), generated_tokens=len(pred.ids),
+                                     extra={"stopped": pred.stopped}))
+            if on_output is not None:
+                on_output(i, outs[-1])
+        return outs
 
     def _output(self, turn: Any, prompt_tokens: int, seconds: float) -> MethodOutput:
         raw = [c.text for c in turn.calls]
@@ -404,6 +422,28 @@ def generate_text(model: Any, tokenizer: Any, prompt_ids: Sequence[int], *, max_
     return ids, tokenizer.decode(body, skip_special_tokens=False)
 
 
+def generate_text_many(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
+                       stop_ids: Sequence[int], batch_size: int) -> list[tuple[list[int], str]]:
+    """:func:`generate_text` for several prompts, decoded together with the library's continuous batching
+    (``greedy_generate_many`` on the plain model wrapped with an empty memory bank): the same greedy ids as
+    one at a time, to float tolerance."""
+    from tokmem_agent.decoding.generate import greedy_generate_many
+    from tokmem_agent.model.memory import MemoryBank
+    from tokmem_agent.model.wrapped import TokMemModel
+
+    emb = model.get_input_embeddings()
+    plain = TokMemModel(model, MemoryBank(emb.embedding_dim, device=emb.weight.device))
+    gens = greedy_generate_many(plain, prompts, max_new_tokens=max_new_tokens, stop_ids=stop_ids,
+                                batch_size=batch_size)
+    out = []
+    for g in gens:
+        body = list(g.ids)
+        while body and body[-1] in stop_ids:
+            body.pop()
+        out.append((list(g.ids), tokenizer.decode(body, skip_special_tokens=False)))
+    return out
+
+
 def _has_lora(model: Any) -> bool:
     return any("lora_" in n for n, _ in model.named_parameters())
 
@@ -494,20 +534,52 @@ class ICLMethod(Method):
     def _select(self, trace: Trace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return self.tools_for(trace), {}
 
-    def predict(self, trace: Trace) -> MethodOutput:
-        t0 = time.perf_counter()
+    def _prepare(self, trace: Trace) -> tuple[list[int], dict[str, Any]]:
         tools, extra = self._select(trace)
         prompt = self.prompt_ids(trace.compositional_context(), tools)
         limit = getattr(self._model().config, "max_position_embeddings", None)
         if limit and len(prompt) + self.max_new_tokens > limit:
             extra["context_overflow"] = True
+        return prompt, extra
+
+    def predict(self, trace: Trace) -> MethodOutput:
+        t0 = time.perf_counter()
+        prompt, extra = self._prepare(trace)
         ids, text = generate_text(self._model(), self.tokenizer, prompt, max_new_tokens=self.max_new_tokens,
                                   stop_ids=self.stop_ids)
-        parsed = parse_tool_calls(text)
-        if parsed.salvaged:
-            extra["salvaged"] = parsed.salvaged
-        return MethodOutput(parsed.calls, parsed.raw_args, len(prompt), time.perf_counter() - t0, text=text,
-                            generated_tokens=len(ids), extra=extra)
+        return _parsed_output(ids, text, len(prompt), time.perf_counter() - t0, extra)
+
+    def predict_many(self, traces: Sequence[Trace], *, batch_size: int = 8,
+                     on_output: Callable[[int, MethodOutput], None] | None = None) -> list[MethodOutput]:
+        """The traces decoded together (:func:`generate_text_many`); a record's latency is the batch's wall
+        time divided by the number of records."""
+        if len(traces) < 2 or batch_size < 2:
+            return super().predict_many(traces, batch_size=batch_size, on_output=on_output)
+        return _batched(self, traces, batch_size, on_output, self._model())
+
+
+def _parsed_output(ids: list[int], text: str, prompt_len: int, seconds: float, extra: dict[str, Any]) -> MethodOutput:
+    parsed = parse_tool_calls(text)
+    if parsed.salvaged:
+        extra["salvaged"] = parsed.salvaged
+    return MethodOutput(parsed.calls, parsed.raw_args, prompt_len, seconds, text=text, generated_tokens=len(ids),
+                        extra=extra)
+
+
+def _batched(method: Any, traces: Sequence[Trace], batch_size: int,
+             on_output: Callable[[int, MethodOutput], None] | None, model: Any) -> list[MethodOutput]:
+    """Prompt → text methods (in-context, RAG, LoRA) on :func:`generate_text_many`."""
+    t0 = time.perf_counter()
+    prepared = [method._prepare(t) for t in traces]
+    gens = generate_text_many(model, method.tokenizer, [p for p, _ in prepared],
+                              max_new_tokens=method.max_new_tokens, stop_ids=method.stop_ids, batch_size=batch_size)
+    each = (time.perf_counter() - t0) / len(traces)
+    outs = []
+    for i, ((prompt, extra), (ids, text)) in enumerate(zip(prepared, gens)):
+        outs.append(_parsed_output(ids, text, len(prompt), each, extra))
+        if on_output is not None:
+            on_output(i, outs[-1])
+    return outs
 
 
 def schemas_fit(loaded: LoadedModel, tools: Sequence[dict[str, Any]], *, reserve: int = 1024) -> bool:
@@ -836,6 +908,11 @@ class KeywordRouterMethod(ICLMethod):
             logits = session.feed([tok])
         return out, False
 
+    def predict_many(self, traces: Sequence[Trace], *, batch_size: int = 8,
+                     on_output: Callable[[int, MethodOutput], None] | None = None) -> list[MethodOutput]:
+        """One at a time (its arguments are decoded under a schema by its own loop)."""
+        return Method.predict_many(self, traces, batch_size=batch_size, on_output=on_output)
+
     def predict(self, trace: Trace) -> MethodOutput:
         t0 = time.perf_counter()
         among = record_tools(trace) if self.bind == "record" else None
@@ -926,15 +1003,22 @@ class LoRAMethod(Method):
                 "lora": self.meta.get("lora"), "epochs": self.meta.get("epochs"), "lr": self.meta.get("lr"),
                 "n_train": self.meta.get("n_train"), "weights": self.weights}
 
+    def _prepare(self, trace: Trace) -> tuple[list[int], dict[str, Any]]:
+        return self.chat.prompt_ids(trace.compositional_context()), {}
+
     def predict(self, trace: Trace) -> MethodOutput:
         t0 = time.perf_counter()
-        prompt = self.chat.prompt_ids(trace.compositional_context())
+        prompt, extra = self._prepare(trace)
         ids, text = generate_text(self.model, self.tokenizer, prompt, max_new_tokens=self.max_new_tokens,
                                   stop_ids=self.stop_ids)
-        parsed = parse_tool_calls(text)
-        extra = {"salvaged": parsed.salvaged} if parsed.salvaged else {}
-        return MethodOutput(parsed.calls, parsed.raw_args, len(prompt), time.perf_counter() - t0, text=text,
-                            generated_tokens=len(ids), extra=extra)
+        return _parsed_output(ids, text, len(prompt), time.perf_counter() - t0, extra)
+
+    def predict_many(self, traces: Sequence[Trace], *, batch_size: int = 8,
+                     on_output: Callable[[int, MethodOutput], None] | None = None) -> list[MethodOutput]:
+        """The traces decoded together (:func:`generate_text_many`, the adapter applied)."""
+        if len(traces) < 2 or batch_size < 2:
+            return super().predict_many(traces, batch_size=batch_size, on_output=on_output)
+        return _batched(self, traces, batch_size, on_output, self.model)
 
     @classmethod
     def train(cls, loaded: LoadedModel, traces: Sequence[Trace], adapter_dir: str | Path,

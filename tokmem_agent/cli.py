@@ -307,6 +307,9 @@ def serve(bank: Path = typer.Argument(..., help="Memory bank directory."),
                                               "tools into the running bank (trained in the background)."),
           save_bank: Path | None = typer.Option(None, "--save-bank", help="With --allow-register: save each new "
                                                 "bank here (atomically)."),
+          register_unknown: bool = typer.Option(False, "--register-unknown", help="With --allow-register: a "
+                                                "request naming tools the bank lacks starts their zero-data "
+                                                "registration (503 + Retry-After until they are served)."),
           model: str | None = typer.Option(None, "--model"),
           device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
           dtype: str = typer.Option("float32", "--dtype", callback=_choice(*DTYPES), help=DTYPE_HELP)) -> None:
@@ -335,7 +338,8 @@ def serve(bank: Path = typer.Argument(..., help="Memory bank directory."),
     try:
         registrar = Registrar(engine, save_to=save_bank) if allow_register else None
         uvicorn.run(create_app(engine, model_name=model_name, api_key=api_key, max_tokens=max_tokens,
-                               registrar=registrar), host=host, port=port, log_level="warning")
+                               registrar=registrar, register_unknown=register_unknown),
+                    host=host, port=port, log_level="warning")
     finally:
         engine.close()
 

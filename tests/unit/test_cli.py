@@ -273,3 +273,17 @@ def test_a_device_only_model_config_loads_the_banks_own_base_model(tmp_path, tin
     tm = TokMem.load(out, ModelConfig(device="cpu"))  # no name: the bank's base model, not the default one
     assert tm.loaded.model_id == str(tiny_dir) and tm.model.device.type == "cpu"
     assert resolve_device("auto") in ("cuda", "mps", "cpu") and resolve_device("cuda:1") == "cuda:1"
+
+
+def test_export_writes_a_checkpoint_and_refuses_a_full_folder(tmp_path, tiny_dir, data):
+    bank = tmp_path / "bank"
+    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(bank), "--model", str(tiny_dir), "--epochs", "1",
+                            "--autocast", "none"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "exported"
+    r = runner.invoke(app, ["export", str(bank), "--out", str(out), "--model", str(tiny_dir), "--merge-lora"])
+    assert r.exit_code == 0, r.output
+    assert "exported 2 tools" in r.output and "LoRA: merged" in r.output
+    assert (out / "config.json").is_file() and (out / "tokmem_tools.json").is_file()
+    r = runner.invoke(app, ["export", str(bank), "--out", str(out), "--model", str(tiny_dir)])
+    assert r.exit_code == 2 and "not empty" in r.output and "Traceback" not in r.output

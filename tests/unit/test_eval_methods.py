@@ -138,7 +138,7 @@ def test_tokmem_predict_many_equals_predict(tm, traces, tmp_path):
     one = [m.predict(t) for t in traces]
     for width in (len(traces), 2):  # all at once; rows freed and refilled (continuous batching)
         seen: list[int] = []
-        many = m.predict_many(traces, batch_size=width, on_output=lambda i, _o: seen.append(i))
+        many = m.predict_many(traces, batch_size=width, on_output=lambda i, _o, seen=seen: seen.append(i))
         assert len(many) == len(traces) >= 3 and sorted(seen) == list(range(len(traces)))
         for a, b in zip(one, many):
             assert (a.calls, a.raw_args, a.text, a.generated_tokens, a.prompt_tokens, a.extra) == \
@@ -341,3 +341,20 @@ def test_cost_vs_tools_command(tmp_path, tiny_model, tiny_tokenizer, capsys):
                  "--json", str(tmp_path / "out.json")])
     assert len(rows) == 2 and json.loads((tmp_path / "out.json").read_text())["rows"] == rows
     assert "TokMem tok" in capsys.readouterr().out
+
+
+def test_baselines_and_free_tokmem_predict_many_equal_predict(tm, loaded, traces, tmp_path):
+    """The in-context, RAG and LoRA baselines (plain generate one by one) and the paper's free decoding decode
+    a batch on the library's continuous batching: the same outputs."""
+    lora = LoRAMethod.train(loaded, traces, tmp_path / "lora", LoRATrainConfig(epochs=1, batch_size=2, progress=False),
+                            max_new_tokens=8, data_source="inline")
+    methods = [ICLMethod(loaded, tool_inventory(traces), max_new_tokens=8),
+               RAGMethod(loaded, tool_inventory(traces), k=1, max_new_tokens=8), lora,
+               TokMemMethod(tm, constrained=False, max_new_tokens=8)]
+    for m in methods:
+        one = [m.predict(t) for t in traces]
+        seen: list[int] = []
+        many = m.predict_many(traces, batch_size=2, on_output=lambda i, _o, seen=seen: seen.append(i))
+        assert sorted(seen) == list(range(len(traces))), m.name
+        assert [(o.text, o.calls, o.raw_args, o.generated_tokens, o.prompt_tokens, o.extra) for o in one] == \
+            [(o.text, o.calls, o.raw_args, o.generated_tokens, o.prompt_tokens, o.extra) for o in many], m.name

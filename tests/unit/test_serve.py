@@ -38,11 +38,13 @@ def tm(tiny_model, tiny_tokenizer):
 
 
 class Served:
-    def __init__(self, tm, *, batch_size=4, max_queue=8, api_key=None, max_new_tokens=40, register=None):
+    def __init__(self, tm, *, batch_size=4, max_queue=8, api_key=None, max_new_tokens=40, register=None,
+                 register_unknown=False):
         self.engine = Engine(tm, ControllerConfig(max_new_tokens=max_new_tokens), batch_size=batch_size,
                              max_queue=max_queue)
         registrar = Registrar(self.engine, **register) if register is not None else None
-        app = create_app(self.engine, model_name="tiny", api_key=api_key, registrar=registrar)
+        app = create_app(self.engine, model_name="tiny", api_key=api_key, registrar=registrar,
+                         register_unknown=register_unknown)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -320,6 +322,37 @@ def test_register_a_tool_into_the_running_server(tm, tmp_path):
         bad = httpx.post(s.url + "/tools", json={"tools": echo, "traces": [{"query": 3}]})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "traces"
         assert httpx.get(s.url + "/tools/registrations/nope").status_code == 404
+    finally:
+        s.close()
+
+
+def test_unknown_tools_registered_on_request_when_enabled(tm):
+    from toydata import ECHO
+
+    from tokmem_agent import RegisterConfig, TrainConfig
+
+    cfg = RegisterConfig(synth_per_tool=8, train=TrainConfig(epochs=1, batch_size=4, progress=False,
+                                                             eval_fraction=0.0, no_call_share=0.0, autocast=None))
+    s = Served(tm, register={"config": cfg}, register_unknown=True)
+    try:
+        body = {"model": "tiny", "messages": [{"role": "user", "content": "echo hi"}],
+                "tools": [{"type": "function", "function": ECHO}], "tool_choice": "required", "max_tokens": 8}
+        r = httpx.post(s.url + "/chat/completions", json=body)
+        assert r.status_code == 503 and r.headers["retry-after"] == "15"
+        err = r.json()["error"]
+        assert err["code"] == "tool_registering" and err["param"] == "tools" and "echo" in err["message"]
+        job = err["message"].split("job ")[1].split(",")[0]
+        deadline = time.time() + 120
+        while (st := httpx.get(f"{s.url}/tools/registrations/{job}").json())["status"] in ("queued", "training"):
+            assert time.time() < deadline, st
+            again = httpx.post(s.url + "/chat/completions", json=body)
+            assert again.status_code in (503, 200)
+            if again.status_code == 503:  # asked again meanwhile: the same job, not a second one
+                assert job in again.json()["error"]["message"]
+            time.sleep(0.1)
+        assert st["status"] == "ready" and st["result"]["synthetic_traces"] > 0, st
+        ok = httpx.post(s.url + "/chat/completions", json=body)
+        assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "echo"
     finally:
         s.close()
 

@@ -166,9 +166,12 @@ def tool_choice_of(req: ChatRequest, bound: list[str]) -> str | None:
 
 
 def create_app(engine: Engine, *, model_name: str = "tokmem", api_key: str | None = None,
-               max_tokens: int | None = None, registrar: Registrar | None = None) -> "FastAPI":
+               max_tokens: int | None = None, registrar: Registrar | None = None,
+               register_unknown: bool = False) -> "FastAPI":
     """The FastAPI app. ``max_tokens``: the most a request may generate (default: the controller's budget).
-    ``registrar``: enables ``POST /v1/tools`` (registering tools into the running bank)."""
+    ``registrar``: enables ``POST /v1/tools`` (registering tools into the running bank). ``register_unknown``
+    (with a registrar): a chat request that names tools the bank lacks starts their registration from the
+    request's schemas (zero-data) and is answered 503 with Retry-After until they are served."""
     from fastapi import FastAPI
     from fastapi import Request as HTTPRequest
     from fastapi.exceptions import RequestValidationError
@@ -242,6 +245,17 @@ def create_app(engine: Engine, *, model_name: str = "tokmem", api_key: str | Non
         tm = engine.tm  # the bank of this request (a registration may switch it between requests)
         names = [t.function.name for t in req.tools or []]
         unknown = [n for n in names if n not in set(tm.tool_names)]
+        if unknown and registrar is not None and register_unknown:
+            job = registrar.pending_for(unknown)
+            if job is None:
+                defs = [{"name": t.function.name, "description": t.function.description or "",
+                         "parameters": t.function.parameters or {"type": "object", "properties": {}}}
+                        for t in req.tools or [] if t.function.name in unknown]
+                job = registrar.submit(defs)
+            raise APIError(503, f"tool(s) {', '.join(unknown)} are being registered from their schemas (job "
+                                f"{job.id}, GET /v1/tools/registrations/{job.id}); retry when it is ready",
+                           kind="server_error", param="tools", code="tool_registering",
+                           headers={"Retry-After": "15"})
         if unknown:
             raise APIError(400, f"no memory token for tool(s) {', '.join(unknown)}; this bank has "
                                 f"{', '.join(tm.tool_names)}", param="tools", code="unknown_tool")

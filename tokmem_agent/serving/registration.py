@@ -68,6 +68,14 @@ class Registrar:
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
 
+    def pending_for(self, names: list[str]) -> Job | None:
+        """A queued or running job that registers every one of ``names``, if there is one."""
+        with self._lock:
+            for job in reversed(self.jobs.values()):
+                if job.status in ("queued", "training") and set(names) <= set(job.tools):
+                    return job
+        return None
+
     def _run(self, job: Job, tools: list[dict[str, Any]], traces: list[Any] | None) -> None:
         from ..tokmem import TokMem
 
