@@ -27,15 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-import torch  # noqa: E402
-from conftest import build_tiny_model, build_tiny_tokenizer  # noqa: E402  (tests/conftest.py)
-from toydata import TOOLS, toy_records  # noqa: E402  (tests/toydata.py)
+import torch
+from conftest import build_tiny_model, build_tiny_tokenizer  # tests/conftest.py
+from toydata import TOOLS, toy_records  # tests/toydata.py
 
-from tokmem_agent import LoraSettings, TrainConfig  # noqa: E402
-from tokmem_agent.config import fast_bf16_available  # noqa: E402
-from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint  # noqa: E402
-from tokmem_agent.tokmem import TokMem  # noqa: E402
-from tokmem_agent.traces import load_traces  # noqa: E402
+from tokmem_agent import LoraSettings, TrainConfig
+from tokmem_agent.config import fast_bf16_available
+from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
+from tokmem_agent.tokmem import TokMem
+from tokmem_agent.traces import load_traces
 
 SHAPES = {
     "smollm2": {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
