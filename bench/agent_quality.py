@@ -69,6 +69,9 @@ DEFAULT_ANSWER_KEYS: dict[str, list[str]] = {
     "add_todo": ["title"], "add_note": ["title"],
 }
 MAX_ANSWER_CHARS = 600
+#: tools beyond the pack's ten that the runs and the gold calls may use (``--extra-tools``; e.g. tools.extra's
+#: registered-later tools in bench/register_quality.py)
+EXTRA_TOOLS: list[Any] = []
 #: (group, metric, minimum)
 TARGETS = (("all", "success", 0.85), ("no_tool", "no_call", 0.95), ("single", "success", 0.90),
            ("chain", "success", 0.70), ("all", "answer_states", 0.90))
@@ -92,7 +95,7 @@ def load_records(path: str | Path = DATA) -> list[dict[str, Any]]:
 def execute(setup: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list[Any]:
     """Run ``setup`` then ``calls`` in a fresh empty store; return the calls' results (JSON values)."""
     with tempfile.TemporaryDirectory() as store:
-        tools = {f.__name__: f for f in make_tools(store, durable=False)}
+        tools = {f.__name__: f for f in [*make_tools(store, durable=False), *EXTRA_TOOLS]}
         _, results = run_calls(tools, setup, [(c["name"], c["arguments"]) for c in calls])
     return results
 
@@ -336,7 +339,7 @@ def run_record(tm: Any, record: dict[str, Any], config: Any = None, runner: Runn
     runner = runner or agent_path(tm, config)
     results = gold_results(record)
     with tempfile.TemporaryDirectory() as store:
-        fns = make_tools(store, durable=False)
+        fns = [*make_tools(store, durable=False), *EXTRA_TOOLS]
         run_calls({f.__name__: f for f in fns}, record.get("setup") or [], [])
         t0 = time.perf_counter()
         try:

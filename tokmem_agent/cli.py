@@ -419,6 +419,10 @@ def register(
                f"({res.n_traces} traces, {res.n_synthetic} synthetic; {res.n_anchors} anchors, {res.n_replay} replay "
                f"traces) in {res.seconds:.0f} s; "
                f"bank saved to {out or bank} ({len(tm.tool_names)} tools)")
+    for name, queries in res.examples.items():
+        typer.echo(f"  {name}: synthetic requests such as " + "; ".join(repr(q) for q in queries))
+    for w in res.warnings:
+        typer.secho(f"  warning: {w}", fg=typer.colors.YELLOW)
 
 
 @app.command()

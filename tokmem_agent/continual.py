@@ -46,10 +46,30 @@ class RegisterResult:
     n_anchors: int = 0
     seconds: float = 0.0
     train: TrainResult | None = field(default=None, repr=False)
+    #: a few synthetic requests per tool that got them (what the new token was taught)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    #: why a tool's schema is thin to synthesise from (missing descriptions, free-form strings only)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def trained(self) -> list[str]:
         return [*self.added, *self.replaced]
+
+
+def thin_schema(tool: Any) -> list[str]:
+    """What makes a tool's schema thin to synthesise requests from (empty when it is fine)."""
+    problems = []
+    if len((tool.description or "").split()) < 3:
+        problems.append("no description (a sentence on what it does makes better synthetic requests)")
+    props = (tool.parameters or {}).get("properties") or {}
+    bare = [n for n, spec in props.items() if not (isinstance(spec, dict) and spec.get("description"))]
+    if bare:
+        problems.append(f"parameters without a description: {', '.join(bare)}")
+    free = [n for n, spec in props.items() if isinstance(spec, dict) and spec.get("type") == "string"
+            and not any(k in spec for k in ("enum", "format", "pattern", "examples"))]
+    if props and len(free) == len(props):
+        problems.append("only free-form string parameters (no enum, format or examples to draw values from)")
+    return problems
 
 
 def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | None = None, *,
@@ -92,6 +112,14 @@ def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | No
     synthetic = [tr for t in targets if t.name not in covered
                  for tr in synthesize_traces(t, cfg.synth_per_tool, seed=cfg.train.seed, paraphrase=paraphrase)]
     replay_sel = _cap_replay(replay, set(tm.bank.names) - target_names, cfg.replay_per_tool)
+    for t in targets:
+        if t.name in covered:
+            continue
+        result.examples[t.name] = [tr.query or str(tr.messages[-1].get("content", "")) for tr in synthetic
+                                   if tr.calls and tr.calls[0].name == t.name][:3]
+        for problem in thin_schema(t):
+            result.warnings.append(f"{t.name}: {problem}")
+            log.warning("registering %s from its schema alone: %s", t.name, problem)
 
     for t in replaced:  # same row index, fresh start from the new description and schema
         tm.tools.register(t, replace=True)

@@ -287,3 +287,24 @@ def test_export_writes_a_checkpoint_and_refuses_a_full_folder(tmp_path, tiny_dir
     assert (out / "config.json").is_file() and (out / "tokmem_tools.json").is_file()
     r = runner.invoke(app, ["export", str(bank), "--out", str(out), "--model", str(tiny_dir)])
     assert r.exit_code == 2 and "not empty" in r.output and "Traceback" not in r.output
+
+
+def test_register_from_a_schema_reports_what_it_synthesised_and_warns_on_a_thin_one(tmp_path, tiny_dir, data):
+    bank = tmp_path / "bank"
+    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(bank), "--model", str(tiny_dir), "--epochs", "1",
+                            "--autocast", "none", "--no-lora"])
+    assert r.exit_code == 0, r.output
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps([
+        {"name": "get_weather", "description": "Current weather for a city",
+         "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "City name",
+                                                                   "examples": ["Oslo", "Lima"]}},
+                        "required": ["city"]}},
+        {"name": "frob", "description": "",
+         "parameters": {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]}}]))
+    r = runner.invoke(app, ["register", str(bank), "--tool", str(tools), "--model", str(tiny_dir), "--synth", "6",
+                            "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    assert "get_weather: synthetic requests such as" in r.output and "frob: synthetic requests such as" in r.output
+    assert "warning: frob: no description" in r.output and "parameters without a description: x" in r.output
+    assert "only free-form string parameters" in r.output and "warning: get_weather" not in r.output
