@@ -375,3 +375,34 @@ def test_a_swap_waits_for_the_rows_in_flight(tm):
         assert done_at and done_at[0] <= swapped_at and engine.tm is other and engine.swaps == 1
     finally:
         engine.close()
+
+
+def test_a_client_that_drops_its_stream_frees_its_row(tm):
+    from tokmem_agent.decoding.controller import Controller
+
+    cfg = ControllerConfig(max_new_tokens=600, stop_text_loops=False)
+    prompt = tm.chat.prompt_ids([{"role": "user", "content": "tell me a long story"}])
+    sess = DecodeSession(tm.model)
+    sess.feed(prompt)
+    assert Controller(tm, cfg).generate_turn(sess, ["add"], tool_choice="none", budget=600).out_of_budget
+    s = Served(tm, max_new_tokens=600)
+    s.engine.controller = Controller(tm, cfg)
+    try:
+        body = {"model": "tiny", "messages": [{"role": "user", "content": "tell me a long story"}],
+                "tools": TOOLS, "tool_choice": "none", "stream": True}
+        with httpx.Client() as c, c.stream("POST", s.url + "/chat/completions", json=body) as r:
+            assert r.status_code == 200
+            next(r.iter_lines())  # the first chunk: the request is queued or decoding
+            deadline = time.time() + 20
+            while s.engine.active == 0 and s.engine.served == 0:
+                assert time.time() < deadline
+                time.sleep(0.005)
+        # the connection is closed: the row ends at the next step, long before 600 tokens
+        deadline = time.time() + 20
+        while s.engine.active:
+            assert time.time() < deadline
+            time.sleep(0.01)
+        assert s.engine.served == 1 and s.engine.cancelled == 1  # ended by the cancel, not by its budget
+        assert httpx.get(s.url.replace("/v1", "/health")).json()["cancelled"] == 1
+    finally:
+        s.close()

@@ -71,6 +71,7 @@ class Engine:
         self.swaps = 0
         self.active = 0
         self.served = 0
+        self.cancelled = 0  # turns ended early because their client went away
         self._thread = threading.Thread(target=self._loop, name="tokmem-engine", daemon=True)
         self._thread.start()
 
@@ -158,6 +159,7 @@ class Engine:
             def on_turn(j: int, turn: Any, admitted: list[Request] = admitted) -> None:
                 self.active -= 1
                 self.served += 1
+                self.cancelled += admitted[j].cancelled.is_set() and not (turn.ended or turn.out_of_budget)
                 admitted[j].on_event(("done", turn))
 
             def on_admit(j: int, _seconds: float) -> None:

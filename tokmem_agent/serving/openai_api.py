@@ -204,7 +204,7 @@ def create_app(engine: Engine, *, model_name: str = "tokmem", api_key: str | Non
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "tools": len(engine.tm.tool_names), "swaps": engine.swaps, "active": engine.active, "waiting": engine.waiting,
-                "served": engine.served}
+                "served": engine.served, "cancelled": engine.cancelled}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
