@@ -1,6 +1,7 @@
 """The `make demo` bank served (`tokmem serve`'s app, on 127.0.0.1) and exported (`tokmem export`), on the
 real default model: the openai client gets the chain's first call; stock transformers decodes the
-exported checkpoint exactly as TokMem.predict does on 20 of the pack's hand-written requests."""
+exported checkpoint exactly as TokMem.predict does on 20 of the pack's hand-written requests; LangChain's
+ChatOpenAI pointed at the server runs a create_agent over the pack's real tools."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def demo_tm():
         torch.set_num_threads(before)
 
 
-def test_openai_client_gets_the_first_call_of_a_chain(demo_tm):
+def test_openai_client_and_chat_openai_agent(demo_tm, tmp_path):
     engine = Engine(demo_tm, ControllerConfig(max_new_tokens=96), batch_size=4)
     server = uvicorn.Server(uvicorn.Config(create_app(engine, model_name="demo"), host="127.0.0.1", port=0,
                                            log_level="warning"))
@@ -66,6 +67,23 @@ def test_openai_client_gets_the_first_call_of_a_chain(demo_tm):
         hello = client.chat.completions.create(model="demo", tools=tools,
                                                messages=[{"role": "user", "content": "Good morning!"}])
         assert hello.choices[0].message.tool_calls is None and hello.choices[0].message.content
+
+        # LangChain's OpenAI chat model against the server, inside create_agent, with the pack's real tools
+        from langchain.agents import create_agent
+        from langchain_openai import ChatOpenAI
+
+        from tokmem_agent.integrations.langchain import as_langchain_tools
+        from tools.basic import make_tools
+
+        llm = ChatOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", model="demo", max_retries=0)
+        out = create_agent(llm, tools=as_langchain_tools(make_tools(tmp_path))).invoke(
+            {"messages": [("user", "Convert 120 USD to EUR.")]})
+        calls = [c for m in out["messages"] for c in (getattr(m, "tool_calls", None) or [])]
+        assert calls and calls[0]["name"] == "convert_currency", out["messages"]
+        assert calls[0]["args"] == {"amount": 120, "from_currency": "USD", "to_currency": "EUR"}
+        tool_msgs = [m for m in out["messages"] if type(m).__name__ == "ToolMessage"]
+        assert tool_msgs and "110.4" in tool_msgs[0].content
+        assert out["messages"][-1].content.strip()
     finally:
         server.should_exit = True
         th.join(10)
