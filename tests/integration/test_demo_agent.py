@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from demo_checks import assert_converted_120_usd  # tests/integration/demo_checks.py
 
 from tokmem_agent.agent import TokMemAgent
 from tokmem_agent.model.loader import cache_root, load_base_model
@@ -69,9 +70,4 @@ def test_create_agent_with_the_example_pack(demo_tm, tmp_path):
 
     agent = create_agent(ChatTokMem(tm=demo_tm), tools=as_langchain_tools(make_tools(tmp_path)))
     out = agent.invoke({"messages": [("user", "Convert 120 USD to EUR.")]})
-    calls = [c for m in out["messages"] for c in (getattr(m, "tool_calls", None) or [])]
-    assert calls and calls[0]["name"] == "convert_currency", out["messages"]
-    assert calls[0]["args"] == {"amount": 120, "from_currency": "USD", "to_currency": "EUR"}
-    tool_msgs = [m for m in out["messages"] if type(m).__name__ == "ToolMessage"]
-    assert tool_msgs and "110.4" in tool_msgs[0].content
-    assert out["messages"][-1].content.strip()
+    assert_converted_120_usd(out)

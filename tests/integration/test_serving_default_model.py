@@ -16,6 +16,7 @@ import openai
 import pytest
 import torch
 import uvicorn
+from demo_checks import assert_converted_120_usd  # tests/integration/demo_checks.py
 
 from tokmem_agent import ControllerConfig
 from tokmem_agent.model.loader import cache_root, load_base_model
@@ -78,12 +79,7 @@ def test_openai_client_and_chat_openai_agent(demo_tm, tmp_path):
         llm = ChatOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", model="demo", max_retries=0)
         out = create_agent(llm, tools=as_langchain_tools(make_tools(tmp_path))).invoke(
             {"messages": [("user", "Convert 120 USD to EUR.")]})
-        calls = [c for m in out["messages"] for c in (getattr(m, "tool_calls", None) or [])]
-        assert calls and calls[0]["name"] == "convert_currency", out["messages"]
-        assert calls[0]["args"] == {"amount": 120, "from_currency": "USD", "to_currency": "EUR"}
-        tool_msgs = [m for m in out["messages"] if type(m).__name__ == "ToolMessage"]
-        assert tool_msgs and "110.4" in tool_msgs[0].content
-        assert out["messages"][-1].content.strip()
+        assert_converted_120_usd(out)
     finally:
         server.should_exit = True
         th.join(10)

@@ -225,15 +225,20 @@ def test_overload_answers_429_and_recovers(tm):
         s.close()
 
 
-def test_cancelled_requests_leave_the_queue_and_their_row(tm):
+def _long_turn(tm, budget: int) -> tuple[ControllerConfig, list[int]]:
+    """A config and prompt whose text turn, undisturbed, runs the whole budget (checked here)."""
     from tokmem_agent.decoding.controller import Controller
 
-    cfg = ControllerConfig(max_new_tokens=400, stop_text_loops=False)
+    cfg = ControllerConfig(max_new_tokens=budget, stop_text_loops=False)
     prompt = tm.chat.prompt_ids([{"role": "user", "content": "tell me a long story"}])
-    s = DecodeSession(tm.model)
-    s.feed(prompt)
-    alone = Controller(tm, cfg).generate_turn(s, ["add"], tool_choice="none", budget=400)
-    assert alone.out_of_budget  # undisturbed, this turn runs all 400 tokens
+    sess = DecodeSession(tm.model)
+    sess.feed(prompt)
+    assert Controller(tm, cfg).generate_turn(sess, ["add"], tool_choice="none", budget=budget).out_of_budget
+    return cfg, prompt
+
+
+def test_cancelled_requests_leave_the_queue_and_their_row(tm):
+    cfg, prompt = _long_turn(tm, 400)
     engine = Engine(tm, cfg, batch_size=2)
     try:
         seen: list = []
@@ -380,11 +385,7 @@ def test_a_swap_waits_for_the_rows_in_flight(tm):
 def test_a_client_that_drops_its_stream_frees_its_row(tm):
     from tokmem_agent.decoding.controller import Controller
 
-    cfg = ControllerConfig(max_new_tokens=600, stop_text_loops=False)
-    prompt = tm.chat.prompt_ids([{"role": "user", "content": "tell me a long story"}])
-    sess = DecodeSession(tm.model)
-    sess.feed(prompt)
-    assert Controller(tm, cfg).generate_turn(sess, ["add"], tool_choice="none", budget=600).out_of_budget
+    cfg, _ = _long_turn(tm, 600)
     s = Served(tm, max_new_tokens=600)
     s.engine.controller = Controller(tm, cfg)
     try:
