@@ -183,7 +183,6 @@ class Controller:
         on_step: called with (conversation index, step) as each call has run.
         """
         cfg, chat, model = self.config, self.tm.chat, self.tm.model
-        t_start = time.perf_counter()
         n = len(conversations)
         if n == 0:
             return []
