@@ -294,6 +294,9 @@ def export(bank: Path = typer.Argument(..., help="Memory bank directory."),
 
 @app.command()
 def serve(bank: Path = typer.Argument(..., help="Memory bank directory."),
+          tools: list[str] = typer.Option([], "--tools", help="Tools the server offers to requests that send no "
+                                          "'tools' (pkg.module, pkg.module:attr or tools.json; repeatable); each "
+                                          "must have a memory token in the bank."),
           host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
           port: int = typer.Option(8000, "--port", min=0, max=65535),
           batch_size: int = typer.Option(8, "--batch-size", min=1, help="Requests decoded together."),
@@ -328,17 +331,26 @@ def serve(bank: Path = typer.Argument(..., help="Memory bank directory."),
 
     try:
         tm = TokMem.load(bank, _spec(model, device, dtype))
+        from .registry import Tool
+
+        offered = [Tool.coerce(t).name for spec in tools for t in load_tool_objects(spec)]
+        missing = [n for n in offered if n not in tm.tool_names]
+        if missing:
+            raise TokMemError(f"--tools: no memory token in {bank} for {', '.join(missing)} (tokmem register them)")
         engine = Engine(tm, ControllerConfig(max_new_tokens=max_tokens), batch_size=batch_size, max_queue=max_queue)
     except TokMemError as exc:
         _fail(exc)
         return
     model_name = name or bank.resolve().name
-    typer.echo(f"serving {model_name} ({len(tm.tool_names)} tools) on http://{host}:{port}/v1 "
+    typer.echo(f"serving {model_name} ({len(tm.tool_names)} tools"
+               + (f"; {len(offered)} offered to requests without 'tools'" if offered else "")
+               + f") on http://{host}:{port}/v1 "
                f"(batch {batch_size}, queue {max_queue}{', API key required' if api_key else ''})")
     try:
         registrar = Registrar(engine, save_to=save_bank) if allow_register else None
         uvicorn.run(create_app(engine, model_name=model_name, api_key=api_key, max_tokens=max_tokens,
-                               registrar=registrar, register_unknown=register_unknown),
+                               registrar=registrar, register_unknown=register_unknown,
+                               default_tools=offered or None),
                     host=host, port=port, log_level="warning")
     finally:
         engine.close()

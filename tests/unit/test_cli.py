@@ -308,3 +308,15 @@ def test_register_from_a_schema_reports_what_it_synthesised_and_warns_on_a_thin_
     assert "get_weather: synthetic requests such as" in r.output and "frob: synthetic requests such as" in r.output
     assert "warning: frob: no description" in r.output and "parameters without a description: x" in r.output
     assert "only free-form string parameters" in r.output and "warning: get_weather" not in r.output
+
+
+def test_serve_refuses_offered_tools_without_a_token(tmp_path, tiny_dir, data):
+    bank = tmp_path / "bank"
+    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(bank), "--model", str(tiny_dir), "--epochs", "1",
+                            "--autocast", "none", "--no-lora"])
+    assert r.exit_code == 0, r.output
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps({"name": "launch_rocket", "description": "Launch a rocket",
+                                 "parameters": {"type": "object", "properties": {}}}))
+    r = runner.invoke(app, ["serve", str(bank), "--tools", str(tools), "--model", str(tiny_dir), "--port", "0"])
+    assert r.exit_code == 2 and "no memory token" in r.output and "launch_rocket" in r.output

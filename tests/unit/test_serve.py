@@ -39,12 +39,12 @@ def tm(tiny_model, tiny_tokenizer):
 
 class Served:
     def __init__(self, tm, *, batch_size=4, max_queue=8, api_key=None, max_new_tokens=40, register=None,
-                 register_unknown=False):
+                 register_unknown=False, default_tools=None):
         self.engine = Engine(tm, ControllerConfig(max_new_tokens=max_new_tokens), batch_size=batch_size,
                              max_queue=max_queue)
         registrar = Registrar(self.engine, **register) if register is not None else None
         app = create_app(self.engine, model_name="tiny", api_key=api_key, registrar=registrar,
-                         register_unknown=register_unknown)
+                         register_unknown=register_unknown, default_tools=default_tools)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -405,5 +405,17 @@ def test_a_client_that_drops_its_stream_frees_its_row(tm):
             time.sleep(0.01)
         assert s.engine.served == 1 and s.engine.cancelled == 1  # ended by the cancel, not by its budget
         assert httpx.get(s.url.replace("/v1", "/health")).json()["cancelled"] == 1
+    finally:
+        s.close()
+
+
+def test_tools_offered_to_requests_without_tools(tm):
+    s = Served(tm, default_tools=["add"])
+    try:
+        msgs = [{"role": "user", "content": "add 2 and 3"}]
+        r = s.client.chat.completions.create(model="tiny", messages=msgs, tool_choice="required", max_tokens=8)
+        assert r.choices[0].message.tool_calls[0].function.name == "add"  # the offered tool, no 'tools' sent
+        none = s.client.chat.completions.create(model="tiny", messages=msgs, tools=[], max_tokens=8)
+        assert none.choices[0].message.tool_calls is None  # tools=[]: none, as asked
     finally:
         s.close()

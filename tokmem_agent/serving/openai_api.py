@@ -167,11 +167,13 @@ def tool_choice_of(req: ChatRequest, bound: list[str]) -> str | None:
 
 def create_app(engine: Engine, *, model_name: str = "tokmem", api_key: str | None = None,
                max_tokens: int | None = None, registrar: Registrar | None = None,
-               register_unknown: bool = False) -> "FastAPI":
+               register_unknown: bool = False, default_tools: list[str] | None = None) -> "FastAPI":
     """The FastAPI app. ``max_tokens``: the most a request may generate (default: the controller's budget).
     ``registrar``: enables ``POST /v1/tools`` (registering tools into the running bank). ``register_unknown``
     (with a registrar): a chat request that names tools the bank lacks starts their registration from the
-    request's schemas (zero-data) and is answered 503 with Retry-After until they are served."""
+    request's schemas (zero-data) and is answered 503 with Retry-After until they are served.
+    ``default_tools``: the tools a request that has no ``tools`` field may call (``tokmem serve --tools``);
+    without them such a request gets a text answer, as OpenAI's API does."""
     from fastapi import FastAPI
     from fastapi import Request as HTTPRequest
     from fastapi.exceptions import RequestValidationError
@@ -243,7 +245,8 @@ def create_app(engine: Engine, *, model_name: str = "tokmem", api_key: str | Non
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest, http: HTTPRequest) -> Any:
         tm = engine.tm  # the bank of this request (a registration may switch it between requests)
-        names = [t.function.name for t in req.tools or []]
+        names = ([t.function.name for t in req.tools] if req.tools is not None
+                 else [n for n in default_tools or [] if n in set(tm.tool_names)])
         unknown = [n for n in names if n not in set(tm.tool_names)]
         if unknown and registrar is not None and register_unknown:
             job = registrar.pending_for(unknown)
