@@ -405,28 +405,18 @@ def _no_memory(name: str) -> int:
 
 def generate_text(model: Any, tokenizer: Any, prompt_ids: Sequence[int], *, max_new_tokens: int,
                   stop_ids: Sequence[int]) -> tuple[list[int], str]:
-    """Greedy ``model.generate`` (KV cache) → (generated ids, stop token included; text without it)."""
-    import torch
-    from transformers import GenerationConfig
-
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-    gen_cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                               eos_token_id=list(stop_ids), pad_token_id=pad)
-    x = torch.tensor([list(prompt_ids)], dtype=torch.long)
-    with torch.no_grad():
-        out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), generation_config=gen_cfg)
-    ids = out[0, x.shape[1]:].tolist()
-    body = list(ids)
-    while body and body[-1] in stop_ids:
-        body.pop()
-    return ids, tokenizer.decode(body, skip_special_tokens=False)
+    """Greedy decoding of a plain model (KV cache) → (generated ids, stop token included; text without it):
+    :func:`generate_text_many` of one prompt, so one at a time and batched share the library's decode path
+    (the same ids as ``model.generate``; tested)."""
+    return generate_text_many(model, tokenizer, [prompt_ids], max_new_tokens=max_new_tokens, stop_ids=stop_ids,
+                              batch_size=1)[0]
 
 
 def generate_text_many(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
                        stop_ids: Sequence[int], batch_size: int) -> list[tuple[list[int], str]]:
-    """:func:`generate_text` for several prompts, decoded together with the library's continuous batching
-    (``greedy_generate_many`` on the plain model wrapped with an empty memory bank): the same greedy ids as
-    one at a time, to float tolerance."""
+    """Greedy decoding of several prompts together with the library's continuous batching
+    (``greedy_generate_many`` on the plain model wrapped with an empty memory bank, on the model's device):
+    the same greedy ids as one at a time, to float tolerance."""
     from tokmem_agent.decoding.generate import greedy_generate_many
     from tokmem_agent.model.memory import MemoryBank
     from tokmem_agent.model.wrapped import TokMemModel

@@ -1,4 +1,4 @@
-"""Batched decoding (BatchSession, Controller.generate_turns / run_many, TokMemMethod.predict_many) gives
+"""Batched decoding (BatchSession, schedule.run_jobs, Controller.run_many, TokMemMethod.predict_many) gives
 what one sequence at a time gives, on the tiny random model."""
 
 from __future__ import annotations
@@ -103,17 +103,21 @@ def test_add_joins_a_decoding_batch(tm):
         assert batch.ids[r] == ids and torch.allclose(batch.logits(r), s.logits, atol=1e-4), r
 
 
-@pytest.mark.parametrize(("constrained", "release"), [(True, False), (False, False), (True, True)])
-def test_generate_turns_equal_generate_turn(tm, constrained, release):
+@pytest.mark.parametrize(("constrained", "width"), [(True, 4), (False, 4), (True, 2)])
+def test_batched_turns_equal_generate_turn(tm, constrained, width):
+    """run_jobs' turns (all rows at once, or rows freed and refilled) equal one session's."""
+    from tokmem_agent.decoding.schedule import TurnSpec, run_jobs, turn_decoder
+
     agent = TokMemAgent(tm, [add, get_weather], ControllerConfig(constrained=constrained, max_new_tokens=40))
     ctl = agent.controller
     choices = ["any", None, "add", "none"]
     prompts = [tm.chat.prompt_ids([{"role": "user", "content": p}]) for p in PROMPTS]
     bound = [["add", "get_weather"]] * len(prompts)
-    batch = BatchSession(tm.model, len(prompts), pad_id=tm.chat.eot_id)
-    batch.feed(dict(enumerate(prompts)))
-    turns = ctl.generate_turns(batch, list(range(len(prompts))), bound, tool_choice=choices, after="user",
-                               release=release)
+    got_turns: dict[int, object] = {}
+    run_jobs(turn_decoder(ctl), BatchSession(tm.model, 0, pad_id=tm.chat.eot_id),
+             [(p, TurnSpec(bound[0], c, None, "user")) for p, c in zip(prompts, choices)],
+             lambda i, turn: got_turns.__setitem__(i, turn), width=width)
+    turns = [got_turns[i] for i in range(len(prompts))]
     for p, c, got in zip(prompts, choices, turns):
         s = DecodeSession(tm.model)
         s.feed(p)

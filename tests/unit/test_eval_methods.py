@@ -343,6 +343,26 @@ def test_cost_vs_tools_command(tmp_path, tiny_model, tiny_tokenizer, capsys):
     assert "TokMem tok" in capsys.readouterr().out
 
 
+def _hf_generate(model, prompt, max_new_tokens, stop_ids, pad):
+    """The reference: transformers' own greedy ``generate``."""
+    import torch
+    from transformers import GenerationConfig
+
+    cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, eos_token_id=list(stop_ids),
+                           pad_token_id=pad)
+    x = torch.tensor([list(prompt)])
+    with torch.no_grad():
+        return model.generate(input_ids=x, attention_mask=torch.ones_like(x), generation_config=cfg)[0, x.shape[1]:].tolist()
+
+
+def test_generate_text_equals_transformers_generate(loaded, traces):
+    m = ICLMethod(loaded, tool_inventory(traces), max_new_tokens=12)
+    for t in traces:
+        prompt = m.prompt_ids(t.compositional_context(), m.tools)
+        ids, _ = M.generate_text(loaded.model, loaded.tokenizer, prompt, max_new_tokens=12, stop_ids=m.stop_ids)
+        assert ids == _hf_generate(loaded.model, prompt, 12, m.stop_ids, m.stop_ids[0])
+
+
 def test_baselines_and_free_tokmem_predict_many_equal_predict(tm, loaded, traces, tmp_path):
     """The in-context, RAG and LoRA baselines (plain generate one by one) and the paper's free decoding decode
     a batch on the library's continuous batching: the same outputs."""

@@ -114,7 +114,7 @@ class Controller:
         after: what this turn answers, ``"user"`` (a user message) or ``"tool"`` (a tool result); with
         tool_choice auto its first token is then the thresholded call decision of :meth:`call_threshold`,
         when one is set. None: argmax. The token-by-token logic is :class:`TurnDecoder`'s, shared with the
-        batched :meth:`generate_turns`.
+        batched rows of :func:`.schedule.run_jobs`.
         """
         dec = TurnDecoder(self, session.logits, bound, tool_choice=tool_choice, budget=budget, after=after)
         logits = session.logits
@@ -126,38 +126,6 @@ class Controller:
             if dec.done:
                 break
         return dec.turn()
-
-    def generate_turns(self, batch: BatchSession, rows: Sequence[int], bound: Sequence[Sequence[str]], *,
-                       tool_choice: Sequence[ToolChoice] | ToolChoice = None, budget: Sequence[int | None] | int |
-                       None = None, after: Sequence[str | None] | str | None = None,
-                       release: bool = False) -> list[Turn]:
-        """:meth:`generate_turn` for several rows of ``batch`` at once: one forward pass per step for every
-        row still in its turn. ``bound`` is per row; ``tool_choice``, ``budget`` and ``after`` per row or
-        one for all. Returns the turns in the order of ``rows``.
-
-        release: drop each row from ``batch`` as soon as its turn ends (:meth:`BatchSession.keep`), so the
-        rows still decoding no longer pay for it; the batch is then used up (only for one-turn decoding)."""
-        def per_row(v: Any) -> list[Any]:
-            return list(v) if isinstance(v, (list, tuple)) else [v] * len(rows)
-
-        choices, budgets, afters = per_row(tool_choice), per_row(budget), per_row(after)
-        decs = {r: TurnDecoder(self, batch.logits(r), bound[k], tool_choice=choices[k], budget=budgets[k],
-                               after=afters[k]) for k, r in enumerate(rows)}
-        active = list(rows)
-        slot = {r: r for r in rows}  # row -> its index in the batch (changes when finished rows are released)
-        while active:
-            feeds: dict[int, list[int]] = {}
-            for r in active:
-                tok = decs[r].step(batch.logits(slot[r]))
-                if tok is not None:
-                    feeds[r] = [tok]
-            if feeds:
-                batch.feed({slot[r]: ids for r, ids in feeds.items()})
-            active = [r for r in active if r in feeds and not decs[r].done]
-            if release and active and len(active) < batch.rows:
-                batch.keep([slot[r] for r in active])
-                slot = {r: i for i, r in enumerate(active)}
-        return [decs[r].turn() for r in rows]
 
     # ----- the loop -------------------------------------------------------------------------------------
     def run(self, messages: Sequence[Message], tools: Sequence[Tool], *, tool_choice: ToolChoice = None,

@@ -77,24 +77,15 @@ def greedy_generate(model: TokMemModel, prompt_ids: Sequence[int], *, max_new_to
     """Greedy decoding from ``prompt_ids`` until a stop id or ``max_new_tokens``."""
     import time
 
-    stop = set(stop_ids)
     session = DecodeSession(model)
     t0 = time.perf_counter()
     logits = session.feed(prompt_ids)
     t1 = time.perf_counter()
-    out: list[int] = []
-    stopped = False
-    for _ in range(max_new_tokens):
-        for proc in processors:
-            logits = proc(out, logits)
-        nxt = int(torch.argmax(logits))
-        out.append(nxt)
-        if nxt in stop:
-            stopped = True
-            break
-        logits = session.feed([nxt])
+    row = _Greedy(set(stop_ids), processors, max_new_tokens)  # the same decisions as a batched row
+    while (tok := row.step(logits)) is not None and not row.done:
+        logits = session.feed([tok])
     t2 = time.perf_counter()
-    return Generation(list(prompt_ids), out, stopped, {"prefill_s": t1 - t0, "decode_s": t2 - t1})
+    return Generation(list(prompt_ids), row.out, row.stopped, {"prefill_s": t1 - t0, "decode_s": t2 - t1})
 
 
 class _Greedy:

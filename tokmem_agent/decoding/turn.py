@@ -1,5 +1,5 @@
 """One assistant turn, token by token: the state machine the controller drives for one sequence
-(:meth:`Controller.generate_turn`) or for many at once (:meth:`Controller.generate_turns`).
+(:meth:`Controller.generate_turn`) or for many at once (:func:`.schedule.run_jobs`).
 
 Per turn::
 
