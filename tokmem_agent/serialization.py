@@ -68,15 +68,19 @@ def write_bank(dirpath: Path, *, tensors: dict[str, torch.Tensor], config: dict[
     cfg = {"format_version": FORMAT_VERSION, **config}
     (dirpath / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if adapter is not None:
-        state, acfg = adapter
-        (dirpath / ADAPTER_DIR).mkdir()
-        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()},
-                  str(dirpath / ADAPTER_DIR / ADAPTER_WEIGHTS))
-        (dirpath / ADAPTER_DIR / "adapter_config.json").write_text(json.dumps(acfg, indent=2) + "\n")
+        write_adapter(dirpath / ADAPTER_DIR, adapter)
     if anchors is not None:
         save_file({"h": anchors.detach().to(torch.float16).contiguous().cpu()}, str(dirpath / ANCHORS_NAME))
     for name, data in (extra_files or {}).items():
         (dirpath / name).write_bytes(data)
+
+
+def write_adapter(adir: Path, adapter: tuple[dict[str, torch.Tensor], dict[str, Any]]) -> None:
+    """A peft adapter (:func:`peft_adapter_files`' weights and config) into the new directory ``adir``."""
+    state, acfg = adapter
+    adir.mkdir()
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(adir / ADAPTER_WEIGHTS))
+    (adir / "adapter_config.json").write_text(json.dumps(acfg, indent=2) + "\n")
 
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -275,11 +275,17 @@ def test_a_device_only_model_config_loads_the_banks_own_base_model(tmp_path, tin
     assert resolve_device("auto") in ("cuda", "mps", "cpu") and resolve_device("cuda:1") == "cuda:1"
 
 
-def test_export_writes_a_checkpoint_and_refuses_a_full_folder(tmp_path, tiny_dir, data):
+def _trained_bank(tmp_path, tiny_dir, data, *extra: str):
+    """A bank trained by ``tokmem train`` for one epoch on the tiny model (``extra``: more options)."""
     bank = tmp_path / "bank"
     r = runner.invoke(app, ["train", "--data", str(data), "--out", str(bank), "--model", str(tiny_dir), "--epochs", "1",
-                            "--autocast", "none"])
+                            "--autocast", "none", *extra])
     assert r.exit_code == 0, r.output
+    return bank
+
+
+def test_export_writes_a_checkpoint_and_refuses_a_full_folder(tmp_path, tiny_dir, data):
+    bank = _trained_bank(tmp_path, tiny_dir, data)
     out = tmp_path / "exported"
     r = runner.invoke(app, ["export", str(bank), "--out", str(out), "--model", str(tiny_dir), "--merge-lora"])
     assert r.exit_code == 0, r.output
@@ -290,10 +296,7 @@ def test_export_writes_a_checkpoint_and_refuses_a_full_folder(tmp_path, tiny_dir
 
 
 def test_register_from_a_schema_reports_what_it_synthesised_and_warns_on_a_thin_one(tmp_path, tiny_dir, data):
-    bank = tmp_path / "bank"
-    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(bank), "--model", str(tiny_dir), "--epochs", "1",
-                            "--autocast", "none", "--no-lora"])
-    assert r.exit_code == 0, r.output
+    bank = _trained_bank(tmp_path, tiny_dir, data, "--no-lora")
     tools = tmp_path / "tools.json"
     tools.write_text(json.dumps([
         {"name": "get_weather", "description": "Current weather for a city",
@@ -311,10 +314,7 @@ def test_register_from_a_schema_reports_what_it_synthesised_and_warns_on_a_thin_
 
 
 def test_serve_refuses_offered_tools_without_a_token(tmp_path, tiny_dir, data):
-    bank = tmp_path / "bank"
-    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(bank), "--model", str(tiny_dir), "--epochs", "1",
-                            "--autocast", "none", "--no-lora"])
-    assert r.exit_code == 0, r.output
+    bank = _trained_bank(tmp_path, tiny_dir, data, "--no-lora")
     tools = tmp_path / "tools.json"
     tools.write_text(json.dumps({"name": "launch_rocket", "description": "Launch a rocket",
                                  "parameters": {"type": "object", "properties": {}}}))

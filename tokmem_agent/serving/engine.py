@@ -15,7 +15,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -245,9 +245,3 @@ class _Streaming:
             for i in range(len(turn.calls)):
                 self._args(i, final=True)
         return turn
-
-
-def bound_names(tm: TokMem, names: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(names the bank has a token for, names it has not)."""
-    known = set(tm.tool_names)
-    return [n for n in names if n in known], [n for n in names if n not in known]

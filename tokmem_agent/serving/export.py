@@ -25,7 +25,7 @@ import copy
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..serialization import ADAPTER_DIR, peft_adapter_files, write_adapter
 
 if TYPE_CHECKING:
     from ..tokmem import TokMem
@@ -88,7 +89,6 @@ def export_bank(tm: TokMem, out: str | os.PathLike[str], *, merge_lora: bool = F
 
     base = copy.deepcopy(model.base)
     lora = "none"
-    adapter_files: list[str] = []
     if tm.lora is not None:
         if merge_lora:
             _merge_lora(base)
@@ -116,7 +116,7 @@ def export_bank(tm: TokMem, out: str | os.PathLike[str], *, merge_lora: bool = F
                     "yourself (%s has it) and assistant tool calls as content", TOOLS_FILE)
     tok.save_pretrained(out)
     if lora == "adapter":
-        adapter_files = _write_adapter(tm, out / "adapter")
+        write_adapter(out / ADAPTER_DIR, peft_adapter_files(tm._lora_state(), asdict(tm.lora), tm.loaded.model_id))
     tools = [{"name": name, "token": t, "token_id": i, "description": tm.tools.get(name).description,
               "parameters": tm.tools.get(name).parameters} for name, t, i in zip(bank.names, texts, ids)]
     meta = {"format": 1, "base_model": tm.loaded.model_id, "memory_mode": bank.mode, "tied": tied, "lora": lora,
@@ -127,7 +127,7 @@ def export_bank(tm: TokMem, out: str | os.PathLike[str], *, merge_lora: bool = F
     (out / STRUCTURAL_TAG_FILE).write_text(json.dumps(structural_tag(tools), indent=2, ensure_ascii=False) + "\n",
                                            encoding="utf-8")
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    return ExportResult(out, dict(zip(bank.names, ids)), tied, lora, files or adapter_files)
+    return ExportResult(out, dict(zip(bank.names, ids)), tied, lora, files)
 
 
 def _grow_vocabulary(base: Any, bank: Any) -> bool:
@@ -178,20 +178,6 @@ def _strip_lora(base: nn.Module) -> None:
     """Put the plain layers back without merging (the adapter is written separately)."""
     for name, m in _lora_layers(base):
         _replace(base, name, m.get_base_layer())
-
-
-def _write_adapter(tm: TokMem, path: Path) -> list[str]:
-    from dataclasses import asdict
-
-    from safetensors.torch import save_file
-
-    from ..serialization import peft_adapter_files
-
-    state, cfg = peft_adapter_files(tm._lora_state(), asdict(tm.lora), tm.loaded.model_id)
-    path.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(path / "adapter_model.safetensors"))
-    (path / "adapter_config.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-    return ["adapter/adapter_model.safetensors", "adapter/adapter_config.json"]
 
 
 def chat_template(system_prompt: str | None) -> str:
