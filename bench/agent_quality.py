@@ -369,7 +369,17 @@ def main() -> None:
                          "probability")
     ap.add_argument("--continue-threshold", default="bank", help="ControllerConfig.continue_threshold: the same "
                                                                  "after a tool result")
+    ap.add_argument("--ground-numbers", choices=["on", "off"], default="on",
+                    help="ControllerConfig.ground_numbers: answers after tool results write only numbers they hold")
+    ap.add_argument("--ground-places", choices=["on", "off"], default="on",
+                    help="ControllerConfig.ground_places: place arguments copied from the conversation")
+    ap.add_argument("--extra-tools", action="store_true",
+                    help="also offer tools/extra.py's tools (a bank they were registered on)")
     args = ap.parse_args()
+    if args.extra_tools:
+        from tools import extra
+
+        EXTRA_TOOLS[:] = extra.TOOLS
 
     import torch
 
@@ -382,7 +392,8 @@ def main() -> None:
     from tokmem_agent.config import parse_threshold
 
     config = ControllerConfig(call_threshold=parse_threshold(args.call_threshold, "--call-threshold"),  # type: ignore[arg-type]
-                              continue_threshold=parse_threshold(args.continue_threshold, "--continue-threshold"))  # type: ignore[arg-type]
+                              continue_threshold=parse_threshold(args.continue_threshold, "--continue-threshold"),  # type: ignore[arg-type]
+                              ground_numbers=args.ground_numbers == "on", ground_places=args.ground_places == "on")
     tm = TokMem.load(args.bank, load_base_model(None))
     from tokmem_agent.decoding.controller import Controller
 

@@ -87,6 +87,8 @@ def eval_command(
     bind: Annotated[str, typer.Option("--bind", help="Tools tokmem and kw-router may call on a record: bank "
                                       "(every tool they know; the paper's protocol) or record (the record's "
                                       "candidate tools, as an app binds the tools it serves).")] = "bank",
+    ground: Annotated[bool, typer.Option("--ground/--no-ground", help="tokmem: grounded decoding (place arguments "
+                                         "copied from the conversation; ControllerConfig.ground_places).")] = True,
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard cached predictions in OUT.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records decoded together (continuous "
                                             "batching; every method but kw-router; same predictions as 1).")] = 1,
@@ -108,7 +110,7 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
          only_trained: bool, max_new_tokens: int, model: str | None, k: int, icl_tools: str, epochs: int,
          lora_r: int, lora_lr: float, router_text: str, max_length: int, device: str, call_threshold: str,
          bind: str, fresh: bool, batch_size: int,
-         progress: bool) -> None:
+         progress: bool, ground: bool = True) -> None:
     from tokmem_agent.errors import ConfigError
 
     from .methods import METHOD_NAMES, ROUTER_TEXTS, check_bind
@@ -181,7 +183,8 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
         for m in wanted:
             if m in ("tokmem", "tokmem-free"):
                 built.append(TokMemMethod(tm, constrained=m == "tokmem", max_new_tokens=max_new_tokens,
-                                          bank_path=str(bank), bind=bind, call_threshold=threshold))
+                                          bank_path=str(bank), bind=bind, call_threshold=threshold,
+                                          ground=ground))
         missing = built[0].missing_tools(traces) if built else []
         if missing:
             n_ex = sum(any(c.name in set(missing) for c in t.calls) for t in traces)

@@ -171,7 +171,7 @@ class TokMemMethod(Method):
 
     def __init__(self, tm: TokMem, *, constrained: bool = True, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                  name: str | None = None, bank_path: str | None = None, bind: str = "bank",
-                 call_threshold: float | str = "bank"):
+                 call_threshold: float | str = "bank", ground: bool = True):
         from tokmem_agent.config import ControllerConfig
         from tokmem_agent.decoding.controller import Controller
 
@@ -184,8 +184,10 @@ class TokMemMethod(Method):
         self.bank_path = bank_path
         self.controller = Controller(tm, ControllerConfig(constrained=constrained, max_new_tokens=max_new_tokens,
                                                           max_arg_tokens=max_new_tokens,
-                                                          call_threshold=call_threshold))  # type: ignore[arg-type]
+                                                          call_threshold=call_threshold,  # type: ignore[arg-type]
+                                                          ground_numbers=ground, ground_places=ground))
         self.call_threshold = call_threshold
+        self.ground = ground
         self.known_tools = set(tm.tool_names)
         self.trainable_params = sum(t.numel() for t in tm.state_tensors().values())
         if tm.lora is not None:
@@ -200,7 +202,8 @@ class TokMemMethod(Method):
                 "max_new_tokens": self.max_new_tokens, "base_model": self.tm.loaded.model_id,
                 "bank": self.bank_path, "n_tools": len(self.tm.tool_names), "mode": self.tm.bank.mode,
                 "lora": self.tm.lora is not None, "weights": self.weights, "bind": self.bind,
-                **({} if self.call_threshold == "bank" else {"call_threshold": self.call_threshold})}
+                **({} if self.call_threshold == "bank" else {"call_threshold": self.call_threshold}),
+                **({} if self.ground else {"ground": False})}
 
     def bound(self, trace: Trace) -> list[str]:
         """The memory tokens this record may call: every one (``bind="bank"``) or the record's candidates."""
@@ -220,11 +223,13 @@ class TokMemMethod(Method):
             return MethodOutput(calls, raw, pred.prompt_tokens, time.perf_counter() - t0,
                                 text=self.controller.render(pred.ids), generated_tokens=len(pred.ids),
                                 extra={"stopped": pred.stopped})
+        from tokmem_agent.decoding.grounding import grounding_for
+
         prompt = self.tm.chat.prompt_ids(messages)
         session = self.controller.session_factory(self.tm.model)
         session.feed(prompt)
         turn = self.controller.generate_turn(session, bound, budget=self.max_new_tokens,
-                                             after=last_role(messages))
+                                             after=last_role(messages), ground=grounding_for(messages))
         return self._output(turn, len(prompt), time.perf_counter() - t0)
 
     def predict_many(self, traces: Sequence[Trace], *, batch_size: int = 8,
@@ -237,6 +242,7 @@ class TokMemMethod(Method):
         if not self.constrained:  # the paper's free decoding: TokMem.predict on the list
             return self._predict_free_many(traces, batch_size, on_output)
         from tokmem_agent.decoding.batch import BatchSession
+        from tokmem_agent.decoding.grounding import grounding_for
         from tokmem_agent.decoding.schedule import TurnSpec, run_jobs, turn_decoder
 
         contexts = [t.compositional_context() for t in traces]
@@ -248,7 +254,8 @@ class TokMemMethod(Method):
             for t, m in zip(traces, contexts):
                 prompt = self.tm.chat.prompt_ids(m)
                 prompt_len.append(len(prompt))
-                yield prompt, TurnSpec(self.bound(t), budget=self.max_new_tokens, after=last_role(m))
+                yield prompt, TurnSpec(self.bound(t), budget=self.max_new_tokens, after=last_role(m),
+                                       ground=grounding_for(m))
 
         def admitted(i: int, seconds: float) -> None:
             started[i] = time.perf_counter() - seconds

@@ -20,7 +20,7 @@ from .errors import (
     ToolCallError,
     ToolNotFoundError,
 )
-from .registry import Tool, ToolRegistry
+from .registry import Tool, ToolRegistry, read_only
 from .traces import Call, Trace, load_traces
 
 if TYPE_CHECKING:
@@ -45,5 +45,5 @@ __all__ = [
     "BankFormatError", "Call", "ConfigError", "ControllerConfig", "DataFormatError",
     "GenerationError", "LoraSettings", "MemoryConfig", "ModelConfig", "ModelLoadError", "ModelMismatchError",
     "RegisterConfig", "RunResult", "SchemaError", "Step", "TokMem", "TokMemAgent", "TokMemError", "Tool", "ToolCallError",
-    "ToolNotFoundError", "ToolRegistry", "Trace", "TrainConfig", "load_traces",
+    "ToolNotFoundError", "ToolRegistry", "Trace", "TrainConfig", "load_traces", "read_only",
 ]

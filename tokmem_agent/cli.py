@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -10,13 +11,15 @@ from typing import Any
 
 import typer
 
-from .config import ALL_PROJECTIONS, DTYPES, LoraSettings, TrainConfig
+from .config import ALL_PROJECTIONS, DTYPES, LoraSettings, RegisterConfig, TrainConfig
 from .errors import TokMemError
 
 #: the one source of the training defaults the options show: `tokmem train` trains the measured recipe
 #: (TrainConfig.recipe, LoRA round included; ``TrainConfig()`` itself leaves LoRA off)
 _TC = TrainConfig.recipe()
 _TC_LORA = _TC.lora or LoraSettings()
+_RC = RegisterConfig()  # tokmem register's defaults
+_RENORM: dict[str, Any] = {"cap": "cap", "mean": True, "off": False}
 _LORA_MODULES = "all" if list(_TC_LORA.target_modules) == list(ALL_PROJECTIONS) else ",".join(_TC_LORA.target_modules)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -392,23 +395,29 @@ def register(
                                        "Tools without traces get synthetic ones."),
     replay: str | None = typer.Option(None, "--replay", help="Traces of known tools: where they call them becomes "
                                          "extra anchors that keep the new tokens off old requests."),
-    replay_per_tool: int = typer.Option(16, min=0, help="Replay traces per known tool."),
-    anchor_weight: float = typer.Option(10.0, help="Weight of the anchor loss: higher keeps old tools safer, "
+    replay_per_tool: int = typer.Option(_RC.replay_per_tool, min=0, help="Replay traces per known tool."),
+    anchor_weight: float = typer.Option(_RC.train.anchor_weight, help="Weight of the anchor loss: higher keeps old tools safer, "
                                         "new ones learn less (0: ignore the bank's anchors)."),
-    synth: int = typer.Option(40, "--synth", min=0, help="Synthetic traces per tool without traces."),
+    synth: int = typer.Option(_RC.synth_per_tool, "--synth", min=1, help="Synthetic traces per tool without traces."),
     paraphrase: bool = typer.Option(False, "--paraphrase", help="Rewrite synthetic queries with the base model."),
-    epochs: int = typer.Option(3, min=1, help="Passes over the new tools' traces."),
+    run_tools: str = typer.Option("read_only", "--run-tools", callback=_choice("read_only", "always", "never"),
+                                  help="Call tools on sampled arguments so synthetic traces carry real results and "
+                                       "answers: read_only (tools marked free of side effects), always, never."),
+    epochs: int = typer.Option(_RC.train.epochs, min=1, help="Passes over the new tools' traces."),
     retrain: bool = typer.Option(False, "--retrain", help="Also retrain tools already in the bank."),
     out: Path | None = typer.Option(None, "--out", help="Write the new bank here (default: replace BANK, atomically)."),
     model: str | None = typer.Option(None, "--model"),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     dtype: str = typer.Option("float32", "--dtype", callback=_choice(*DTYPES), help=DTYPE_HELP),
-    no_renormalize: bool = typer.Option(False, "--no-renormalize", help="Skip eq. 5-6 (for ablations)."),
+    renormalize: str = typer.Option("cap", "--renormalize", callback=_choice("cap", "mean", "off"),
+                                    help="New rows' norm after each step: cap (scaled down to the old rows' mean "
+                                         "norm when longer; the measured best), mean (always scaled to it: paper "
+                                         "eq. 5-6), off."),
     seed: int = typer.Option(0),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_HELP),
 ) -> None:
     """Add memory tokens for new tools; every existing token stays bit-identical."""
-    from .config import RegisterConfig, TrainConfig
+    from .config import RegisterConfig
     from .tokmem import TokMem
 
     try:
@@ -416,8 +425,9 @@ def register(
         traces = _load(data, skip_invalid=skip_invalid) if data else None
         old = _load(replay, skip_invalid=skip_invalid, what="--replay") if replay else ()
         cfg = RegisterConfig(synth_per_tool=synth, replay_per_tool=replay_per_tool, paraphrase=paraphrase,
-                             train=TrainConfig(epochs=epochs, eval_fraction=0.0, seed=seed, decision_weight=1.0,
-                                               renormalize=not no_renormalize, anchor_weight=anchor_weight))
+                             run_tools=run_tools,  # type: ignore[arg-type]
+                             train=dataclasses.replace(_RC.train, epochs=epochs, seed=seed,
+                                                       renormalize=_RENORM[renormalize], anchor_weight=anchor_weight))
         tm = TokMem.load(bank, _spec(model, device, dtype))
         res = tm.register(objs, traces, replay=old, config=cfg, retrain=retrain, out_dir=out or bank)
     except TokMemError as exc:
@@ -428,7 +438,8 @@ def register(
                    "(--retrain to train again)")
         return
     typer.echo(f"registered {', '.join(res.added) or '-'}; replaced {', '.join(res.replaced) or '-'} "
-               f"({res.n_traces} traces, {res.n_synthetic} synthetic; {res.n_anchors} anchors, {res.n_replay} replay "
+               f"({res.n_traces} traces, {res.n_synthetic} synthetic, {res.n_ran} of them with real results; "
+               f"{res.n_anchors} anchors, {res.n_replay} replay "
                f"traces) in {res.seconds:.0f} s; "
                f"bank saved to {out or bank} ({len(tm.tool_names)} tools)")
     for name, queries in res.examples.items():

@@ -114,7 +114,9 @@ class TrainConfig:
         float32); None is full float32; "auto" (default) picks bf16 only where the hardware computes it
         natively (a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX). On a CPU without them bf16 is
         emulated and was measured ~30x *slower* than float32 (see docs/benchmarks.md).
-    renormalize: after every step, rescale the trained rows to the mean norm of the frozen rows (paper eq. 5-6).
+    renormalize: after every step, rescale the trained rows to the mean norm of the frozen rows (True: paper
+        eq. 5-6); "cap": only rows longer than that mean are scaled down to it (what registration uses:
+        scaling a new row *up* to the old rows' norm was measured to cost new-tool accuracy); False: never.
     decision_weight: loss weight of the *decision* targets — the first token of each assistant turn (a memory
         token means "call", text means "answer") and the end-of-turn after a call turn ("stop calling"). 1.0
         is the paper's uniform loss. In a chain a decision is one token among dozens of answer tokens, so
@@ -152,7 +154,7 @@ class TrainConfig:
     eval_fraction: float = 0.05
     max_eval: int = 200
     autocast: Literal["auto", "bf16"] | None = "auto"
-    renormalize: bool = True
+    renormalize: bool | Literal["cap"] = True
     decision_weight: float = 5.0
     anchors_per_tool: int = 16
     anchor_weight: float = 10.0
@@ -177,6 +179,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.anchors_per_tool must be >= 0, got {self.anchors_per_tool}")
         if self.anchor_weight < 0:
             raise ConfigError(f"TrainConfig.anchor_weight must be >= 0, got {self.anchor_weight}")
+        if self.renormalize not in (True, False, "cap"):
+            raise ConfigError(f"TrainConfig.renormalize must be True, False or 'cap', got {self.renormalize!r}")
         if not 0.0 <= self.warmup < 1.0:
             raise ConfigError(f"TrainConfig.warmup must be in [0, 1), got {self.warmup}")
         if self.schedule not in ("linear", "constant"):
@@ -213,24 +217,33 @@ class RegisterConfig:
         each, no backward), which teach the new rows not to fire on old requests. Banks trained with
         ``TrainConfig.anchors_per_tool`` carry anchors already, so replay is optional.
     paraphrase: rewrite synthetic queries with the base model (kept only if every value survives).
-    train: settings for training the new rows (default: 3 epochs, no held-out split, renormalised to the
-        mean norm of the old rows after every step, anchor weight 10, constant learning rate, no generic no-call
-        traces, decision weight 1: the recipe docs/continual.md measured). Its ``lora`` must stay None:
-        registering trains only the new rows, never the backbone (old tools' behaviour and anchors depend on it).
+    run_tools: whether synthesising traces may call a tool's function on sampled arguments, so the traces
+        carry its real result and an answer stating it (the new token then also learns to stop and report):
+        "read_only" (default) only tools marked free of side effects (:func:`tokmem_agent.read_only`,
+        ``Tool(read_only=True)``, MCP ``readOnlyHint``); "always" every tool with a function (only for tools
+        that are safe to call with made-up arguments); "never" none (traces end at the call).
+    train: settings for training the new rows (default: 3 epochs, no held-out split, anchor weight 10, constant
+        learning rate, no generic no-call traces, decision weight 5, and rows scaled down to the old rows' mean
+        norm only when longer (``renormalize="cap"``): the recipe docs/continual.md measured). Its ``lora`` must
+        stay None: registering trains only the new rows, never the backbone (old tools' behaviour and anchors
+        depend on it).
     """
 
     synth_per_tool: int = 40
     replay_per_tool: int = 16
     paraphrase: bool = False
+    run_tools: Literal["read_only", "always", "never"] = "read_only"
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, eval_fraction=0.0, no_call_share=0.0,
                                                                    schedule="constant", warmup=0.0,
-                                                                   decision_weight=1.0))
+                                                                   decision_weight=5.0, renormalize="cap"))
 
     def __post_init__(self) -> None:
         if self.synth_per_tool < 1:
             raise ConfigError(f"RegisterConfig.synth_per_tool must be >= 1, got {self.synth_per_tool}")
         if self.replay_per_tool < 0:
             raise ConfigError(f"RegisterConfig.replay_per_tool must be >= 0, got {self.replay_per_tool}")
+        if self.run_tools not in ("read_only", "always", "never"):
+            raise ConfigError(f"RegisterConfig.run_tools must be 'read_only', 'always' or 'never', got {self.run_tools!r}")
         if isinstance(self.train, dict):
             self.train = TrainConfig(**self.train)
         if self.train.lora is not None:
@@ -287,6 +300,11 @@ class ControllerConfig:
         instead of in the grammar (:data:`DEFAULT_MAX_STRING_BOUND`).
     batch_size: conversations decoded together by ``run_many`` (continuous batching: when one finishes,
         the next waiting one takes its row). On 2 CPU cores 8 rows cost about 1.7x one row per step.
+    ground_numbers: an answer after tool results writes only numbers that the results or the user's messages
+        hold, in the usual written forms (separators, rounding): :mod:`tokmem_agent.decoding.grounding`.
+    ground_places: with ``constrained``, a free-form string argument that names a place (a city, a country,
+        an address …) takes only runs of 1-4 words of the conversation: copied, not paraphrased ("Honolulu",
+        not "Houston").
     """
 
     max_steps: int = 6
@@ -304,6 +322,8 @@ class ControllerConfig:
     property_order: Literal["declared", "sorted", "declared_or_sorted"] = "declared_or_sorted"
     max_string_bound: int = DEFAULT_MAX_STRING_BOUND
     batch_size: int = 8
+    ground_numbers: bool = True
+    ground_places: bool = True
 
     def __post_init__(self) -> None:
         if self.property_order not in PROPERTY_ORDERS:

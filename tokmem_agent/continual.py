@@ -42,6 +42,8 @@ class RegisterResult:
     unchanged: list[str]
     n_traces: int = 0
     n_synthetic: int = 0
+    #: synthetic traces whose tool was run on their arguments (they carry its result and an answer)
+    n_ran: int = 0
     n_replay: int = 0
     n_anchors: int = 0
     seconds: float = 0.0
@@ -110,7 +112,8 @@ def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | No
     covered = {c.name for tr in traces for c in tr.calls}
     paraphrase = tm.paraphraser() if cfg.paraphrase else None
     synthetic = [tr for t in targets if t.name not in covered
-                 for tr in synthesize_traces(t, cfg.synth_per_tool, seed=cfg.train.seed, paraphrase=paraphrase)]
+                 for tr in synthesize_traces(t, cfg.synth_per_tool, seed=cfg.train.seed, paraphrase=paraphrase,
+                                             run=_may_run(t, cfg))]
     replay_sel = _cap_replay(replay, set(tm.bank.names) - target_names, cfg.replay_per_tool)
     for t in targets:
         if t.name in covered:
@@ -135,8 +138,11 @@ def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | No
                     "tools, or retrain the bank, which keeps anchors)")
     log.info("registering %s: %d traces (%d synthetic), %d anchors (%d from replay)", sorted(target_names),
              len(data), len(synthetic), len(anchors), len(replay_sel))
-    res = train(tm, data, cfg.train, active_tools=sorted(target_names), out_dir=out_dir, anchors=anchors)
+    # chain reading: traces with results also teach the answer after the new tool's result
+    res = train(tm, data, cfg.train, active_tools=sorted(target_names), out_dir=out_dir, anchors=anchors,
+                reading="chain")
     result.n_traces, result.n_synthetic, result.n_replay = len(data), len(synthetic), len(replay_sel)
+    result.n_ran = sum(tr.results is not None for tr in synthetic)
     result.n_anchors = len(anchors)
     result.train = res
     result.seconds = time.perf_counter() - t0
@@ -147,6 +153,10 @@ def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | No
     if out_dir is not None:
         tm.save(out_dir)  # the trainer saved before the version note; write it again (atomic)
     return result
+
+
+def _may_run(tool: Tool, cfg: RegisterConfig) -> bool:
+    return tool.fn is not None and (cfg.run_tools == "always" or (cfg.run_tools == "read_only" and tool.read_only))
 
 
 def forget(tm: MemoryModel, names: Iterable[str]) -> list[str]:

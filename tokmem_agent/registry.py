@@ -16,12 +16,14 @@ import re
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 import pydantic
 
 from .errors import SchemaError, ToolNotFoundError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 
@@ -92,6 +94,9 @@ class Tool:
     description: str = ""
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     fn: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    #: calling it changes nothing (a pure computation or a lookup), so registration may run it on sampled
+    #: arguments to learn from real results (:func:`read_only`, MCP's ``annotations.readOnlyHint``)
+    read_only: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -124,7 +129,10 @@ class Tool:
         if "name" not in d:
             raise SchemaError(f"tool dict has no 'name': {str(d)[:120]}")
         params = d.get("parameters", d.get("input_schema", {"type": "object", "properties": {}}))
-        return cls(name=d["name"], description=d.get("description", "") or "", parameters=params, fn=fn)
+        hints = d.get("annotations") if isinstance(d.get("annotations"), dict) else {}
+        ro = bool(d.get("read_only", hints.get("readOnlyHint", False)))
+        return cls(name=d["name"], description=d.get("description", "") or "", parameters=params, fn=fn,
+                   read_only=ro)
 
     @classmethod
     def from_pydantic(cls, model: type[pydantic.BaseModel], fn: Callable[..., Any] | None = None,
@@ -157,7 +165,7 @@ class Tool:
         except Exception as exc:
             raise SchemaError(f"tool '{fn.__name__}': cannot build a JSON schema from its signature: {exc}") from None
         return cls(name=name or fn.__name__, description=summary if description is None else description,
-                   parameters=schema, fn=fn)
+                   parameters=schema, fn=fn, read_only=bool(getattr(fn, READ_ONLY_ATTR, False)))
 
     @classmethod
     def coerce(cls, obj: Any) -> Tool:
@@ -172,6 +180,17 @@ class Tool:
             return cls.from_function(obj)
         raise SchemaError(f"cannot make a tool from {type(obj).__name__}: pass a function, pydantic model, "
                           "dict or Tool")
+
+
+READ_ONLY_ATTR = "__tokmem_read_only__"
+
+
+def read_only(fn: F) -> F:
+    """Mark a tool function as free of side effects (a computation or a lookup): registering it from its
+    schema alone may then call it on sampled arguments, so the synthetic traces carry real results and
+    answers (:attr:`RegisterConfig.run_tools`). Use it as a decorator."""
+    setattr(fn, READ_ONLY_ATTR, True)
+    return fn
 
 
 def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:

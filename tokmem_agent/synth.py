@@ -4,9 +4,12 @@ For a tool with a name, a description and a JSON schema but no traces, each synt
 
 * arguments sampled from the schema — ``enum``/``const``/``examples``/``default`` first, then values that
   fit the type and its bounds (``minimum``, ``maxLength``, ``format`` …), with plausible strings chosen from
-  the parameter's name (a city for ``city``, a date for ``date`` …);
-* a user query rendered from one of several templates using the tool's name, description and the
-  parameter descriptions, mentioning every argument value verbatim so the arguments are grounded;
+  the parameter's name (a city for ``city``, a date for ``date`` …), quoted examples in its description
+  ("e.g. \"09:30\""), and ranges by unit (a percentage, years, kilograms, money …);
+* a user request worded by :mod:`tokmem_agent.synth_phrasing` — an intent from the description or the name,
+  each value in a form that maps back to it exactly (units, "250k", "3 pm", "from X"), and no number that is
+  not an argument;
+* with ``run=True`` (tools without side effects), the tool's real result and an answer stating it;
 * optionally paraphrased by a language model (``paraphrase=`` a ``str -> str`` callable); a paraphrase is
   kept only if it still contains every string value verbatim.
 
@@ -26,7 +29,9 @@ from typing import Any
 
 import jsonschema
 
+from . import synth_phrasing as P
 from .errors import SchemaError
+from .executor import execute, serialize
 from .registry import Tool
 from .traces import Call, Trace
 
@@ -89,40 +94,11 @@ _FORMAT_SAMPLERS: dict[str, Callable[[random.Random], str]] = {
 _NAME_HINTS = [("date", "date"), ("day", "date"), ("time", "clock"), ("email", "email"), ("url", "uri"),
                ("link", "uri")]
 
-# Query templates. {act}: the tool's action phrase; {args}: "the <param doc> <value>" pieces joined.
-_TEMPLATES = [
-    "{Act} ({args}).",
-    "Can you {act}? {Args_sentence}",
-    "I need to {act}. Details: {args}.",
-    "Please {act} for me. {Args_sentence}",
-    "{Args_sentence} Could you {act}?",
-    "Help me {act}, with {args}.",
-    "I'd like to {act}. {Args_sentence}",
-    "{Act} - {args}, please.",
-]
-
-
 def split_words(name: str) -> str:
     """``Restaurants_1_FindRestaurants`` → ``restaurants find restaurants``; ``getWeather`` → ``get weather``."""
     s = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
     s = re.sub(r"[_\-.\d]+", " ", s)
     return " ".join(s.lower().split())
-
-
-def _action(tool: Tool) -> str:
-    """A lower-case verb phrase for the tool: its description's first clause, else its name's words."""
-    desc = (tool.description or "").strip()
-    desc = re.split(r"(?<=[.!?])\s|\s\(|\n", desc, maxsplit=1)[0].rstrip(".!? ")
-    if 3 <= len(desc.split()) <= 16:
-        return desc[0].lower() + desc[1:]
-    return split_words(tool.name.split(".")[-1])
-
-
-def _param_phrase(name: str, schema: Mapping[str, Any]) -> str:
-    doc = re.sub(r"^(the|a|an)\s+", "", str(schema.get("description", "")).strip().rstrip("."), flags=re.IGNORECASE)
-    if doc and len(doc.split()) <= 8:
-        return doc[0].lower() + doc[1:]
-    return split_words(name)
 
 
 def _render_value(v: Any) -> str:
@@ -192,7 +168,34 @@ class _Sampler:
     def _boolean(self, s: Mapping[str, Any], name: str, path: str) -> bool:
         return self.rng.random() < 0.5
 
+    def _unit_value(self, s: Mapping[str, Any], name: str, integer: bool) -> float | int | None:
+        """A plausible number for a parameter with a unit (percent, years, kg, money …), inside the schema's
+        bounds; None when it has no known unit or the unit's range misses the bounds."""
+        kind = P.unit_kind(name, s)
+        if kind is None or "multipleOf" in s:
+            return None
+        r = self.rng
+        if kind == "money":
+            v: float = r.choice([r.randint(1, 99) * 10 ** r.randint(0, 4), r.randint(10, 999) * 10 ** r.randint(0, 3),
+                                 round(r.uniform(5, 500), 2)])
+        else:
+            lo, hi, dec = P.UNIT_RANGES[kind]
+            v = round(r.uniform(lo, hi), r.choice([0, 0, *range(1, dec + 1)]) if dec else 0)
+        if integer:
+            v = round(v)
+        elif float(v).is_integer():
+            v = int(v)
+        lo_b = s.get("minimum", s.get("exclusiveMinimum"))
+        hi_b = s.get("maximum", s.get("exclusiveMaximum"))
+        if (lo_b is not None and v <= lo_b and (v < lo_b or "exclusiveMinimum" in s)) or \
+           (hi_b is not None and v >= hi_b and (v > hi_b or "exclusiveMaximum" in s)):
+            return None
+        return v
+
     def _integer(self, s: Mapping[str, Any], name: str, path: str) -> int:
+        unit = self._unit_value(s, name, integer=True)
+        if unit is not None:
+            return int(unit)
         lo = s.get("minimum", s["exclusiveMinimum"] + 1 if "exclusiveMinimum" in s else None)
         hi = s.get("maximum", s["exclusiveMaximum"] - 1 if "exclusiveMaximum" in s else None)
         lo = int(lo) if lo is not None else (1 if hi is None or hi >= 1 else int(hi) - 100)
@@ -210,6 +213,9 @@ class _Sampler:
         return self.rng.randint(k_lo, k_hi) * step
 
     def _number(self, s: Mapping[str, Any], name: str, path: str) -> float | int:
+        unit = self._unit_value(s, name, integer=False)
+        if unit is not None:
+            return unit
         lo = float(s.get("minimum", s.get("exclusiveMinimum", 0.0)))
         hi = float(s.get("maximum", s.get("exclusiveMaximum", lo + 1000.0)))
         if lo > hi:
@@ -230,7 +236,10 @@ class _Sampler:
         low = name.lower()
         if fmt is None:
             fmt = next((f for key, f in _NAME_HINTS if key in low.split("_") or low.endswith(key)), None)
-        if fmt in _FORMAT_SAMPLERS:
+        described = P.description_examples(s)
+        if described and r.random() < 0.35:
+            v = r.choice(described)
+        elif fmt in _FORMAT_SAMPLERS:
             v = _FORMAT_SAMPLERS[fmt](r)
         else:
             key = _word_key(low, str(s.get("description", "")).lower())
@@ -294,17 +303,20 @@ def sample_arguments(tool: Tool, rng: random.Random, *, optional_rate: float = 0
                       "give traces, or 'examples'/'enum' for that parameter")
 
 
-def render_query(tool: Tool, args: Mapping[str, Any], rng: random.Random) -> str:
-    """A user request asking for ``tool`` with ``args``; every value is mentioned verbatim."""
+def render_query(tool: Tool, args: Mapping[str, Any], rng: random.Random, tries: int = 8) -> str:
+    """A user request asking for ``tool`` with ``args`` (:mod:`tokmem_agent.synth_phrasing`): every value is
+    mentioned in a form that maps back to it exactly, and no other number appears."""
     props = tool.parameters.get("properties", {})
-    pieces = [f"{_param_phrase(k, props.get(k, {}))}: {_render_value(v)}" for k, v in args.items()]
-    joined = "; ".join(pieces)
-    act = _action(tool)
-    template = rng.choice(_TEMPLATES if pieces else ["{Act}.", "Can you {act}?", "Please {act}.", "I want to {act}."])
-    sentence = (joined[0].upper() + joined[1:] + ".") if joined else ""
-    text = template.format(act=act, Act=act[0].upper() + act[1:], args=joined or "the usual settings",
-                           Args_sentence=sentence)
-    return " ".join(text.split())
+    text = ""
+    for _ in range(tries):
+        mentions = [P.mention(k, props.get(k, {}), v, rng, render=_render_value) for k, v in args.items()]
+        if rng.random() < 0.3:
+            rng.shuffle(mentions)
+        text = P.request(tool.name, tool.description or "", mentions, rng)
+        if not P.stray_numbers(text, mentions):
+            return text
+    pieces = [f"{' '.join(P.name_tokens(k))} {_render_value(v)}" for k, v in args.items()]  # plain fallback
+    return f"Use {' '.join(P.name_tokens(tool.name))} with {', '.join(pieces)}." if pieces else text
 
 
 def _string_values(v: Any) -> list[str]:
@@ -318,29 +330,48 @@ def _string_values(v: Any) -> list[str]:
 
 
 def synthesize_traces(tool: Any, n: int = 40, *, seed: int = 0, optional_rate: float = 0.5,
-                      paraphrase: Callable[[str], str] | None = None) -> list[Trace]:
+                      paraphrase: Callable[[str], str] | None = None, run: bool = False,
+                      timeout: float = 5.0) -> list[Trace]:
     """``n`` single-call traces for ``tool`` (a Tool, function, pydantic model or tool dict).
 
-    ``paraphrase``: optional ``query -> rewritten query`` (e.g. the base model); a rewrite is used only if
-    it keeps every string argument value verbatim, else the templated query stays.
+    run: call the tool's function on each sampled argument object (only for tools without side effects:
+        see :attr:`Tool.read_only`); a trace then carries the result and an answer stating its figures, so
+        the model also learns to stop calling and report. Arguments the function rejects (it raises, or times
+        out after ``timeout`` s) are resampled; if it rejects nearly all, the traces end at the call.
+    paraphrase: optional ``query -> rewritten query`` (e.g. the base model); a rewrite is used only if
+        it keeps every string argument value verbatim, else the templated query stays.
     """
     t = Tool.coerce(tool)
     rng = random.Random(f"{seed}:{t.name}")
+    runnable = run and t.fn is not None
     traces: list[Trace] = []
     seen: set[str] = set()
-    for i in range(n * 3):
-        if len(traces) >= n:
-            break
+    failures = tries = 0
+    while len(traces) < n and tries < n * 4:
+        tries += 1
         args = sample_arguments(t, rng, optional_rate=optional_rate)
         query = render_query(t, args, rng)
         if query in seen:
             continue
+        result, response = None, None
+        if runnable:
+            out = execute(t.fn, args, timeout=timeout)
+            if not out.ok:
+                failures += 1
+                tries -= 1  # a rejected sample does not count; resample
+                if failures > 3 * n + len(traces):  # it rejects what the schema allows: stop running it
+                    runnable = False
+                continue
+            result, response = out.value, P.answer(out.value, args, rng)
+            if not isinstance(result, (str, int, float, bool, list, dict)) and result is not None:
+                result = serialize(result)
         seen.add(query)
         if paraphrase is not None:
             alt = (paraphrase(query) or "").strip()
             if alt and all(s in alt for s in _string_values(args)):
                 query = alt
         traces.append(Trace(id=f"synth-{t.name}-{len(traces)}", messages=[{"role": "user", "content": query}],
-                            calls=[Call(t.name, args)], tools=[t.to_dict()], query=query, source="synthetic"))
+                            calls=[Call(t.name, args)], tools=[t.to_dict()], query=query, source="synthetic",
+                            results=None if response is None else [result],
+                            between=None if response is None else [], response=response))
     return traces
-

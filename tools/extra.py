@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from tokmem_agent import read_only
+
 #: hours from UTC of the places :func:`convert_timezone` knows (fixed offsets: no daylight saving)
 UTC_OFFSETS: dict[str, float] = {
     "UTC": 0, "London": 0, "Lisbon": 0, "Paris": 1, "Berlin": 1, "Madrid": 1, "Rome": 1, "Cairo": 2,
@@ -17,6 +19,7 @@ UTC_OFFSETS: dict[str, float] = {
 }
 
 
+@read_only
 def loan_payment(principal: float, annual_rate: float, years: float) -> dict[str, Any]:
     """Monthly payment of a fixed-rate loan or mortgage paid off in equal monthly installments.
 
@@ -36,6 +39,7 @@ def loan_payment(principal: float, annual_rate: float, years: float) -> dict[str
             "total_interest": round(monthly * n - principal, 2)}
 
 
+@read_only
 def body_mass_index(weight_kg: float, height_cm: float) -> dict[str, Any]:
     """Body mass index (BMI) from a person's weight and height, with its WHO category.
 
@@ -51,6 +55,7 @@ def body_mass_index(weight_kg: float, height_cm: float) -> dict[str, Any]:
     return {"bmi": round(bmi, 1), "category": category}
 
 
+@read_only
 def convert_timezone(time: str, from_city: str, to_city: str) -> dict[str, Any]:
     """Convert a clock time from one city's time zone to another's (standard time, no daylight saving).
 

@@ -313,6 +313,28 @@ def test_register_from_a_schema_reports_what_it_synthesised_and_warns_on_a_thin_
     assert "only free-form string parameters" in r.output and "warning: get_weather" not in r.output
 
 
+def test_register_runs_read_only_tools_for_real_results(tmp_path, tiny_dir, data, monkeypatch):
+    bank = _trained_bank(tmp_path, tiny_dir, data, "--no-lora")
+    (tmp_path / "geo_tools.py").write_text(
+        "from tokmem_agent import read_only\n\n"
+        "@read_only\n"
+        "def rect_area(width_cm: float, height_cm: float) -> dict:\n"
+        "    \"\"\"Area of a rectangle.\n\n    Args:\n        width_cm: Width in centimetres.\n"
+        "        height_cm: Height in centimetres.\n    \"\"\"\n"
+        "    return {'area_cm2': round(width_cm * height_cm, 2)}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["register", str(bank), "--tool", "geo_tools:rect_area", "--model", str(tiny_dir), "--synth", "5",
+            "--epochs", "1", "--out"]
+    r = runner.invoke(app, [*args, str(tmp_path / "ran")])
+    assert r.exit_code == 0, r.output
+    assert "5 synthetic, 5 of them with real results" in r.output
+    r = runner.invoke(app, [*args, str(tmp_path / "not-run"), "--run-tools", "never"])
+    assert r.exit_code == 0, r.output
+    assert "5 synthetic, 0 of them with real results" in r.output
+    r = runner.invoke(app, [*args, str(tmp_path / "bad"), "--run-tools", "sometimes"])
+    assert r.exit_code == 2 and "sometimes" in r.output and "Traceback" not in r.output
+
+
 def test_serve_refuses_offered_tools_without_a_token(tmp_path, tiny_dir, data):
     bank = _trained_bank(tmp_path, tiny_dir, data, "--no-lora")
     tools = tmp_path / "tools.json"

@@ -164,7 +164,8 @@ def test_register_config_trains_only_rows_at_the_measured_registration_recipe(tr
     from tokmem_agent import LoraSettings
 
     default = RegisterConfig().train
-    assert default.lora is None and default.decision_weight == 1.0 and default.no_call_share == 0.0
+    assert default.lora is None and default.decision_weight == 5.0 and default.no_call_share == 0.0
+    assert default.renormalize == "cap" and default.schedule == "constant"
     with pytest.raises(ConfigError, match="lora must be None"):
         RegisterConfig(train=TrainConfig.recipe())
     cfg = RegisterConfig(train=FAST)
@@ -188,7 +189,8 @@ def test_cli_register_and_forget(trained, loaded, tmp_path, monkeypatch):
     cfg = json.loads((bank / "tokmem_config.json").read_text())  # registering never starts a LoRA round
     assert cfg["lora"] is None and not (bank / "adapter").exists()
     assert cfg["meta"]["training"]["config"]["lora"] is None
-    assert cfg["meta"]["training"]["config"]["decision_weight"] == 1.0
+    assert cfg["meta"]["training"]["config"]["decision_weight"] == RegisterConfig().train.decision_weight
+    assert cfg["meta"]["training"]["config"]["renormalize"] == "cap"  # tokmem register = RegisterConfig()
     r = runner.invoke(app, ["register", str(bank), "--tool", str(tmp_path / "t.json")])
     assert r.exit_code == 0 and "nothing to train" in r.output
     r = runner.invoke(app, ["forget", str(bank), "add"])

@@ -101,6 +101,20 @@ def test_renormalize_sets_active_rows_to_mean_inactive_norm():
     assert torch.allclose(bank.steer.data[2].norm(), target)
 
 
+def test_renormalize_cap_only_shrinks_rows_longer_than_the_mean():
+    bank = MemoryBank(8)
+    bank.add(["a", "b", "c", "d"], torch.randn(4, 8))
+    target = bank.steer.data[:2].norm(dim=-1).mean()
+    bank.steer.data[2] *= 0.1 * target / bank.steer.data[2].norm()  # short: kept as is
+    bank.steer.data[3] *= 5 * target / bank.steer.data[3].norm()  # long: shrunk to the mean
+    short = bank.steer.data[2].clone()
+    bank.renormalize(torch.tensor([False, False, True, True]), cap=True)
+    assert torch.equal(bank.steer.data[2], short)
+    assert torch.allclose(bank.steer.data[3].norm(), target)
+    with pytest.raises(ConfigError, match="renormalize"):
+        TrainConfig(renormalize="sometimes")  # type: ignore[arg-type]
+
+
 def test_bank_rejects_duplicates_and_bad_shapes():
     bank = MemoryBank(4)
     bank.add(["a"], torch.zeros(1, 4))

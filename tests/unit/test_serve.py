@@ -72,11 +72,13 @@ def served(tm):
 def _want(tm, messages, choice, budget=40):
     """What the library's controller decodes for these messages (one session, batch of one)."""
     from tokmem_agent.decoding.controller import Controller
+    from tokmem_agent.decoding.grounding import grounding_for
 
     ctl = Controller(tm, ControllerConfig(max_new_tokens=budget))
     s = DecodeSession(tm.model)
     s.feed(tm.chat.prompt_ids(messages))
-    return ctl.generate_turn(s, ["add", "get_weather"], tool_choice=choice, budget=budget, after="user")
+    return ctl.generate_turn(s, ["add", "get_weather"], tool_choice=choice, budget=budget, after="user",
+                             ground=grounding_for(messages))
 
 
 def test_models_and_health(served):

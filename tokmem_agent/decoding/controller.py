@@ -29,6 +29,7 @@ from ..traces import Call, Message, last_role
 from ..validation import check_arguments
 from .batch import BatchSession
 from .generate import DecodeSession
+from .grounding import Grounding, NumberVocab, grounding_for
 from .runlog import RunResult, Step
 from .schedule import Next, OneRow, Rows, TurnSpec, run_jobs, turn_decoder
 from .turn import ToolChoice, Turn, TurnDecoder
@@ -48,6 +49,7 @@ class Controller:
         self.session_factory = session_factory  # tests inject scripted sessions
         self._constraint: Any = None
         self._constraint_width = -1
+        self._number_vocab: NumberVocab | None = None
 
     # ----- masks ----------------------------------------------------------------------------------------
     def constraint(self) -> Any:
@@ -60,6 +62,12 @@ class Controller:
                                                 max_string_bound=self.config.max_string_bound)
             self._constraint_width = self.tm.model.total_vocab
         return self._constraint
+
+    def number_vocab(self) -> NumberVocab:
+        """The tokens grounded answers watch (:class:`.grounding.NumberVocab`), built once per tokenizer."""
+        if self._number_vocab is None:
+            self._number_vocab = NumberVocab.of(self.tm.tokenizer)
+        return self._number_vocab
 
     def _memory_bias(self, allowed: set[str], *, allow_text: bool = True, allow_stop: bool = True) -> torch.Tensor:
         """Additive mask [V+N]: 0 where allowed, -inf elsewhere."""
@@ -108,7 +116,8 @@ class Controller:
 
     # ----- one assistant turn ---------------------------------------------------------------------
     def generate_turn(self, session: DecodeSession, bound: Sequence[str], *, tool_choice: ToolChoice = None,
-                      budget: int | None = None, after: str | None = None) -> Turn:
+                      budget: int | None = None, after: str | None = None,
+                      ground: Grounding | None = None) -> Turn:
         """Generate one assistant turn from the session's current position (no execution).
 
         after: what this turn answers, ``"user"`` (a user message) or ``"tool"`` (a tool result); with
@@ -116,7 +125,8 @@ class Controller:
         when one is set. None: argmax. The token-by-token logic is :class:`TurnDecoder`'s, shared with the
         batched rows of :func:`.schedule.run_jobs`.
         """
-        dec = TurnDecoder(self, session.logits, bound, tool_choice=tool_choice, budget=budget, after=after)
+        dec = TurnDecoder(self, session.logits, bound, tool_choice=tool_choice, budget=budget, after=after,
+                          ground=ground)
         logits = session.logits
         while True:
             tok = dec.step(logits)
@@ -164,7 +174,8 @@ class Controller:
         later = "none" if tool_choice == "none" else None  # forcing a tool: the first turn only
 
         def spec(run: _Run, choice: ToolChoice, after: str | None) -> TurnSpec:
-            return TurnSpec(bound, choice, max(cfg.max_new_tokens - run.generated, 1), after)
+            return TurnSpec(bound, choice, max(cfg.max_new_tokens - run.generated, 1), after,
+                            grounding_for(run.convo))
 
         def admitted(i: int, seconds: float) -> None:
             runs[i].prompt_tokens, runs[i].timings["prefill_s"] = len(prompts[i]), seconds

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import torch
 
+from .grounding import Grounding
 from .turn import ToolChoice, Turn, TurnDecoder
 
 
@@ -32,6 +33,8 @@ class TurnSpec:
     tool_choice: ToolChoice = None
     budget: int | None = None
     after: str | None = None
+    #: what the turn may take from its conversation (:func:`.grounding.grounding_for`), or None
+    ground: Grounding | None = None
 
 
 @dataclass
@@ -69,7 +72,7 @@ NewDecoder = Callable[[torch.Tensor, Any], RowDecoder]
 def turn_decoder(ctl: Any) -> NewDecoder:
     """The controller's turns (:class:`TurnDecoder` for a :class:`TurnSpec`)."""
     return lambda logits, spec: TurnDecoder(ctl, logits, spec.bound, tool_choice=spec.tool_choice,
-                                            budget=spec.budget, after=spec.after)
+                                            budget=spec.budget, after=spec.after, ground=spec.ground)
 
 
 class Rows(Protocol):

@@ -23,6 +23,7 @@ import torch
 
 from ..errors import GenerationError
 from ..validation import ArgCheck
+from .grounding import Grounding, NumberGround, copy_schema
 
 #: tool_choice values: None/"auto" (model decides), "none" (no tools), "any"/"required" (must call one),
 #: or a tool name (must call that one first).
@@ -114,7 +115,8 @@ class TurnDecoder:
     """
 
     def __init__(self, ctl: Any, first_logits: torch.Tensor, bound: Sequence[str], *,
-                 tool_choice: ToolChoice = None, budget: int | None = None, after: str | None = None):
+                 tool_choice: ToolChoice = None, budget: int | None = None, after: str | None = None,
+                 ground: Grounding | None = None):
         cfg = self.cfg = ctl.config
         self.ctl, self.model, self.chat = ctl, ctl.tm.model, ctl.tm.chat
         self.budget = cfg.max_new_tokens if budget is None else budget
@@ -145,6 +147,9 @@ class TurnDecoder:
         self.t0 = self.t_call = time.perf_counter()
         self.done = self.ended = self.out_of_budget = self.looped = False
         self.loop_watch = SentenceLoop(ctl.tm.tokenizer.decode) if cfg.stop_text_loops else None
+        numbers = ground.numbers if ground is not None and cfg.ground_numbers else None
+        self.ground = NumberGround(ctl.number_vocab(), numbers) if numbers is not None else None
+        self.spans = ground.spans if ground is not None and cfg.ground_places else ()
 
     def step(self, logits: torch.Tensor) -> int | None:
         """The next id to feed after ``logits`` [V+N], or None: the turn is over (nothing to feed)."""
@@ -160,6 +165,8 @@ class TurnDecoder:
             bias = (self.first_bias if not self.ids else self.after_bias if self.state == "after"
                     else self.open_bias)
             scores = logits + bias
+            if self.ground is not None and self.state == "text":
+                scores = self.ground.mask(scores)
         tok = int(torch.argmax(scores))
         if not torch.isfinite(scores[tok]):
             raise GenerationError("every token is masked; the schema grammar and tool masks disagree")
@@ -192,7 +199,7 @@ class TurnDecoder:
             self.matcher = None
             if cfg.constrained:
                 tool = self.ctl.tm.tools.get(name)
-                self.matcher = self.ctl.constraint().matcher(tool.parameters)
+                self.matcher = self.ctl.constraint().matcher(copy_schema(tool.parameters, self.spans))
         elif self.state == "args":  # unconstrained argument text
             self.calls[-1].arg_ids.append(tok)
             if len(self.calls[-1].arg_ids) >= cfg.max_arg_tokens:
@@ -200,6 +207,8 @@ class TurnDecoder:
                 self.done = True  # fed, then over
         else:
             self.text_ids.append(tok)
+            if self.ground is not None:
+                self.ground.advance(tok)
             if self.loop_watch is not None and not self.calls and self.loop_watch.add(self.text_ids):
                 del self.text_ids[self.loop_watch.start:]  # keep the text up to the repeat; the turn is the answer
                 self.looped = self.done = True

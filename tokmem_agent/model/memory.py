@@ -82,8 +82,9 @@ class MemoryBank(nn.Module):
 
     # ----- continual learning ---------------------------------------------------------------------
     @torch.no_grad()
-    def renormalize(self, active: torch.Tensor) -> None:
-        """Rescale active rows to the mean L2 norm of the inactive rows (paper eq. 5-6).
+    def renormalize(self, active: torch.Tensor, *, cap: bool = False) -> None:
+        """Rescale active rows to the mean L2 norm of the inactive rows (paper eq. 5-6); with ``cap``, only
+        rows longer than that mean are scaled down to it.
 
         active: bool [N]. Does nothing when every row is active.
         """
@@ -92,7 +93,9 @@ class MemoryBank(nn.Module):
         for m in self.matrices():
             target = m.data[~active].norm(dim=-1).mean()  # scalar
             rows = m.data[active]  # [n_active, d]
-            m.data[active] = rows * (target / rows.norm(dim=-1, keepdim=True).clamp_min(1e-8))
+            norms = rows.norm(dim=-1, keepdim=True).clamp_min(1e-8)  # [n_active, 1]
+            scale = target / norms
+            m.data[active] = rows * (scale.clamp(max=1.0) if cap else scale)
 
 
 @torch.no_grad()

@@ -190,7 +190,7 @@ class _Streaming:
     def __init__(self, ctl: Controller, logits: torch.Tensor, req: Request):
         spec = req.spec
         self.dec = TurnDecoder(ctl, logits, spec.bound, tool_choice=spec.tool_choice, budget=spec.budget,
-                               after=spec.after)
+                               after=spec.after, ground=spec.ground)
         self.req, self.decode = req, ctl.tm.tokenizer.decode
         self.sent_text = ""
         self.sent_args: list[str] = []

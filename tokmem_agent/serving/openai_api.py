@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..decoding.grounding import grounding_for
 from ..decoding.schedule import TurnSpec
 from ..traces import Call, Message
 from .engine import Engine, Overloaded, Request
@@ -268,7 +269,8 @@ def create_app(engine: Engine, *, model_name: str = "tokmem", api_key: str | Non
         prompt = tm.chat.prompt_ids(messages)
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-        r = Request(prompt, TurnSpec(names, choice, budget, "tool" if messages[-1]["role"] == "tool" else "user"),
+        r = Request(prompt, TurnSpec(names, choice, budget, "tool" if messages[-1]["role"] == "tool" else "user",
+                                grounding_for(messages)),
                     lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev),
                     parallel_calls=req.parallel_tool_calls, stream=req.stream)
         try:

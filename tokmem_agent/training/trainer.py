@@ -311,12 +311,14 @@ class _PrefixCache:
 
 
 @torch.no_grad()
-def _after_step(bank: Any, active: torch.Tensor, frozen: list[torch.Tensor], *, renormalize: bool) -> None:
-    """Put inactive rows back exactly; rescale active rows to the inactive rows' mean norm."""
+def _after_step(bank: Any, active: torch.Tensor, frozen: list[torch.Tensor], *,
+                renormalize: bool | str) -> None:
+    """Put inactive rows back exactly; rescale active rows to the inactive rows' mean norm (``"cap"``: only
+    those longer than it)."""
     for m, rows in zip(bank.matrices(), frozen):
         m.data[~active] = rows
     if renormalize:
-        bank.renormalize(active)
+        bank.renormalize(active, cap=renormalize == "cap")
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from ...config import ControllerConfig
+from ...decoding.grounding import grounding_for
 from ...errors import ConfigError, ModelMismatchError, TokMemError, ToolNotFoundError
 from ...registry import Tool
 from ...traces import last_role
@@ -281,7 +282,7 @@ class ChatTokMem(BaseChatModel):
             budget = self.max_tokens or controller.config.max_new_tokens
             try:
                 turn = controller.generate_turn(watch, bound, tool_choice=choice, budget=budget,
-                                                after=last_role(convo))
+                                                after=last_role(convo), ground=grounding_for(convo))
             except _Abort:
                 if watch.stopped_text is None:
                     raise

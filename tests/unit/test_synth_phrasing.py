@@ -1,0 +1,132 @@
+"""Synthetic requests from a schema (tokmem_agent.synth_phrasing) and traces with real results."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import jsonschema
+import pytest
+
+from tokmem_agent import RegisterConfig, Tool, read_only
+from tokmem_agent.continual import _may_run
+from tokmem_agent.decoding.grounding import number_forms as answer_forms
+from tokmem_agent.errors import ConfigError
+from tokmem_agent.synth import render_query, synthesize_traces
+from tokmem_agent.synth_phrasing import (
+    clock_forms,
+    description_examples,
+    intents,
+    number_forms,
+    stray_numbers,
+    unit_kind,
+)
+
+
+@read_only
+def loan_payment(principal: float, annual_rate: float, years: int) -> dict:
+    """Monthly payment of a fixed-rate loan.
+
+    Args:
+        principal: The amount borrowed.
+        annual_rate: Yearly interest rate in percent (5 for 5 %).
+        years: How many years the loan runs.
+    """
+    if not 0 < annual_rate <= 30:
+        raise ValueError("annual_rate out of range")
+    n, r = years * 12, annual_rate / 1200
+    return {"monthly_payment": round(principal * r / (1 - (1 + r) ** -n), 2), "months": n}
+
+
+def set_alarm(time: str, label: str = "alarm") -> str:
+    """Set an alarm.
+
+    Args:
+        time: Clock time as HH:MM, e.g. "07:30".
+        label: What the alarm is for.
+    """
+    return f"alarm {label} at {time}"
+
+
+def test_units_from_names_and_descriptions():
+    assert unit_kind("annual_rate", {"description": "Yearly interest rate in percent"}) == "percent"
+    assert unit_kind("weight_kg", {}) == "kg"
+    assert unit_kind("height", {"description": "Height in centimetres."}) == "cm"
+    assert unit_kind("years", {"description": "How many years the loan runs."}) == "years"
+    assert unit_kind("principal", {"description": "The amount borrowed."}) == "money"
+    assert unit_kind("count", {"description": "How many items"}) is None
+
+
+def test_number_and_clock_forms_map_back_to_the_value():
+    forms = number_forms(250000, "money")
+    assert {"250000", "250,000", "250k", "$250,000"} <= set(forms)
+    assert all(f.endswith("%") or "cent" in f for f in number_forms(6.5, "percent"))
+    assert "3 pm" in clock_forms("15:00") and "9:30 am" in clock_forms("09:30")
+    assert description_examples({"description": 'The time, e.g. "09:30" or "17:00".'}) == ["09:30", "17:00"]
+
+
+def test_intents_from_noun_and_verb_descriptions():
+    assert ("np", "monthly payment") in intents("loan_payment", "Monthly payment of a fixed-rate loan.")
+    assert ("np", "BMI") in intents("bmi", "Body mass index (BMI) from a person's weight and height.")
+    assert ("vp", "convert a clock time") in intents("tz", "Converts a clock time from one zone to another.")
+
+
+def test_requests_carry_every_value_and_no_stray_number():
+    tool = Tool.from_function(loan_payment)
+    assert tool.read_only
+    rng = random.Random(3)
+    for t in synthesize_traces(tool, 30, seed=2):
+        args = t.calls[0].arguments
+        jsonschema.validate(args, tool.parameters)
+        numbers = set(re.findall(r"\d[\d,]*(?:\.\d+)?", t.query))
+        for v in args.values():  # each value appears in one of the forms that map back to it
+            assert any(f.replace("$", "") in {n.rstrip(",") for n in numbers} or f in t.query
+                       for f in number_forms(v, None) + number_forms(v, "money")), (v, t.query)
+        assert "5 for 5" not in t.query  # the description's aside is never copied
+    mentions = []
+    assert stray_numbers("pay 12 now", mentions) == ["12"]
+    assert isinstance(render_query(tool, {"principal": 1000, "annual_rate": 5, "years": 2}, rng), str)
+
+
+def test_clock_values_are_written_as_people_write_them():
+    tool = Tool.from_function(set_alarm)
+    queries = [t.query for t in synthesize_traces(tool, 40, seed=0)]
+    assert any(re.search(r"\d(am|pm| am| pm| AM| PM)", q) for q in queries)
+    for t in synthesize_traces(tool, 40, seed=0):
+        assert re.fullmatch(r"\d{2}:\d{2}(:\d{2})?", t.calls[0].arguments["time"])
+
+
+def test_run_gives_results_and_answers_only_for_runnable_tools():
+    ran = synthesize_traces(loan_payment, 12, run=True)
+    assert all(t.results and t.response and t.between == [] for t in ran)
+    for t in ran:
+        assert any(f in t.response for f in answer_forms(str(t.results[0]["monthly_payment"])))
+        assert 0 < t.calls[0].arguments["annual_rate"] <= 30  # arguments the function refused were resampled
+    plain = synthesize_traces(loan_payment, 5)
+    assert all(t.results is None and t.response is None for t in plain)
+
+
+def test_a_function_that_always_fails_leaves_traces_at_the_call():
+    def broken(city: str) -> str:
+        """Weather for a city.
+
+        Args:
+            city: The city.
+        """
+        raise RuntimeError("down")
+
+    traces = synthesize_traces(broken, 4, run=True)
+    assert len(traces) == 4 and all(t.results is None for t in traces)
+
+
+def test_read_only_marks_and_run_tools_policy():
+    assert Tool.from_function(loan_payment).read_only and not Tool.from_function(set_alarm).read_only
+    mcp = Tool.from_dict({"name": "lookup", "annotations": {"readOnlyHint": True},
+                          "parameters": {"type": "object", "properties": {}}})
+    assert mcp.read_only
+    ro, rw = Tool.from_function(loan_payment), Tool.from_function(set_alarm)
+    assert _may_run(ro, RegisterConfig()) and not _may_run(rw, RegisterConfig())
+    assert _may_run(rw, RegisterConfig(run_tools="always")) and not _may_run(ro, RegisterConfig(run_tools="never"))
+    assert not _may_run(mcp, RegisterConfig(run_tools="always"))  # no function to run
+    with pytest.raises(ConfigError, match="run_tools"):
+        RegisterConfig(run_tools="sometimes")  # type: ignore[arg-type]
