@@ -31,11 +31,11 @@ from bench.agent_paths import agent_path
 from tools import extra
 
 
-def evaluate(tm, path: Path, label: str) -> dict:
+def evaluate(tm, path: Path, label: str, config=None) -> dict:
     rows = []
-    runner = agent_path(tm)
+    runner = agent_path(tm, config)
     for rec in AQ.load_records(path):
-        row = AQ.run_record(tm, rec, None, runner)
+        row = AQ.run_record(tm, rec, config, runner)
         rows.append(row)
         names = ",".join(c["name"] if c["status"] == "ok" else f"{c['name']}!{c['status']}" for c in row["pred"])
         print(f"{label} {row['id']} {'ok' if row['success'] else '✗':<2} [{names}] "
@@ -50,6 +50,15 @@ def main() -> None:
     ap.add_argument("--new", default=str(ROOT / "bench/data/new_tool_requests.jsonl"))
     ap.add_argument("--synth", type=int, default=40, help="synthetic traces per new tool")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--new-only", action="store_true", help="skip --old before and after (a quick look)")
+    ap.add_argument("--run-tools", default="read_only", choices=["read_only", "always", "never"])
+    ap.add_argument("--decision-weight", type=float)
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--renormalize", choices=["cap", "mean", "off"], help="default: RegisterConfig's")
+    ap.add_argument("--ground-numbers", choices=["on", "off"], default="on")
+    ap.add_argument("--ground-places", choices=["on", "off"], default="on")
+    ap.add_argument("--save-bank", help="save the bank with the new tools here (for a closer look)")
     ap.add_argument("--json")
     a = ap.parse_args()
 
@@ -62,19 +71,38 @@ def main() -> None:
 
     torch.set_num_threads(a.threads)
     cpu = "AVX512-BF16" if fast_bf16_available() else "no AVX512-BF16 (AVX2)"
+    from tokmem_agent import ControllerConfig
+
+    ccfg = ControllerConfig(ground_numbers=a.ground_numbers == "on", ground_places=a.ground_places == "on")
     tm = TokMem.load(a.bank, load_base_model(None))
-    before = evaluate(tm, Path(a.old), "before")
+    before = None if a.new_only else evaluate(tm, Path(a.old), "before", ccfg)
+    rcfg = RegisterConfig(synth_per_tool=a.synth, run_tools=a.run_tools)
+    if a.decision_weight is not None:
+        rcfg.train.decision_weight = a.decision_weight
+    if a.epochs is not None:
+        rcfg.train.epochs = a.epochs
+    if a.lr is not None:
+        rcfg.train.lr = a.lr
+    if a.renormalize:
+        rcfg.train.renormalize = {"cap": "cap", "mean": True, "off": False}[a.renormalize]
     seconds = {}
     for fn in extra.TOOLS:
         t0 = time.perf_counter()
-        res = tm.register([fn], None, config=RegisterConfig(synth_per_tool=a.synth))
+        res = tm.register([fn], None, config=rcfg)
         seconds[fn.__name__] = time.perf_counter() - t0
         print(f"registered {fn.__name__}: {res.n_synthetic} synthetic traces, {res.n_anchors} anchors, "
               f"{seconds[fn.__name__]:.1f} s ({cpu}, {a.threads} threads)", flush=True)
     AQ.EXTRA_TOOLS[:] = extra.TOOLS
-    new = evaluate(tm, Path(a.new), "new")
-    after = evaluate(tm, Path(a.old), "after")
+    if a.save_bank:
+        tm.save(a.save_bank)
+    new = evaluate(tm, Path(a.new), "new", ccfg)
     print(f"\nnew tools ({Path(a.new).name}, n={len(new['rows'])}):\n" + AQ.format_table(new["summary"]))
+    if before is None:
+        if a.json:
+            Path(a.json).write_text(json.dumps({"cpu": cpu, "register_seconds": seconds, "new": new}, indent=1,
+                                               ensure_ascii=False) + "\n", encoding="utf-8")
+        return
+    after = evaluate(tm, Path(a.old), "after", ccfg)
     print(f"\n{Path(a.old).name} before (n={len(before['rows'])}):\n" + AQ.format_table(before["summary"]))
     print(f"\n{Path(a.old).name} after registering {len(extra.TOOLS)} tools:\n" + AQ.format_table(after["summary"]))
     s_new = new["summary"]["all"]["success"]
