@@ -20,6 +20,7 @@ sampled raises :class:`~tokmem_agent.errors.SchemaError` naming the tool and the
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import random
 import re
@@ -363,7 +364,9 @@ def synthesize_traces(tool: Any, n: int = 40, *, seed: int = 0, optional_rate: f
                     runnable = False
                 continue
             result, response = out.value, P.answer(out.value, args, rng)
-            if not isinstance(result, (str, int, float, bool, list, dict)) and result is not None:
+            try:
+                json.dumps(result)
+            except (TypeError, ValueError):  # a dataclass, a datetime inside a dict …: the text the model sees
                 result = serialize(result)
         seen.add(query)
         if paraphrase is not None:

@@ -130,3 +130,19 @@ def test_read_only_marks_and_run_tools_policy():
     assert not _may_run(mcp, RegisterConfig(run_tools="always"))  # no function to run
     with pytest.raises(ConfigError, match="run_tools"):
         RegisterConfig(run_tools="sometimes")  # type: ignore[arg-type]
+
+
+def test_results_that_are_not_json_become_text():
+    import datetime
+
+    @read_only
+    def next_day(date: str) -> dict:
+        """The day after a date.
+
+        Args:
+            date: The date.
+        """
+        return {"next": datetime.date.fromisoformat(date) + datetime.timedelta(days=1)}
+
+    traces = synthesize_traces(next_day, 3, run=True)
+    assert all(isinstance(t.results[0], str) and "next" in t.results[0] for t in traces)
