@@ -155,6 +155,8 @@ def test_place_arguments_are_copied_from_the_conversation():
     assert "enum" not in schema["properties"]["from_city"]  # the tool's own schema is untouched
     assert copy_schema(schema, ()) is schema
     assert conversation_spans(["a b c d e f"])[:5] == ("a", "a b", "a b c", "a b c d", "b")
+    long = " ".join(f"w{i}" for i in range(400))  # more runs than MAX_SPANS: the latest message wins
+    assert "Lima" in conversation_spans([long, "fly to Lima"])
 
 
 def test_place_argument_decodes_only_a_span_of_the_request(tiny_model, tiny_tokenizer):

@@ -85,9 +85,9 @@ def grounding_for(messages: Sequence[dict[str, Any]]) -> Grounding:
 
 def conversation_spans(texts: Iterable[str]) -> tuple[str, ...]:
     """Runs of 1–4 words in ``texts`` (outer punctuation stripped, each with a letter): the values a place
-    argument may take."""
+    argument may take. At most :data:`MAX_SPANS`, the latest messages first."""
     out: dict[str, None] = {}
-    for t in texts:
+    for t in reversed(list(texts)):
         words = re.findall(r"[^\s—–/|(){}\[\]\"“”]+", t)
         for i in range(len(words)):
             for j in range(i + 1, min(i + MAX_SPAN_WORDS, len(words)) + 1):
