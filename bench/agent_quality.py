@@ -371,7 +371,7 @@ def main() -> None:
                                                                  "after a tool result")
     ap.add_argument("--ground-numbers", choices=["on", "off"], default="on",
                     help="ControllerConfig.ground_numbers: answers after tool results write only numbers they hold")
-    ap.add_argument("--ground-places", choices=["on", "off"], default="on",
+    ap.add_argument("--ground-places", choices=["zero_data", "on", "off"], default="zero_data",
                     help="ControllerConfig.ground_places: place arguments copied from the conversation")
     ap.add_argument("--extra-tools", action="store_true",
                     help="also offer tools/extra.py's tools (a bank they were registered on)")
@@ -393,7 +393,7 @@ def main() -> None:
 
     config = ControllerConfig(call_threshold=parse_threshold(args.call_threshold, "--call-threshold"),  # type: ignore[arg-type]
                               continue_threshold=parse_threshold(args.continue_threshold, "--continue-threshold"),  # type: ignore[arg-type]
-                              ground_numbers=args.ground_numbers == "on", ground_places=args.ground_places == "on")
+                              ground_numbers=args.ground_numbers == "on", ground_places={"zero_data": "zero_data", "on": True, "off": False}[args.ground_places])
     tm = TokMem.load(args.bank, load_base_model(None))
     from tokmem_agent.decoding.controller import Controller
 

@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float)
     ap.add_argument("--renormalize", choices=["cap", "mean", "off"], help="default: RegisterConfig's")
     ap.add_argument("--ground-numbers", choices=["on", "off"], default="on")
-    ap.add_argument("--ground-places", choices=["on", "off"], default="on")
+    ap.add_argument("--ground-places", choices=["zero_data", "on", "off"], default="zero_data")
     ap.add_argument("--save-bank", help="save the bank with the new tools here (for a closer look)")
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -73,7 +73,7 @@ def main() -> None:
     cpu = "AVX512-BF16" if fast_bf16_available() else "no AVX512-BF16 (AVX2)"
     from tokmem_agent import ControllerConfig
 
-    ccfg = ControllerConfig(ground_numbers=a.ground_numbers == "on", ground_places=a.ground_places == "on")
+    ccfg = ControllerConfig(ground_numbers=a.ground_numbers == "on", ground_places={"zero_data": "zero_data", "on": True, "off": False}[a.ground_places])
     tm = TokMem.load(a.bank, load_base_model(None))
     before = None if a.new_only else evaluate(tm, Path(a.old), "before", ccfg)
     rcfg = RegisterConfig(synth_per_tool=a.synth, run_tools=a.run_tools)

@@ -185,7 +185,8 @@ class TokMemMethod(Method):
         self.controller = Controller(tm, ControllerConfig(constrained=constrained, max_new_tokens=max_new_tokens,
                                                           max_arg_tokens=max_new_tokens,
                                                           call_threshold=call_threshold,  # type: ignore[arg-type]
-                                                          ground_numbers=ground, ground_places=ground))
+                                                          ground_numbers=ground,
+                                                          ground_places="zero_data" if ground else False))
         self.call_threshold = call_threshold
         self.ground = ground
         self.known_tools = set(tm.tool_names)

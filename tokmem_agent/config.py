@@ -251,6 +251,9 @@ class RegisterConfig:
                               "(train a LoRA round with TokMem.train / tokmem train)")
 
 
+#: Bank meta key, written by registration: the tools whose tokens learned from synthetic traces only (registered
+#: from their schema alone); ``ControllerConfig.ground_places="zero_data"`` copies their place arguments.
+ZERO_DATA_KEY = "zero_data_tools"
 #: Argument property orders the schema constraint accepts: ``declared``: the schema's order; ``sorted``:
 #: alphabetical (SGD traces); ``declared_or_sorted``: either (the default; the model's first key picks one).
 PROPERTY_ORDERS = ("declared", "sorted", "declared_or_sorted")
@@ -304,7 +307,9 @@ class ControllerConfig:
         hold, in the usual written forms (separators, rounding): :mod:`tokmem_agent.decoding.grounding`.
     ground_places: with ``constrained``, a free-form string argument that names a place (a city, a country,
         an address …) takes only runs of 1-4 words of the conversation: copied, not paraphrased ("Honolulu",
-        not "Houston").
+        not "Houston"). "zero_data" (default): only for tools registered from their schema alone (a token
+        trained on real traces may have learned to normalise, "SF" → "San Francisco": copying cost SGD 10
+        points of argument F1); True: every tool; False: none.
     """
 
     max_steps: int = 6
@@ -323,9 +328,12 @@ class ControllerConfig:
     max_string_bound: int = DEFAULT_MAX_STRING_BOUND
     batch_size: int = 8
     ground_numbers: bool = True
-    ground_places: bool = True
+    ground_places: bool | Literal["zero_data"] = "zero_data"
 
     def __post_init__(self) -> None:
+        if self.ground_places not in (True, False, "zero_data"):
+            raise ConfigError(f"ControllerConfig.ground_places must be True, False or 'zero_data', "
+                              f"got {self.ground_places!r}")
         if self.property_order not in PROPERTY_ORDERS:
             raise ConfigError(f"ControllerConfig.property_order must be one of {', '.join(PROPERTY_ORDERS)}, "
                               f"got {self.property_order!r}")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .config import RegisterConfig
+from .config import ZERO_DATA_KEY, RegisterConfig
 from .errors import ConfigError, DataFormatError
 from .registry import Tool
 from .synth import synthesize_traces
@@ -143,6 +143,8 @@ def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | No
                 reading="chain")
     result.n_traces, result.n_synthetic, result.n_replay = len(data), len(synthetic), len(replay_sel)
     result.n_ran = sum(tr.results is not None for tr in synthetic)
+    zero = set(tm.meta.get(ZERO_DATA_KEY, [])) - target_names  # trained again: with real traces or synthetic
+    tm.meta[ZERO_DATA_KEY] = sorted(zero | {t.name for t in targets if t.name not in covered})
     result.n_anchors = len(anchors)
     result.train = res
     result.seconds = time.perf_counter() - t0
@@ -171,6 +173,8 @@ def forget(tm: MemoryModel, names: Iterable[str]) -> list[str]:
     if tm.anchors is not None:
         tm.anchors = tm.anchors.without(names)
     tm.meta.setdefault("versions", []).append({"version": len(tm.meta.get("versions", [])) + 1, "removed": names})
+    if ZERO_DATA_KEY in tm.meta:
+        tm.meta[ZERO_DATA_KEY] = [n for n in tm.meta[ZERO_DATA_KEY] if n not in names]
     tm.drop_calibration()  # calibrated with the removed tokens
     return names
 

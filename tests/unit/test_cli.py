@@ -328,6 +328,8 @@ def test_register_runs_read_only_tools_for_real_results(tmp_path, tiny_dir, data
     r = runner.invoke(app, [*args, str(tmp_path / "ran")])
     assert r.exit_code == 0, r.output
     assert "5 synthetic, 5 of them with real results" in r.output
+    meta = json.loads((tmp_path / "ran" / "tokmem_config.json").read_text())["meta"]
+    assert meta["zero_data_tools"] == ["rect_area"]  # its place-like arguments would be copied (ground_places)
     r = runner.invoke(app, [*args, str(tmp_path / "not-run"), "--run-tools", "never"])
     assert r.exit_code == 0, r.output
     assert "5 synthetic, 0 of them with real results" in r.output

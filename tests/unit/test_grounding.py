@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tokmem_agent import ControllerConfig, TokMem
+from tokmem_agent import ConfigError, ControllerConfig, TokMem
 from tokmem_agent.decoding.controller import Controller
 from tokmem_agent.decoding.grounding import (
     Grounding,
@@ -182,3 +182,44 @@ def test_place_argument_decodes_only_a_span_of_the_request(tiny_model, tiny_toke
             import json
 
             assert json.loads(args)["city"] in grounding_for(convo).spans
+
+
+def test_zero_data_policy_copies_only_for_tools_registered_from_the_schema(tiny_model, tiny_tokenizer):
+    from tokmem_agent.config import ZERO_DATA_KEY
+    from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
+
+    def weather(city: str) -> str:
+        """Weather in a city.
+
+        Args:
+            city: The city.
+        """
+        return "sunny"
+
+    tm = TokMem.create([weather], LoadedModel(tiny_model, tiny_tokenizer, "tiny", tokenizer_fingerprint(tiny_tokenizer)))
+    convo = [{"role": "user", "content": "weather in Oslo or Bergen"}]
+    seen = []
+
+    class Spy(Controller):
+        def constraint(self):
+            real = super().constraint()
+
+            class Wrap:
+                def matcher(self, schema):
+                    seen.append("enum" in schema["properties"]["city"])
+                    return real.matcher(schema)
+            return Wrap()
+
+    def decode(policy):
+        ctl = Spy(tm, ControllerConfig(ground_places=policy, call_threshold="off", max_arg_tokens=8))
+        session = ctl.session_factory(tm.model)
+        session.feed(tm.chat.prompt_ids(convo))
+        ctl.generate_turn(session, ["weather"], tool_choice="weather", budget=12, ground=grounding_for(convo))
+
+    decode("zero_data")  # trained on real traces (or never registered): the model's own strings
+    tm.meta[ZERO_DATA_KEY] = ["weather"]  # as registration from the schema alone records it
+    decode("zero_data")
+    decode(False)
+    assert seen == [False, True, False]
+    with pytest.raises(ConfigError, match="ground_places"):
+        ControllerConfig(ground_places="sometimes")  # type: ignore[arg-type]

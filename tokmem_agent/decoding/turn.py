@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ..config import ZERO_DATA_KEY
 from ..errors import GenerationError
 from ..validation import ArgCheck
 from .grounding import Grounding, NumberGround, copy_schema
@@ -199,7 +200,9 @@ class TurnDecoder:
             self.matcher = None
             if cfg.constrained:
                 tool = self.ctl.tm.tools.get(name)
-                self.matcher = self.ctl.constraint().matcher(copy_schema(tool.parameters, self.spans))
+                copy = cfg.ground_places is True or name in self.ctl.tm.meta.get(ZERO_DATA_KEY, ())
+                spans = self.spans if copy else ()
+                self.matcher = self.ctl.constraint().matcher(copy_schema(tool.parameters, spans))
         elif self.state == "args":  # unconstrained argument text
             self.calls[-1].arg_ids.append(tok)
             if len(self.calls[-1].arg_ids) >= cfg.max_arg_tokens:
