@@ -159,19 +159,25 @@ def test_place_arguments_are_copied_from_the_conversation():
     assert "Lima" in conversation_spans([long, "fly to Lima"])
 
 
-def test_place_argument_decodes_only_a_span_of_the_request(tiny_model, tiny_tokenizer):
-    from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
+def weather(city: str) -> str:
+    """Weather in a city.
 
-    def weather(city: str) -> str:
-        """Weather in a city.
+    Args:
+        city: The city.
+    """
+    return "sunny"
 
-        Args:
-            city: The city.
-        """
-        return "sunny"
 
-    tm = TokMem.create([weather], LoadedModel(tiny_model, tiny_tokenizer, "tiny", tokenizer_fingerprint(tiny_tokenizer)))
-    convo = [{"role": "user", "content": "weather in Oslo or Bergen"}]
+@pytest.fixture()
+def weather_tm(tiny_model, tiny_tokenizer):
+    return TokMem.create([weather], LoadedModel(tiny_model, tiny_tokenizer, "tiny", tokenizer_fingerprint(tiny_tokenizer)))
+
+
+CONVO = [{"role": "user", "content": "weather in Oslo or Bergen"}]
+
+
+def test_place_argument_decodes_only_a_span_of_the_request(weather_tm):
+    tm, convo = weather_tm, CONVO
     for on in (True, False):
         ctl = Controller(tm, ControllerConfig(ground_places=on, call_threshold="off", max_arg_tokens=24))
         session = ctl.session_factory(tm.model)
@@ -184,20 +190,10 @@ def test_place_argument_decodes_only_a_span_of_the_request(tiny_model, tiny_toke
             assert json.loads(args)["city"] in grounding_for(convo).spans
 
 
-def test_zero_data_policy_copies_only_for_tools_registered_from_the_schema(tiny_model, tiny_tokenizer):
+def test_zero_data_policy_copies_only_for_tools_registered_from_the_schema(weather_tm):
     from tokmem_agent.config import ZERO_DATA_KEY
-    from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
 
-    def weather(city: str) -> str:
-        """Weather in a city.
-
-        Args:
-            city: The city.
-        """
-        return "sunny"
-
-    tm = TokMem.create([weather], LoadedModel(tiny_model, tiny_tokenizer, "tiny", tokenizer_fingerprint(tiny_tokenizer)))
-    convo = [{"role": "user", "content": "weather in Oslo or Bergen"}]
+    tm, convo = weather_tm, CONVO
     seen = []
 
     class Spy(Controller):
