@@ -34,6 +34,7 @@ from . import synth_phrasing as P
 from .errors import SchemaError
 from .executor import execute, serialize
 from .registry import Tool
+from .synth_phrasing import render_value, split_words
 from .traces import Call, Trace
 
 # Plausible values keyed by words that appear in a parameter's name.
@@ -94,23 +95,6 @@ _FORMAT_SAMPLERS: dict[str, Callable[[random.Random], str]] = {
 }
 _NAME_HINTS = [("date", "date"), ("day", "date"), ("time", "clock"), ("email", "email"), ("url", "uri"),
                ("link", "uri")]
-
-def split_words(name: str) -> str:
-    """``Restaurants_1_FindRestaurants`` → ``restaurants find restaurants``; ``getWeather`` → ``get weather``."""
-    s = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
-    s = re.sub(r"[_\-.\d]+", " ", s)
-    return " ".join(s.lower().split())
-
-
-def _render_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, list):
-        return ", ".join(_render_value(x) for x in v) if v else "none"
-    if isinstance(v, dict):
-        return "; ".join(f"{split_words(k)} {_render_value(x)}" for k, x in v.items())
-    return str(v)
-
 
 # ----- value sampling -------------------------------------------------------------------------------------
 class _Sampler:
@@ -310,13 +294,13 @@ def render_query(tool: Tool, args: Mapping[str, Any], rng: random.Random, tries:
     props = tool.parameters.get("properties", {})
     text = ""
     for _ in range(tries):
-        mentions = [P.mention(k, props.get(k, {}), v, rng, render=_render_value) for k, v in args.items()]
+        mentions = [P.mention(k, props.get(k, {}), v, rng) for k, v in args.items()]
         if rng.random() < 0.3:
             rng.shuffle(mentions)
         text = P.request(tool.name, tool.description or "", mentions, rng)
         if not P.stray_numbers(text, mentions):
             return text
-    pieces = [f"{' '.join(P.name_tokens(k))} {_render_value(v)}" for k, v in args.items()]  # plain fallback
+    pieces = [f"{' '.join(P.name_tokens(k))} {render_value(v)}" for k, v in args.items()]  # plain fallback
     return f"Use {' '.join(P.name_tokens(tool.name))} with {', '.join(pieces)}." if pieces else text
 
 

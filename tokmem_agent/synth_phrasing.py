@@ -72,8 +72,25 @@ _NUM_RE = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
 
 
 def name_tokens(name: str) -> list[str]:
+    """``weight_kg`` → ["weight", "kg"]; ``getWeather`` → ["get", "weather"] (digits kept)."""
     s = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
     return [w for w in re.split(r"[^A-Za-z0-9%]+", s.lower()) if w]
+
+
+def split_words(name: str) -> str:
+    """``Restaurants_1_FindRestaurants`` → ``restaurants find restaurants``; ``getWeather`` → ``get weather``."""
+    return " ".join(name_tokens(re.sub(r"\d+", " ", name)))
+
+
+def render_value(v: Any) -> str:
+    """A non-scalar argument value as words: lists joined, objects as "key words value" pairs."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, list):
+        return ", ".join(render_value(x) for x in v) if v else "none"
+    if isinstance(v, dict):
+        return "; ".join(f"{split_words(k)} {render_value(x)}" for k, x in v.items())
+    return str(v)
 
 
 def unit_kind(name: str, schema: Mapping[str, Any]) -> str | None:
@@ -159,12 +176,12 @@ def _param_words(name: str, schema: Mapping[str, Any]) -> str:
     return " ".join(name_tokens(name))
 
 
-def mention(name: str, schema: Mapping[str, Any], value: Any, rng: random.Random, *, render: Any) -> Mention:
-    """One surface form of ``name = value`` (``render`` words non-scalar values)."""
+def mention(name: str, schema: Mapping[str, Any], value: Any, rng: random.Random) -> Mention:
+    """One surface form of ``name = value``."""
     words = _param_words(name, schema)
     toks = name_tokens(name)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        text = render(value)
+        text = render_value(value)
         return Mention(f"{words} {text}" if rng.random() < 0.7 else f"{words}: {text}", set(_NUM_RE.findall(text)))
     if isinstance(value, (int, float)):
         kind = unit_kind(name, schema)
