@@ -7,6 +7,7 @@ stays fast.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -65,6 +66,9 @@ def eval_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of --sample and of training.")] = 0,
     only_trained: Annotated[bool, typer.Option("--only-trained-tools", help="Keep only examples whose gold tools "
                                                "all have a token in --bank.")] = False,
+    only_tools: Annotated[str | None, typer.Option("--only-tools", help="Keep only examples whose gold tools are "
+                                                  "all among these: comma-separated names, or a tools JSON "
+                                                  "file (a list of schemas, as tokmem register takes).")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Greedy decoding budget, every "
                                                 "method.")] = 160,
     model: Annotated[str | None, typer.Option("--model", help="Base model (HF id or local dir); default: the "
@@ -105,12 +109,34 @@ def eval_command(
         raise typer.Exit(2) from None
 
 
+def _tool_names(spec: str) -> list[str]:
+    """``--only-tools``: comma-separated names, or a JSON file holding a list of tool schemas or names."""
+    from tokmem_agent.errors import ConfigError
+
+    path = Path(spec)
+    if spec.endswith(".json") or path.is_file():
+        try:
+            items = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--only-tools {spec}: not a readable JSON file ({exc})") from None
+        if not isinstance(items, list):
+            raise ConfigError(f"--only-tools {spec}: expected a JSON list of tool schemas or names")
+        names = [i["name"] if isinstance(i, dict) and "name" in i else i for i in items]
+        if not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"--only-tools {spec}: every item needs a 'name'")
+        return names
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--only-tools: no tool names given")
+    return names
+
+
 def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: str | None,
          train_limit: int | None, lora_adapter: Path | None, limit: int | None, sample: bool, seed: int,
          only_trained: bool, max_new_tokens: int, model: str | None, k: int, icl_tools: str, epochs: int,
          lora_r: int, lora_lr: float, router_text: str, max_length: int, device: str, call_threshold: str,
          bind: str, fresh: bool, batch_size: int,
-         progress: bool, ground: bool = True) -> None:
+         progress: bool, ground: bool = True, only_tools: str | None = None) -> None:
     from tokmem_agent.errors import ConfigError
 
     from .methods import METHOD_NAMES, ROUTER_TEXTS, check_bind
@@ -152,6 +178,10 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
         from .datasets import filter_by_tools
 
         traces = filter_by_tools(traces, [t["name"] for t in bank_cfg["tools"]])
+    if only_tools:
+        from .datasets import filter_by_tools
+
+        traces = filter_by_tools(traces, _tool_names(only_tools))
     traces = _sample(traces, limit, sample, seed)
     if not traces:
         raise ConfigError(f"no examples to evaluate in {data}")

@@ -56,6 +56,11 @@ _WORDS: dict[str, list[str]] = {
     "artist": ["Adele", "Coldplay", "Miles Davis"],
     "restaurant": ["Blue Plate", "Sakura House", "La Terrazza"],
     "hotel": ["Hotel Azure", "Park Inn", "The Grand"],
+    "accommodation": ["Hotel Azure", "Park Inn", "The Grand", "Harbor Lodge"],
+    "actor": ["Tom Hanks", "Meryl Streep", "Denzel Washington", "Emma Stone"],
+    "starring": ["Tom Hanks", "Meryl Streep", "Denzel Washington", "Emma Stone"],
+    "director": ["Greta Gerwig", "Christopher Nolan", "Ang Lee", "Sofia Coppola"],
+    "food": ["Italian", "Thai", "Mexican", "Indian", "Japanese"],
     "airline": ["Delta Airlines", "United Airlines", "Alaska Airlines"],
     "query": ["cheap flights", "vegan recipes", "python tutorials", "museum hours"],
     "text": ["buy milk", "call the dentist", "finish the slides"],
@@ -70,17 +75,18 @@ _WORDS: dict[str, list[str]] = {
     "price": ["$25", "$80", "under $50"],
     "category": ["sports", "news", "travel"],
 }
-_GENERIC = ("name", "title", "type", "id", "text", "query", "message", "note", "location", "address")
+_GENERIC = ("name", "title", "type", "id", "text", "query", "message", "note", "location", "address", "category")
 
 
 def _word_key(name: str, description: str) -> str | None:
-    """Which value list fits a string parameter: specific words in its name, generic ones in its name,
-    then specific words in its description (``song_name`` is a song, not a person's name)."""
+    """Which value list fits a string parameter: specific words in its name, then in its description, then
+    generic ones in its name (``song_name`` is a song, not a person's name; ``place_name`` described as
+    "Name of the accommodation" is a hotel; ``category`` described as "category of food" a cuisine)."""
     specific = [k for k in _WORDS if k not in _GENERIC]
-    for keys, text in ((specific, name), (_GENERIC, name), (specific, description)):
-        hit = next((k for k in keys if k in text), None)
-        if hit:
-            return hit
+    for keys, text in ((specific, name), (specific, description), (_GENERIC, name)):
+        hits = [(text.find(k), k) for k in keys if k in text]
+        if hits:  # the word said first: "category of food offered by the restaurant" is food
+            return min(hits)[1]
     return None
 
 
@@ -222,8 +228,13 @@ class _Sampler:
         if fmt is None:
             fmt = next((f for key, f in _NAME_HINTS if key in low.split("_") or low.endswith(key)), None)
         described = P.description_examples(s)
+        unit = P.unit_kind(name, s) if fmt is None else None
         if described and r.random() < 0.35:
             v = r.choice(described)
+        elif (unit not in (None, "money") or (fmt is None and P.counts_something(name, s))):
+            # a number written as a string: "Length of stay in days" → "3", "Number of tickets" → "2"
+            number = self._unit_value({"description": s.get("description", "")}, name, integer=True)
+            v = str(number if number is not None else r.randint(1, 6))
         elif fmt in _FORMAT_SAMPLERS:
             v = _FORMAT_SAMPLERS[fmt](r)
         else:
@@ -301,7 +312,7 @@ def render_query(tool: Tool, args: Mapping[str, Any], rng: random.Random, tries:
         if not P.stray_numbers(text, mentions):
             return text
     pieces = [f"{' '.join(P.name_tokens(k))} {render_value(v)}" for k, v in args.items()]  # plain fallback
-    return f"Use {' '.join(P.name_tokens(tool.name))} with {', '.join(pieces)}." if pieces else text
+    return f"Use {P.action_words(tool.name)} with {', '.join(pieces)}." if pieces else text
 
 
 def _string_values(v: Any) -> list[str]:

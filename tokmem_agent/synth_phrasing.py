@@ -68,7 +68,9 @@ _VERBS = {"get", "find", "search", "look", "convert", "compute", "calculate", "a
           "give", "tell", "work", "turn", "lookup", "retrieve", "post", "write", "read", "open", "close",
           "start", "stop", "split", "round", "sum", "measure", "predict", "plan", "track", "log", "record",
           "save", "load", "move", "rename", "share", "notify", "call", "pay", "transfer", "rate"}
-_NUM_RE = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
+_UNIT_TAIL = {w for _, ws in _UNIT_WORDS for w in ws} | {"dollars", "euros", "usd", "eur", "format", "hh:mm",
+                                                         "iso", "yyyy-mm-dd", "units", "seconds", "degrees"}
+_NUM_RE = re.compile(r"(?<![\w.])[-+]?\d(?:,?\d)*(?:\.\d+)?")  # "250,000", not "19," of "19, 3"
 
 
 def name_tokens(name: str) -> list[str]:
@@ -80,6 +82,12 @@ def name_tokens(name: str) -> list[str]:
 def split_words(name: str) -> str:
     """``Restaurants_1_FindRestaurants`` → ``restaurants find restaurants``; ``getWeather`` → ``get weather``."""
     return " ".join(name_tokens(re.sub(r"\d+", " ", name)))
+
+
+def action_words(tool_name: str) -> str:
+    """The words of a tool name's action: ``Restaurants_2_ReserveRestaurant`` → ``reserve restaurant``,
+    ``pkg.mod.add_tip`` → ``add tip`` (a service prefix ending in a version number goes)."""
+    return split_words(re.split(r"_\d+_", tool_name.split(".")[-1])[-1])
 
 
 def render_value(v: Any) -> str:
@@ -103,6 +111,14 @@ def unit_kind(name: str, schema: Mapping[str, Any]) -> str | None:
     if set(name_tokens(name)) & _MONEY_NAMES:
         return "money"
     return None
+
+
+def counts_something(name: str, schema: Mapping[str, Any]) -> bool:
+    """A parameter that holds a count ("Number of seats", ``num_tickets``), whatever its JSON type."""
+    toks = name_tokens(name)
+    desc = str(schema.get("description", "")).strip().lower()
+    return bool(toks) and (toks[0] in ("num", "count", "n") or toks[:2] == ["number", "of"]) \
+        or desc.startswith(("number of", "how many", "count of", "the number of"))
 
 
 def clock_param(name: str, schema: Mapping[str, Any]) -> bool:
@@ -170,7 +186,9 @@ def _param_words(name: str, schema: Mapping[str, Any]) -> str:
     doc = str(schema.get("description", "")).strip()
     doc = re.split(r"\s*\(|,|;|\.\s|\be\.g\.|\bfor example\b", doc, maxsplit=1)[0].strip().rstrip(".")
     doc = re.sub(r"^(the|a|an)\s+", "", doc, flags=re.IGNORECASE)
-    doc = re.sub(r"\s+(in|as)\s+[A-Za-z%:\- ]+$", "", doc)  # "Body weight in kilograms" → "Body weight"
+    tail = re.search(r"\s+(in|as)\s+([A-Za-z%:\- ]+)$", doc)  # "Body weight in kilograms" → "Body weight"
+    if tail and set(tail.group(2).lower().split()) & _UNIT_TAIL:  # not "Check in date for reservation"
+        doc = doc[: tail.start()]
     if doc and 1 <= len(doc.split()) <= 6 and not _NUM_RE.search(doc):
         return doc[0].lower() + doc[1:]
     return " ".join(name_tokens(name))
@@ -201,6 +219,8 @@ def mention(name: str, schema: Mapping[str, Any], value: Any, rng: random.Random
         if style < 0.8:
             return Mention(f"{words} of {surface}", nums)
         return Mention(f"{' '.join(toks)} {surface}", nums)
+    if re.fullmatch(r"\d{1,4}", value) and (counts_something(name, schema) or unit_kind(name, schema)):
+        return mention(name, schema, int(value), rng)  # a number held as a string: worded as the number
     surface = rng.choice(clock_forms(value)) if clock_param(name, schema) else value
     nums = set(_NUM_RE.findall(surface))
     if toks and toks[0] in ("from", "source", "origin", "src"):
@@ -225,13 +245,14 @@ def mention(name: str, schema: Mapping[str, Any], value: Any, rng: random.Random
 def _clause(desc: str) -> str:
     first = re.split(r"(?<=[.!?])\s|\n", desc.strip(), maxsplit=1)[0].rstrip(".!? ")
     first = re.sub(r"\s*\((?![A-Z]{2,6}\))[^)]*\)", "", first)  # asides go; "(BMI)" stays
-    return re.split(r",\s|;\s|\s-\s|\s—\s", first, maxsplit=1)[0].strip()
+    first = re.split(r",\s|;\s|\s-\s|\s—\s", first, maxsplit=1)[0].strip()
+    return re.sub(r"\s+(and|or|and/or)$", "", first)  # "Find movies by genre and, optionally, …"
 
 
 def intents(tool_name: str, description: str) -> list[tuple[str, str]]:
     """(kind, phrase) pairs, kind "np" (a thing to get) or "vp" (an action), lower-case."""
     out: list[tuple[str, str]] = []
-    for text in (_clause(description), " ".join(name_tokens(tool_name.split(".")[-1]))):
+    for text in (_clause(description), action_words(tool_name)):
         words = text.split()
         if not words or len(words) > 18:
             continue
@@ -241,7 +262,7 @@ def intents(tool_name: str, description: str) -> list[tuple[str, str]]:
         if first in _VERBS or base in _VERBS:
             phrase = " ".join([base if base in _VERBS else first, *words[1:]])
             short = re.split(r"\s(?:from|for|with|in|on|by|to|into|between|using)\s", phrase, maxsplit=1)[0]
-            out += [("vp", phrase), ("vp", short)]
+            out += [("vp", phrase)] + ([("vp", short)] if len(short.split()) > 1 else [])  # not a bare "look"
         else:
             short = re.split(r"\s(?:of|from|for|with|in|on|by|given|using)\s", phrase, maxsplit=1)[0]
             out += [("np", phrase), ("np", short)]

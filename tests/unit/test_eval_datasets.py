@@ -265,3 +265,20 @@ def test_bfcl_checker_does_not_import_api_clients():
             "bad = [m for m in sys.modules if m.startswith(('openai', 'anthropic', 'torch'))]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_only_tools_takes_names_or_a_tools_file(tmp_path):
+    from evals.cli import _tool_names
+    from tokmem_agent.errors import ConfigError
+
+    assert _tool_names("a_1, b_2,") == ["a_1", "b_2"]
+    f = tmp_path / "tools.json"
+    f.write_text('[{"name": "a_1", "parameters": {"type": "object"}}, "b_2"]')
+    assert _tool_names(str(f)) == ["a_1", "b_2"]
+    f.write_text('{"name": "a_1"}')
+    with pytest.raises(ConfigError, match="JSON list"):
+        _tool_names(str(f))
+    with pytest.raises(ConfigError, match="not a readable JSON"):
+        _tool_names(str(tmp_path / "missing.json"))
+    with pytest.raises(ConfigError, match="no tool names"):
+        _tool_names(" , ")

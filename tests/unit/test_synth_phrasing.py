@@ -146,3 +146,54 @@ def test_results_that_are_not_json_become_text():
 
     traces = synthesize_traces(next_day, 3, run=True)
     assert all(isinstance(t.results[0], str) and "next" in t.results[0] for t in traces)
+
+
+SERVICE_TOOLS = [
+    {"name": "Hotels_4_ReserveHotel", "description": "Reserve rooms at a selected place for given dates",
+     "parameters": {"type": "object", "required": ["place_name", "check_in_date", "stay_length"], "properties": {
+         "place_name": {"type": "string", "description": "Name of the accommodation"},
+         "check_in_date": {"type": "string", "description": "Check in date for reservation"},
+         "stay_length": {"type": "string", "description": "Length of stay in days"}}}},
+    {"name": "Restaurants_2_FindRestaurants", "description": "Find restaurants by location and by category",
+     "parameters": {"type": "object", "required": ["category"], "properties": {
+         "category": {"type": "string", "description": "The category of food offered by the restaurant"}}}},
+    {"name": "Media_2_FindMovies", "description": "Find movies to watch by genre and, optionally, director",
+     "parameters": {"type": "object", "required": ["director"], "properties": {
+         "director": {"type": "string", "description": "Name of the director of the movie"}}}},
+]
+
+
+def test_service_names_and_descriptions_give_clean_intents():
+    """A service prefix with a version number never reaches a request ("restaurants 2 …" would be a stray
+    number), a clause cut at a comma loses its dangling "and", and a bare verb is no intent."""
+    phrases = [p for t in SERVICE_TOOLS for _, p in intents(t["name"], t["description"])]
+    assert "reserve hotel" in phrases and "find movies to watch by genre" in phrases
+    assert not any(re.search(r"\d| and$|^look$", p) for p in phrases)
+    assert intents("Hotels_4_SearchHotel", "Look for accommodation in a city of choice") == [
+        ("vp", "look for accommodation in a city of choice"), ("vp", "search hotel")]
+    for t in SERVICE_TOOLS:
+        assert not any(re.search(r"\d", tr.query) for tr in synthesize_traces(t, 20)
+                       if "stay_length" not in tr.calls[0].arguments and "check_in_date" not in tr.calls[0].arguments)
+
+
+def test_values_follow_what_the_description_names_first():
+    by_tool = {t["name"]: synthesize_traces(t, 20) for t in SERVICE_TOOLS}
+    hotels = {tr.calls[0].arguments["place_name"] for tr in by_tool["Hotels_4_ReserveHotel"]}
+    stays = {tr.calls[0].arguments["stay_length"] for tr in by_tool["Hotels_4_ReserveHotel"]}
+    food = {tr.calls[0].arguments["category"] for tr in by_tool["Restaurants_2_FindRestaurants"]}
+    directors = {tr.calls[0].arguments["director"] for tr in by_tool["Media_2_FindMovies"]}
+    assert hotels <= {"Hotel Azure", "Park Inn", "The Grand", "Harbor Lodge"}  # not a person's name
+    assert all(s.isdigit() for s in stays)  # "Length of stay in days" is a number held as a string
+    assert food <= {"Italian", "Thai", "Mexican", "Indian", "Japanese"}  # food, not a restaurant's name
+    assert directors <= {"Greta Gerwig", "Christopher Nolan", "Ang Lee", "Sofia Coppola"}
+    for tr in by_tool["Hotels_4_ReserveHotel"]:
+        args = tr.calls[0].arguments
+        assert re.search(rf"\b{args['stay_length']}\b", tr.query)
+        assert "check " + args["check_in_date"] not in tr.query  # "Check in date …" is not cut to "check"
+
+
+def test_a_comma_after_a_number_is_not_part_of_it():
+    mentions = [type("M", (), {"numbers": {"19", "3"}})()]
+    assert stray_numbers("from 2026-08-19, passengers 3, Business", [
+        type("M", (), {"numbers": {"2026", "08", "19", "3"}})()]) == []
+    assert stray_numbers("about 250,000, paid in 3", mentions) == ["250,000"]
