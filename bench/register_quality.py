@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--new-only", action="store_true", help="skip --old before and after (a quick look)")
     ap.add_argument("--run-tools", default="read_only", choices=["read_only", "always", "never"])
+    ap.add_argument("--dialogues", type=float, help="share of synthetic conversations (default: RegisterConfig's)")
     ap.add_argument("--decision-weight", type=float)
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--lr", type=float)
@@ -77,6 +78,8 @@ def main() -> None:
     tm = TokMem.load(a.bank, load_base_model(None))
     before = None if a.new_only else evaluate(tm, Path(a.old), "before", ccfg)
     rcfg = RegisterConfig(synth_per_tool=a.synth, run_tools=a.run_tools)
+    if a.dialogues is not None:
+        rcfg.synth_dialogue_rate = a.dialogues
     if a.decision_weight is not None:
         rcfg.train.decision_weight = a.decision_weight
     if a.epochs is not None:

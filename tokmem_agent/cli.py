@@ -399,6 +399,10 @@ def register(
     anchor_weight: float = typer.Option(_RC.train.anchor_weight, help="Weight of the anchor loss: higher keeps old tools safer, "
                                         "new ones learn less (0: ignore the bank's anchors)."),
     synth: int = typer.Option(_RC.synth_per_tool, "--synth", min=1, help="Synthetic traces per tool without traces."),
+    dialogues: float = typer.Option(_RC.synth_dialogue_rate, "--dialogues", min=0.0, max=1.0,
+                                    help="Share of synthetic traces that are short conversations (the assistant "
+                                         "asks for a missing argument, or confirms an action) instead of one "
+                                         "request."),
     paraphrase: bool = typer.Option(False, "--paraphrase", help="Rewrite synthetic queries with the base model."),
     run_tools: str = typer.Option("read_only", "--run-tools", callback=_choice("read_only", "always", "never"),
                                   help="Call tools on sampled arguments so synthetic traces carry real results and "
@@ -424,7 +428,8 @@ def register(
         objs = [t for spec in tool for t in load_tool_objects(spec)]
         traces = _load(data, skip_invalid=skip_invalid) if data else None
         old = _load(replay, skip_invalid=skip_invalid, what="--replay") if replay else ()
-        cfg = RegisterConfig(synth_per_tool=synth, replay_per_tool=replay_per_tool, paraphrase=paraphrase,
+        cfg = RegisterConfig(synth_per_tool=synth, synth_dialogue_rate=dialogues, replay_per_tool=replay_per_tool,
+                             paraphrase=paraphrase,
                              run_tools=run_tools,  # type: ignore[arg-type]
                              train=dataclasses.replace(_RC.train, epochs=epochs, seed=seed,
                                                        renormalize=_RENORM[renormalize], anchor_weight=anchor_weight))

@@ -212,6 +212,9 @@ class RegisterConfig:
     """Registering tools on a trained bank (continual learning): only the new rows train.
 
     synth_per_tool: synthetic traces generated for a tool registered without traces (zero-data).
+    synth_dialogue_rate: share of those traces that are short conversations instead of one request: the
+        assistant asks for a missing argument, or restates an action's arguments and the user agrees
+        (:func:`tokmem_agent.synth.render_dialogue`).
     replay_per_tool: at most this many of the given replay traces per already-known tool are used. They are
         not trained on: the hidden states where they call old tools become extra *anchors* (one forward pass
         each, no backward), which teach the new rows not to fire on old requests. Banks trained with
@@ -230,6 +233,7 @@ class RegisterConfig:
     """
 
     synth_per_tool: int = 40
+    synth_dialogue_rate: float = 0.0
     replay_per_tool: int = 16
     paraphrase: bool = False
     run_tools: Literal["read_only", "always", "never"] = "read_only"
@@ -240,6 +244,8 @@ class RegisterConfig:
     def __post_init__(self) -> None:
         if self.synth_per_tool < 1:
             raise ConfigError(f"RegisterConfig.synth_per_tool must be >= 1, got {self.synth_per_tool}")
+        if not 0.0 <= self.synth_dialogue_rate <= 1.0:
+            raise ConfigError(f"RegisterConfig.synth_dialogue_rate must be in [0, 1], got {self.synth_dialogue_rate}")
         if self.replay_per_tool < 0:
             raise ConfigError(f"RegisterConfig.replay_per_tool must be >= 0, got {self.replay_per_tool}")
         if self.run_tools not in ("read_only", "always", "never"):

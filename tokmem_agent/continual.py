@@ -113,13 +113,14 @@ def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | No
     paraphrase = tm.paraphraser() if cfg.paraphrase else None
     synthetic = [tr for t in targets if t.name not in covered
                  for tr in synthesize_traces(t, cfg.synth_per_tool, seed=cfg.train.seed, paraphrase=paraphrase,
-                                             run=_may_run(t, cfg))]
+                                             run=_may_run(t, cfg), dialogue_rate=cfg.synth_dialogue_rate)]
     replay_sel = _cap_replay(replay, set(tm.bank.names) - target_names, cfg.replay_per_tool)
     for t in targets:
         if t.name in covered:
             continue
-        result.examples[t.name] = [tr.query or str(tr.messages[-1].get("content", "")) for tr in synthetic
-                                   if tr.calls and tr.calls[0].name == t.name][:3]
+        own = sorted((tr for tr in synthetic if tr.calls and tr.calls[0].name == t.name),
+                     key=lambda tr: len(tr.messages) > 1)  # one-message requests first: they read best
+        result.examples[t.name] = [" / ".join(str(m.get("content", "")) for m in tr.messages) for tr in own][:3]
         for problem in thin_schema(t):
             result.warnings.append(f"{t.name}: {problem}")
             log.warning("registering %s from its schema alone: %s", t.name, problem)

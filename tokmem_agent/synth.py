@@ -315,6 +315,42 @@ def render_query(tool: Tool, args: Mapping[str, Any], rng: random.Random, tries:
     return f"Use {P.action_words(tool.name)} with {', '.join(pieces)}." if pieces else text
 
 
+def render_dialogue(tool: Tool, args: Mapping[str, Any], rng: random.Random, tries: int = 8) -> list[dict[str, str]]:
+    """A short conversation ending where ``tool`` is called with ``args``, in the shapes assistants hold:
+
+    * slot filling: the request leaves one argument out, the assistant asks for it, the user gives it;
+    * confirmation (tools whose intent is an action, not a lookup): the assistant restates the arguments and
+      the user agrees ("Correct.") — the call then follows a turn that names no tool at all;
+    * both. Empty when no form fits (no arguments and no action), or when every try left a stray number.
+    """
+    props = tool.parameters.get("properties", {})
+    action = not tool.read_only and P.is_action(tool.name, tool.description or "")
+    forms = (["slot"] if args else []) + (["confirm"] + (["both"] if args else []) if action else [])
+    if not forms:
+        return []
+    required = [k for k in tool.parameters.get("required", []) if k in args]
+    for _ in range(tries):
+        form = rng.choice(forms)
+        mentions = {k: P.mention(k, props.get(k, {}), v, rng) for k, v in args.items()}
+        held = rng.choice(required or list(args)) if form in ("slot", "both") else None
+        first = [m for k, m in mentions.items() if k != held]
+        msgs = [{"role": "user", "content": P.request(tool.name, tool.description or "", first, rng)}]
+        used = list(mentions.values())
+        if held is not None:
+            given = mentions[held].text
+            msgs += [{"role": "assistant", "content": P.ask_for(held, props.get(held, {}), rng)},
+                     {"role": "user", "content": rng.choice([given[:1].upper() + given[1:], f"{given}, please.",
+                                                             f"{given}."])}]
+        if form in ("confirm", "both"):
+            again = [P.mention(k, props.get(k, {}), v, rng) for k, v in args.items()]
+            used += again
+            msgs += [{"role": "assistant", "content": P.confirm(tool.name, tool.description or "", again, rng)},
+                     {"role": "user", "content": P.affirm(rng)}]
+        if not any(P.stray_numbers(m["content"], used) for m in msgs):
+            return msgs
+    return []
+
+
 def _string_values(v: Any) -> list[str]:
     if isinstance(v, str):
         return [v]
@@ -327,7 +363,7 @@ def _string_values(v: Any) -> list[str]:
 
 def synthesize_traces(tool: Any, n: int = 40, *, seed: int = 0, optional_rate: float = 0.5,
                       paraphrase: Callable[[str], str] | None = None, run: bool = False,
-                      timeout: float = 5.0) -> list[Trace]:
+                      timeout: float = 5.0, dialogue_rate: float = 0.0) -> list[Trace]:
     """``n`` single-call traces for ``tool`` (a Tool, function, pydantic model or tool dict).
 
     run: call the tool's function on each sampled argument object (only for tools without side effects:
@@ -336,6 +372,8 @@ def synthesize_traces(tool: Any, n: int = 40, *, seed: int = 0, optional_rate: f
         out after ``timeout`` s) are resampled; if it rejects nearly all, the traces end at the call.
     paraphrase: optional ``query -> rewritten query`` (e.g. the base model); a rewrite is used only if
         it keeps every string argument value verbatim, else the templated query stays.
+    dialogue_rate: share of traces that are short conversations (:func:`render_dialogue`: the assistant asks
+        for a missing argument, or confirms an action) instead of one request.
     """
     t = Tool.coerce(tool)
     rng = random.Random(f"{seed}:{t.name}")
@@ -346,7 +384,8 @@ def synthesize_traces(tool: Any, n: int = 40, *, seed: int = 0, optional_rate: f
     while len(traces) < n and tries < n * 4:
         tries += 1
         args = sample_arguments(t, rng, optional_rate=optional_rate)
-        query = render_query(t, args, rng)
+        dialogue = render_dialogue(t, args, rng) if dialogue_rate and rng.random() < dialogue_rate else []
+        query = "\n".join(m["content"] for m in dialogue) if dialogue else render_query(t, args, rng)
         if query in seen:
             continue
         result, response = None, None
@@ -364,11 +403,13 @@ def synthesize_traces(tool: Any, n: int = 40, *, seed: int = 0, optional_rate: f
             except (TypeError, ValueError):  # a dataclass, a datetime inside a dict …: the text the model sees
                 result = serialize(result)
         seen.add(query)
-        if paraphrase is not None:
+        if paraphrase is not None and not dialogue:
             alt = (paraphrase(query) or "").strip()
             if alt and all(s in alt for s in _string_values(args)):
                 query = alt
-        traces.append(Trace(id=f"synth-{t.name}-{len(traces)}", messages=[{"role": "user", "content": query}],
+        messages = dialogue or [{"role": "user", "content": query}]
+        query = messages[-1]["content"] if dialogue else query
+        traces.append(Trace(id=f"synth-{t.name}-{len(traces)}", messages=messages,
                             calls=[Call(t.name, args)], tools=[t.to_dict()], query=query, source="synthetic",
                             results=None if response is None else [result],
                             between=None if response is None else [], response=response))

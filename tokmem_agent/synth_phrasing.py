@@ -173,6 +173,21 @@ def clock_forms(hhmm: str) -> list[str]:
     return forms
 
 
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"]
+
+
+def date_forms(iso: str) -> list[str]:
+    """"2026-03-07" → "2026-03-07", "March 7, 2026", "7 March 2026", "Mar 7 2026", "March 7th, 2026" (the year is
+    always said: a request without one would teach the model to invent it)."""
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", iso)
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        return [iso]
+    y, mo, d = m.group(1), _MONTHS[int(m.group(2)) - 1], int(m.group(3))
+    nth = "th" if 10 <= d % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(d % 10, "th")
+    return [iso, f"{mo} {d}, {y}", f"{d} {mo} {y}", f"{mo[:3]} {d} {y}", f"{mo} {d}{nth}, {y}"]
+
+
 @dataclass
 class Mention:
     """One argument as the request words it; ``numbers`` are the numbers it may contain."""
@@ -221,7 +236,12 @@ def mention(name: str, schema: Mapping[str, Any], value: Any, rng: random.Random
         return Mention(f"{' '.join(toks)} {surface}", nums)
     if re.fullmatch(r"\d{1,4}", value) and (counts_something(name, schema) or unit_kind(name, schema)):
         return mention(name, schema, int(value), rng)  # a number held as a string: worded as the number
-    surface = rng.choice(clock_forms(value)) if clock_param(name, schema) else value
+    if clock_param(name, schema):
+        surface = rng.choice(clock_forms(value))
+    elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        surface = rng.choice(date_forms(value))
+    else:
+        surface = value
     nums = set(_NUM_RE.findall(surface))
     if toks and toks[0] in ("from", "source", "origin", "src"):
         return Mention(f"from {surface}", nums)
@@ -322,6 +342,44 @@ def stray_numbers(text: str, mentions: list[Mention]) -> list[str]:
     """Numbers in ``text`` that no mention accounts for (the request would teach copying them)."""
     allowed = {n for x in mentions for n in x.numbers}
     return [n for n in _NUM_RE.findall(text) if n not in allowed]
+
+
+# ----- dialogues: slot filling and confirmation -------------------------------------------------------------
+# Verbs of lookups (nothing changes when they run); an intent led by any other verb is an action, which an
+# assistant confirms before it acts ("Just to confirm: reserve a table at …?" — "Yes.").
+_LOOKUP_VERBS = {"get", "find", "search", "look", "lookup", "check", "show", "list", "retrieve", "fetch",
+                 "discover", "compute", "calculate", "convert", "estimate", "count", "tell", "read", "predict",
+                 "measure", "translate", "give", "work", "return", "sum", "round", "split"}
+_ASK = ["What {w} would you like?", "Which {w}?", "Sure — what {w}?", "What's the {w}?",
+        "Could you tell me the {w}?", "And the {w}?"]
+_CONFIRM_VP = ["Just to confirm: {i} with {m}?", "Please confirm: {i} — {m}.", "So you want me to {i}: {m}. Is that right?",
+               "To confirm, {i} with {m}. Shall I go ahead?"]
+_CONFIRM_NP = ["Just to confirm: the {i} for {m}?", "Please confirm — {m}.", "So that's {m}. Is that right?"]
+_AFFIRM = ["Yes.", "Yes please.", "Correct.", "That's right.", "Yes, go ahead.", "Sounds good.", "yep", "Perfect, do it.",
+           "That is correct.", "Sure."]
+
+
+def is_action(tool_name: str, description: str) -> bool:
+    """Whether a tool changes something (its intent's verb is not a lookup verb): actions get confirmed."""
+    found = intents(tool_name, description)
+    verbs = [p.split()[0] for k, p in found if k == "vp"]
+    return bool(verbs) and verbs[0] not in _LOOKUP_VERBS
+
+
+def ask_for(name: str, schema: Mapping[str, Any], rng: random.Random) -> str:
+    """The assistant asking for one missing argument, in the parameter's own words."""
+    return rng.choice(_ASK).format(w=_param_words(name, schema))
+
+
+def confirm(tool_name: str, description: str, mentions: list[Mention], rng: random.Random) -> str:
+    """The assistant restating a request's arguments before an action."""
+    kind, phrase = rng.choice(intents(tool_name, description) or [("vp", "go ahead")])
+    m = join_mentions([x.text for x in mentions], rng)
+    return rng.choice(_CONFIRM_NP if kind == "np" else _CONFIRM_VP).format(i=phrase, m=m)
+
+
+def affirm(rng: random.Random) -> str:
+    return rng.choice(_AFFIRM)
 
 
 # ----- answers --------------------------------------------------------------------------------------------

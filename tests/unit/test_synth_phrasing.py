@@ -197,3 +197,39 @@ def test_a_comma_after_a_number_is_not_part_of_it():
     assert stray_numbers("from 2026-08-19, passengers 3, Business", [
         type("M", (), {"numbers": {"2026", "08", "19", "3"}})()]) == []
     assert stray_numbers("about 250,000, paid in 3", mentions) == ["250,000"]
+
+
+def test_dialogues_ask_for_a_missing_argument_or_confirm_an_action():
+    from tokmem_agent.synth import render_dialogue
+    from tokmem_agent.synth_phrasing import is_action
+
+    reserve, find = SERVICE_TOOLS[0], SERVICE_TOOLS[1]
+    assert is_action(reserve["name"], reserve["description"]) and not is_action(find["name"], find["description"])
+    traces = synthesize_traces(reserve, 40, dialogue_rate=1.0)
+    shapes = {tuple(m["role"] for m in tr.messages) for tr in traces}
+    assert ("user", "assistant", "user") in shapes and ("user", "assistant", "user", "assistant", "user") in shapes
+    for tr in traces:
+        text = " ".join(m["content"] for m in tr.messages)
+        args = tr.calls[0].arguments
+        assert tr.messages[-1]["role"] == "user" and args["place_name"] in text
+        assert args["check_in_date"] in text or args["check_in_date"].split("-")[0] in text
+    # a lookup is never confirmed; a tool without arguments that is no action has no dialogue
+    assert all(len(tr.messages) == 3 for tr in synthesize_traces(find, 20, dialogue_rate=1.0))
+    bare = Tool(name="get_alarms", description="Get the alarms already set", parameters={"type": "object", "properties": {}})
+    assert render_dialogue(bare, {}, random.Random(0)) == []
+    assert all(len(tr.messages) == 1 for tr in synthesize_traces(bare, 5, dialogue_rate=1.0))
+    # the default keeps one request per trace
+    assert all(len(tr.messages) == 1 for tr in synthesize_traces(reserve, 20))
+    with pytest.raises(ConfigError, match="synth_dialogue_rate"):
+        RegisterConfig(synth_dialogue_rate=1.5)
+
+
+def test_dates_are_written_as_people_write_them_with_their_year():
+    from tokmem_agent.synth_phrasing import date_forms, mention
+
+    assert date_forms("2026-03-07") == ["2026-03-07", "March 7, 2026", "7 March 2026", "Mar 7 2026", "March 7th, 2026"]
+    assert date_forms("2019-12-22")[-1] == "December 22nd, 2019" and date_forms("2019-13-01") == ["2019-13-01"]
+    rng = random.Random(0)
+    said = {mention("departure_date", {"type": "string"}, "2025-11-20", rng).text for _ in range(60)}
+    assert any("November 20" in t for t in said) and any("2025-11-20" in t for t in said)
+    assert all("2025" in t for t in said)  # never a date without its year
