@@ -260,6 +260,8 @@ class RegisterConfig:
 #: Bank meta key, written by registration: the tools whose tokens learned from synthetic traces only (registered
 #: from their schema alone); ``ControllerConfig.ground_places="zero_data"`` copies their place arguments.
 ZERO_DATA_KEY = "zero_data_tools"
+#: Bank meta keys of the stored call thresholds (``tokmem calibrate``); training any row drops them.
+CALIBRATION_KEYS = ("call_threshold", "continue_threshold", "call_calibration")
 #: Argument property orders the schema constraint accepts: ``declared``: the schema's order; ``sorted``:
 #: alphabetical (SGD traces); ``declared_or_sorted``: either (the default; the model's first key picks one).
 PROPERTY_ORDERS = ("declared", "sorted", "declared_or_sorted")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .config import ZERO_DATA_KEY, RegisterConfig
+from .config import CALIBRATION_KEYS, ZERO_DATA_KEY, RegisterConfig
 from .errors import ConfigError, DataFormatError
 from .registry import Tool
 from .synth import synthesize_traces
@@ -139,6 +139,9 @@ def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | No
                     "tools, or retrain the bank, which keeps anchors)")
     log.info("registering %s: %d traces (%d synthetic), %d anchors (%d from replay)", sorted(target_names),
              len(data), len(synthetic), len(anchors), len(replay_sel))
+    if any(k in tm.meta for k in CALIBRATION_KEYS):
+        result.warnings.append("the bank's call thresholds were calibrated before these tokens existed and are "
+                               "dropped (argmax decisions now): run `tokmem calibrate` on held-out requests again")
     # chain reading: traces with results also teach the answer after the new tool's result
     res = train(tm, data, cfg.train, active_tools=sorted(target_names), out_dir=out_dir, anchors=anchors,
                 reading="chain")

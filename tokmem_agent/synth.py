@@ -231,10 +231,11 @@ class _Sampler:
         unit = P.unit_kind(name, s) if fmt is None else None
         if described and r.random() < 0.35:
             v = r.choice(described)
-        elif (unit not in (None, "money") or (fmt is None and P.counts_something(name, s))):
-            # a number written as a string: "Length of stay in days" → "3", "Number of tickets" → "2"
-            number = self._unit_value({"description": s.get("description", "")}, name, integer=True)
-            v = str(number if number is not None else r.randint(1, 6))
+        elif unit is not None or (fmt is None and P.counts_something(name, s)):
+            # a number written as a string: "Length of stay in days" → "3", "Number of tickets" → "2", a
+            # "transfer_amount" → "1030" (plain digits: the request says "$1,030" or "1030 dollars")
+            number = self._unit_value({"description": s.get("description", "")}, name, integer=unit != "money")
+            v = P._plain(number) if number is not None else str(r.randint(1, 6))
         elif fmt in _FORMAT_SAMPLERS:
             v = _FORMAT_SAMPLERS[fmt](r)
         else:

@@ -170,6 +170,12 @@ def clock_forms(hhmm: str) -> list[str]:
         forms += [f"{h12} {ap}", f"{h12}{ap}"]
     if h >= 10:
         forms.append(f"{h}:{mi:02d}")
+    # as people say them: always with the part of the day, else "half past 4" is two times
+    part = "in the morning" if h < 12 else "in the afternoon" if h < 17 else "in the evening" if h < 21 else "at night"
+    spoken = {0: f"{h12} o'clock", 15: f"quarter past {h12}", 30: f"half past {h12}",
+              45: f"quarter to {h12 % 12 + 1}"}.get(mi, f"{h12}:{mi:02d}")
+    if not (mi == 45 and h in (11, 23)):  # "quarter to 12 in the morning" would be the wrong half of the day
+        forms.append(f"{spoken} {part}")
     return forms
 
 
@@ -234,8 +240,9 @@ def mention(name: str, schema: Mapping[str, Any], value: Any, rng: random.Random
         if style < 0.8:
             return Mention(f"{words} of {surface}", nums)
         return Mention(f"{' '.join(toks)} {surface}", nums)
-    if re.fullmatch(r"\d{1,4}", value) and (counts_something(name, schema) or unit_kind(name, schema)):
-        return mention(name, schema, int(value), rng)  # a number held as a string: worded as the number
+    if re.fullmatch(r"\d{1,7}(\.\d{1,2})?", value) and (counts_something(name, schema) or unit_kind(name, schema)):
+        number = float(value) if "." in value else int(value)
+        return mention(name, schema, number, rng)  # a number held as a string ("1030"): worded as the number
     if clock_param(name, schema):
         surface = rng.choice(clock_forms(value))
     elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):

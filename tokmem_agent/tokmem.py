@@ -23,6 +23,7 @@ import torch
 
 from .chat import ChatFormat
 from .config import (
+    CALIBRATION_KEYS,
     DEFAULT_SYSTEM_PROMPT,
     LoraSettings,
     MemoryConfig,
@@ -80,7 +81,6 @@ class Prediction:
 
 
 #: the keys of ``TokMem.meta`` that tokmem_agent.decoding.calibrate writes
-CALIBRATION_KEYS = ("call_threshold", "continue_threshold", "call_calibration")
 
 
 class TokMem:

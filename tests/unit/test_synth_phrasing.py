@@ -233,3 +233,25 @@ def test_dates_are_written_as_people_write_them_with_their_year():
     said = {mention("departure_date", {"type": "string"}, "2025-11-20", rng).text for _ in range(60)}
     assert any("November 20" in t for t in said) and any("2025-11-20" in t for t in said)
     assert all("2025" in t for t in said)  # never a date without its year
+
+
+def test_spoken_clock_times_carry_the_part_of_the_day():
+    assert "half past 4 in the afternoon" in clock_forms("16:30")
+    assert "quarter to 9 in the evening" in clock_forms("20:45")
+    assert "9 o'clock in the morning" in clock_forms("09:00")
+    assert "quarter past 12 in the afternoon" in clock_forms("12:15")
+    assert not any("quarter to" in f for f in clock_forms("11:45"))  # "quarter to 12 in the morning" is 11:45 pm?
+
+
+def test_amounts_held_as_strings_are_plain_digits_worded_as_money():
+    tool = {"name": "Banks_2_TransferMoney", "description": "Transfer money to another user",
+            "parameters": {"type": "object", "required": ["transfer_amount"], "properties": {
+                "transfer_amount": {"type": "string", "description": "The amount of money to transfer"}}}}
+    traces = synthesize_traces(tool, 30)
+    for tr in traces:
+        amount = tr.calls[0].arguments["transfer_amount"]
+        assert re.fullmatch(r"\d+(\.\d{1,2})?", amount), amount
+        said = {n.replace(",", "") for n in re.findall(r"\d[\d,]*(?:\.\d+)?", tr.query)}
+        assert amount in said or amount.removesuffix(".0") in said or f"{amount}k" in tr.query \
+            or any(f"{int(float(amount)) // 1000}k" in tr.query for _ in [0]), (amount, tr.query)
+    assert any("$" in tr.query for tr in traces) and any("," in tr.query for tr in traces)
