@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--new-only", action="store_true", help="skip --old before and after (a quick look)")
     ap.add_argument("--run-tools", default="read_only", choices=["read_only", "always", "never"])
     ap.add_argument("--dialogues", type=float, help="share of synthetic conversations (default: RegisterConfig's)")
+    ap.add_argument("--seed", type=int, default=0, help="registration seed (synthetic traces and training)")
     ap.add_argument("--decision-weight", type=float)
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--lr", type=float)
@@ -80,6 +81,7 @@ def main() -> None:
     rcfg = RegisterConfig(synth_per_tool=a.synth, run_tools=a.run_tools)
     if a.dialogues is not None:
         rcfg.synth_dialogue_rate = a.dialogues
+    rcfg.train.seed = a.seed
     if a.decision_weight is not None:
         rcfg.train.decision_weight = a.decision_weight
     if a.epochs is not None:

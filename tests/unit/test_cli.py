@@ -313,6 +313,22 @@ def test_register_from_a_schema_reports_what_it_synthesised_and_warns_on_a_thin_
     assert "only free-form string parameters" in r.output and "warning: get_weather" not in r.output
 
 
+def test_register_dialogues_option(tmp_path, tiny_dir, data):
+    bank = _trained_bank(tmp_path, tiny_dir, data, "--no-lora")
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps([{"name": "book_table", "description": "Reserve a table at a restaurant",
+                                  "parameters": {"type": "object", "required": ["restaurant_name"], "properties": {
+                                      "restaurant_name": {"type": "string", "description": "Name of the restaurant"}}}}]))
+    args = ["register", str(bank), "--tool", str(tools), "--model", str(tiny_dir), "--synth", "4", "--epochs", "1"]
+    r = runner.invoke(app, [*args, "--dialogues", "1", "--out", str(tmp_path / "talk")])
+    assert r.exit_code == 0, r.output
+    shown = r.output.split("book_table: synthetic requests such as", 1)[1].splitlines()[0]
+    assert " / " in shown  # every trace is a short conversation, shown turn by turn
+    r = runner.invoke(app, [*args, "--dialogues", "1.5", "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "--dialogues" in r.output and "less than or equal to 1" in r.output
+    assert "Traceback" not in r.output
+
+
 def test_register_runs_read_only_tools_for_real_results(tmp_path, tiny_dir, data, monkeypatch):
     bank = _trained_bank(tmp_path, tiny_dir, data, "--no-lora")
     (tmp_path / "geo_tools.py").write_text(
