@@ -235,7 +235,7 @@ class _Sampler:
             # a number written as a string: "Length of stay in days" → "3", "Number of tickets" → "2", a
             # "transfer_amount" → "1030" (plain digits: the request says "$1,030" or "1030 dollars")
             number = self._unit_value({"description": s.get("description", "")}, name, integer=unit != "money")
-            v = P._plain(number) if number is not None else str(r.randint(1, 6))
+            v = P.plain_number(number) if number is not None else str(r.randint(1, 6))
         elif fmt in _FORMAT_SAMPLERS:
             v = _FORMAT_SAMPLERS[fmt](r)
         else:

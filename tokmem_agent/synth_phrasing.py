@@ -137,13 +137,13 @@ def description_examples(schema: Mapping[str, Any]) -> list[str]:
 
 
 # ----- how numbers and values are written -----------------------------------------------------------------
-def _plain(v: float) -> str:
+def plain_number(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
 def number_forms(v: float, kind: str | None) -> list[str]:
     """Ways to write ``v`` (of unit ``kind``) that a reader maps back to exactly ``v``."""
-    p = _plain(v)
+    p = plain_number(v)
     forms = [p]
     big = float(v).is_integer() and abs(v) >= 1000
     if big:
@@ -392,7 +392,7 @@ def affirm(rng: random.Random) -> str:
 # ----- answers --------------------------------------------------------------------------------------------
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:,.2f}" if abs(v) >= 1000 else _plain(round(v, 4))
+        return f"{v:,.2f}" if abs(v) >= 1000 else plain_number(round(v, 4))
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}" if abs(v) >= 10000 else str(v)
     return str(v)
