@@ -91,8 +91,9 @@ def eval_command(
     bind: Annotated[str, typer.Option("--bind", help="Tools tokmem and kw-router may call on a record: bank "
                                       "(every tool they know; the paper's protocol) or record (the record's "
                                       "candidate tools, as an app binds the tools it serves).")] = "bank",
-    ground: Annotated[bool, typer.Option("--ground/--no-ground", help="tokmem: grounded decoding (place arguments "
-                                         "copied from the conversation; ControllerConfig.ground_places).")] = True,
+    ground: Annotated[bool, typer.Option("--ground/--no-ground", help="tokmem: grounded decoding (ControllerConfig's "
+                                         "ground_numbers and ground_places defaults; --no-ground turns both "
+                                         "off).")] = True,
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard cached predictions in OUT.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records decoded together (continuous "
                                             "batching; every method but kw-router; same predictions as 1).")] = 1,
@@ -172,15 +173,13 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
         from tokmem_agent.serialization import read_config
 
         bank_cfg = read_config(bank)
+    from .datasets import filter_by_tools
+
     if only_trained:
         if bank_cfg is None:
             raise ConfigError("--only-trained-tools needs an existing --bank")
-        from .datasets import filter_by_tools
-
         traces = filter_by_tools(traces, [t["name"] for t in bank_cfg["tools"]])
     if only_tools:
-        from .datasets import filter_by_tools
-
         traces = filter_by_tools(traces, _tool_names(only_tools))
     traces = _sample(traces, limit, sample, seed)
     if not traces:

@@ -165,6 +165,10 @@ def record_tools(trace: Trace) -> set[str]:
     return {t["name"] for t in trace.tools if isinstance(t, dict) and "name" in t}
 
 
+#: ControllerConfig settings of ``--no-ground`` (grounding on keeps ControllerConfig's defaults)
+NO_GROUNDING: dict[str, Any] = {"ground_numbers": False, "ground_places": False}
+
+
 class TokMemMethod(Method):
     """Memory tokens. ``constrained``: arguments decoded under the tool's schema by the library's controller
     (one turn, no execution); otherwise :meth:`TokMem.predict` (greedy over the full vocabulary)."""
@@ -185,8 +189,7 @@ class TokMemMethod(Method):
         self.controller = Controller(tm, ControllerConfig(constrained=constrained, max_new_tokens=max_new_tokens,
                                                           max_arg_tokens=max_new_tokens,
                                                           call_threshold=call_threshold,  # type: ignore[arg-type]
-                                                          ground_numbers=ground,
-                                                          ground_places="zero_data" if ground else False))
+                                                          **({} if ground else NO_GROUNDING)))
         self.call_threshold = call_threshold
         self.ground = ground
         self.known_tools = set(tm.tool_names)

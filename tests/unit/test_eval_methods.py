@@ -109,6 +109,15 @@ def test_tokmem_constrained_uses_the_controller(tm, traces):
     assert m.name == "tokmem" and m.trainable_params == 2 * 32 and m.known_tools == {"add", "echo"}
 
 
+def test_tokmem_grounding_follows_the_controller_defaults_and_no_ground_turns_it_off(tm):
+    from tokmem_agent.config import ControllerConfig
+
+    on, off = TokMemMethod(tm, ground=True).controller.config, TokMemMethod(tm, ground=False).controller.config
+    assert (on.ground_numbers, on.ground_places) == (ControllerConfig().ground_numbers, ControllerConfig().ground_places)
+    assert (off.ground_numbers, off.ground_places) == (False, False)
+    assert "ground" not in TokMemMethod(tm).config() and TokMemMethod(tm, ground=False).config()["ground"] is False
+
+
 def test_tokmem_free_is_tokmem_predict(tm, traces, monkeypatch):
     from tokmem_agent.decoding import generate
 
