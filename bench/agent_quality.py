@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.agent_paths import PATHS, Runner, agent_path, make_runner
-from tools.basic import make_tools
+from tools.basic import TODAY, make_tools
 from tools.make_traces import run_calls
 
 DATA = ROOT / "bench" / "data" / "pack_requests.jsonl"
@@ -373,6 +373,8 @@ def main() -> None:
                     help="ControllerConfig.ground_numbers: answers after tool results write only numbers they hold")
     ap.add_argument("--ground-places", choices=["zero_data", "on", "off"], default="zero_data",
                     help="ControllerConfig.ground_places: place arguments copied from the conversation")
+    ap.add_argument("--controller", action="append", default=[], metavar="KEY=VALUE",
+                    help="a ControllerConfig field (repeatable), e.g. ground_times=false")
     ap.add_argument("--extra-tools", action="store_true",
                     help="also offer tools/extra.py's tools (a bank they were registered on)")
     args = ap.parse_args()
@@ -389,11 +391,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     records = [r for r in load_records(args.data) if args.category in (None, r["category"])][: args.limit]
     from tokmem_agent import ControllerConfig
-    from tokmem_agent.config import parse_threshold
+    from tokmem_agent.config import parse_overrides, parse_threshold
 
     config = ControllerConfig(call_threshold=parse_threshold(args.call_threshold, "--call-threshold"),  # type: ignore[arg-type]
                               continue_threshold=parse_threshold(args.continue_threshold, "--continue-threshold"),  # type: ignore[arg-type]
-                              ground_numbers=args.ground_numbers == "on", ground_places={"zero_data": "zero_data", "on": True, "off": False}[args.ground_places])
+                              ground_numbers=args.ground_numbers == "on", ground_places={"zero_data": "zero_data", "on": True, "off": False}[args.ground_places],
+                              **{"today": TODAY.isoformat(), **parse_overrides(args.controller)})
     tm = TokMem.load(args.bank, load_base_model(None))
     from tokmem_agent.decoding.controller import Controller
 

@@ -75,7 +75,10 @@ def main() -> None:
     cpu = "AVX512-BF16" if fast_bf16_available() else "no AVX512-BF16 (AVX2)"
     from tokmem_agent import ControllerConfig
 
-    ccfg = ControllerConfig(ground_numbers=a.ground_numbers == "on", ground_places={"zero_data": "zero_data", "on": True, "off": False}[a.ground_places])
+    from tools.basic import TODAY
+
+    ccfg = ControllerConfig(ground_numbers=a.ground_numbers == "on", today=TODAY.isoformat(),
+                            ground_places={"zero_data": "zero_data", "on": True, "off": False}[a.ground_places])
     tm = TokMem.load(a.bank, load_base_model(None))
     before = None if a.new_only else evaluate(tm, Path(a.old), "before", ccfg)
     rcfg = RegisterConfig(synth_per_tool=a.synth, run_tools=a.run_tools)

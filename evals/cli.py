@@ -92,8 +92,11 @@ def eval_command(
                                       "(every tool they know; the paper's protocol) or record (the record's "
                                       "candidate tools, as an app binds the tools it serves).")] = "bank",
     ground: Annotated[bool, typer.Option("--ground/--no-ground", help="tokmem: grounded decoding (ControllerConfig's "
-                                         "ground_numbers and ground_places defaults; --no-ground turns both "
-                                         "off).")] = True,
+                                         "defaults for answers' numbers, places, times, dates and optional "
+                                         "arguments; --no-ground turns all of them off).")] = True,
+    controller: Annotated[list[str] | None, typer.Option(
+        "--controller", help="tokmem: a ControllerConfig field as KEY=VALUE (repeatable), e.g. "
+        "ground_times=false.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard cached predictions in OUT.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records decoded together (continuous "
                                             "batching; every method but kw-router; same predictions as 1).")] = 1,
@@ -137,7 +140,8 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
          only_trained: bool, max_new_tokens: int, model: str | None, k: int, icl_tools: str, epochs: int,
          lora_r: int, lora_lr: float, router_text: str, max_length: int, device: str, call_threshold: str,
          bind: str, fresh: bool, batch_size: int,
-         progress: bool, ground: bool = True, only_tools: str | None = None) -> None:
+         progress: bool, ground: bool = True, only_tools: str | None = None,
+         controller: list[str] | None = None) -> None:
     from tokmem_agent.errors import ConfigError
 
     from .methods import METHOD_NAMES, ROUTER_TEXTS, check_bind
@@ -160,7 +164,7 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
     if "kw-router" in wanted and not train_data:
         raise ConfigError("kw-router needs --train-data: its tool router is trained on those traces")
     check_bind(bind)
-    from tokmem_agent.config import parse_threshold
+    from tokmem_agent.config import parse_overrides, parse_threshold
 
     threshold = parse_threshold(call_threshold, "--call-threshold")
     if router_text not in ROUTER_TEXTS:
@@ -200,6 +204,11 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
 
     built: list[Any] = []
     tm = None
+    overrides = parse_overrides(controller)
+    if data.startswith("sgd:") and "today" not in overrides:
+        from .datasets import SGD_TODAY
+
+        overrides["today"] = SGD_TODAY  # the day SGD's dialogues take place
     if needs_bank:
         from tokmem_agent.tokmem import TokMem
 
@@ -213,7 +222,8 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
             if m in ("tokmem", "tokmem-free"):
                 built.append(TokMemMethod(tm, constrained=m == "tokmem", max_new_tokens=max_new_tokens,
                                           bank_path=str(bank), bind=bind, call_threshold=threshold,
-                                          ground=ground))
+                                          ground=ground,
+                                          controller=overrides))
         missing = built[0].missing_tools(traces) if built else []
         if missing:
             n_ex = sum(any(c.name in set(missing) for c in t.calls) for t in traces)

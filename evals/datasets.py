@@ -99,6 +99,12 @@ def _shared_split(corpus: str, split: str, limit: int | None) -> list[Trace]:
     return load_apigen(f, limit=limit)
 
 
+#: The day SGD's dialogues take place: relative dates in its calls resolve against it (of the 88 dev records
+#: whose user says "today" and names no other day, 82 call with 2019-03-01). The harness passes it as
+#: ``ControllerConfig.today`` for ``sgd:*`` data unless ``--controller today=…`` says otherwise.
+SGD_TODAY = "2019-03-01"
+
+
 def sgd(split: str = "dev", *, limit: int | None = None) -> list[Trace]:
     """SGD traces from ``<shared>/data/sgd/<split>.jsonl`` (``train`` or ``dev``; held-out splits if
     present). Record fields beyond the Trace attributes (``dialogue_id``, ``ungrounded_args``,

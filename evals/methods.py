@@ -166,7 +166,8 @@ def record_tools(trace: Trace) -> set[str]:
 
 
 #: ControllerConfig settings of ``--no-ground`` (grounding on keeps ControllerConfig's defaults)
-NO_GROUNDING: dict[str, Any] = {"ground_numbers": False, "ground_places": False}
+NO_GROUNDING: dict[str, Any] = {"ground_numbers": False, "ground_places": False, "ground_times": False,
+                                "ground_dates": False, "ground_optional": False}
 
 
 class TokMemMethod(Method):
@@ -175,7 +176,8 @@ class TokMemMethod(Method):
 
     def __init__(self, tm: TokMem, *, constrained: bool = True, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                  name: str | None = None, bank_path: str | None = None, bind: str = "bank",
-                 call_threshold: float | str = "bank", ground: bool = True):
+                 call_threshold: float | str = "bank", ground: bool = True,
+                 controller: dict[str, Any] | None = None):
         from tokmem_agent.config import ControllerConfig
         from tokmem_agent.decoding.controller import Controller
 
@@ -189,8 +191,10 @@ class TokMemMethod(Method):
         self.controller = Controller(tm, ControllerConfig(constrained=constrained, max_new_tokens=max_new_tokens,
                                                           max_arg_tokens=max_new_tokens,
                                                           call_threshold=call_threshold,  # type: ignore[arg-type]
-                                                          **({} if ground else NO_GROUNDING)))
+                                                          **{**({} if ground else NO_GROUNDING),
+                                                             **(controller or {})}))
         self.call_threshold = call_threshold
+        self.overrides = dict(controller or {})
         self.ground = ground
         self.known_tools = set(tm.tool_names)
         self.trainable_params = sum(t.numel() for t in tm.state_tensors().values())
@@ -207,7 +211,8 @@ class TokMemMethod(Method):
                 "bank": self.bank_path, "n_tools": len(self.tm.tool_names), "mode": self.tm.bank.mode,
                 "lora": self.tm.lora is not None, "weights": self.weights, "bind": self.bind,
                 **({} if self.call_threshold == "bank" else {"call_threshold": self.call_threshold}),
-                **({} if self.ground else {"ground": False})}
+                **({} if self.ground else {"ground": False}),
+                **({"controller": self.overrides} if self.overrides else {})}
 
     def bound(self, trace: Trace) -> list[str]:
         """The memory tokens this record may call: every one (``bind="bank"``) or the record's candidates."""

@@ -316,6 +316,8 @@ def serve(bank: Path = typer.Argument(..., help="Memory bank directory."),
           register_unknown: bool = typer.Option(False, "--register-unknown", help="With --allow-register: a "
                                                 "request naming tools the bank lacks starts their zero-data "
                                                 "registration (503 + Retry-After until they are served)."),
+          today: str | None = typer.Option(None, "--today", help="The date relative dates resolve against, "
+                                           "YYYY-MM-DD (default: the date when each request runs)."),
           model: str | None = typer.Option(None, "--model"),
           device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
           dtype: str = typer.Option("float32", "--dtype", callback=_choice(*DTYPES), help=DTYPE_HELP)) -> None:
@@ -340,7 +342,8 @@ def serve(bank: Path = typer.Argument(..., help="Memory bank directory."),
         missing = [n for n in offered if n not in tm.tool_names]
         if missing:
             raise TokMemError(f"--tools: no memory token in {bank} for {', '.join(missing)} (tokmem register them)")
-        engine = Engine(tm, ControllerConfig(max_new_tokens=max_tokens), batch_size=batch_size, max_queue=max_queue)
+        engine = Engine(tm, ControllerConfig(max_new_tokens=max_tokens, today=today), batch_size=batch_size,
+                        max_queue=max_queue)
     except TokMemError as exc:
         _fail(exc)
         return
@@ -481,6 +484,8 @@ def chat(bank: Path = typer.Argument(..., help="Memory bank directory."),
          dtype: str = typer.Option("float32", "--dtype", callback=_choice(*DTYPES), help=DTYPE_HELP),
          unconstrained: bool = typer.Option(False, "--unconstrained", help="Free argument decoding (paper protocol)."),
          max_steps: int = typer.Option(6, min=1, help="Tool rounds per request."),
+         today: str | None = typer.Option(None, "--today", help="The date relative dates (\"next Friday\") "
+                                          "resolve against, YYYY-MM-DD (default: this machine's date)."),
          query: str | None = typer.Option(None, "--query", "-q", help="Answer one request and exit.")) -> None:
     """Talk to an agent: each tool call and its result is printed as it happens."""
     from .agent import TokMemAgent
@@ -489,7 +494,8 @@ def chat(bank: Path = typer.Argument(..., help="Memory bank directory."),
     try:
         objs = [t for spec in tools for t in load_tool_objects(spec)]
         agent = TokMemAgent.from_pretrained(bank, objs, model=_spec(model, device, dtype),
-                                            config=ControllerConfig(constrained=not unconstrained, max_steps=max_steps))
+                                            config=ControllerConfig(constrained=not unconstrained, max_steps=max_steps,
+                                                                    today=today))
     except TokMemError as exc:
         _fail(exc)
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -281,6 +282,29 @@ def parse_threshold(text: str, what: str = "a threshold") -> float | str:
         raise ConfigError(f"{what} must be bank, off or a probability, got {text!r}") from None
 
 
+def parse_overrides(items: Sequence[str] | None, cls: type | None = None) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (a command line's ``--controller``) as a dict of ``cls``'s fields (default
+    :class:`ControllerConfig`): values read as JSON (``true``, ``2.5``, ``"x"``), else kept as text."""
+    import dataclasses
+    import json
+
+    cls = cls or ControllerConfig
+    fields = {f.name for f in dataclasses.fields(cls)}
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}")
+        if key not in fields:
+            raise ConfigError(f"{cls.__name__} has no field {key!r}; fields: {', '.join(sorted(fields))}")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
 @dataclass
 class ControllerConfig:
     """Run-time decoding controller settings.
@@ -318,6 +342,17 @@ class ControllerConfig:
         not "Houston"). "zero_data" (default): only for tools registered from their schema alone (a token
         trained on real traces may have learned to normalise, "SF" → "San Francisco": copying cost SGD 10
         points of argument F1); True: every tool; False: none.
+    ground_times: with ``constrained``, a free-form string argument named as a time (``pickup_time``) takes
+        only a time the user's messages or the tool results state ("half past 9 in the morning" → "09:30"),
+        when they state any (:mod:`tokmem_agent.decoding.ground_args`).
+    ground_dates: with ``constrained``, a date argument (``date``/``due`` in its name, or an ISO-date pattern)
+        takes only today or a date the conversation states ("next Tuesday", "the 14th", "20/09/2025"), as an ISO
+        date, when it states any (:mod:`tokmem_agent.decoding.dates`).
+    today: the date relative dates resolve against, as YYYY-MM-DD (None: this machine's date when the turn
+        runs). Apps whose tools fix their own "today" pass it here.
+    ground_optional: with ``constrained``, an optional argument is written only when the conversation gives
+        it something: a boolean when a word of its name is said, a number among the conversation's numbers, a
+        date when dates are spoken of, a time when one is stated (other strings are left alone).
     """
 
     max_steps: int = 6
@@ -337,6 +372,10 @@ class ControllerConfig:
     batch_size: int = 8
     ground_numbers: bool = True
     ground_places: bool | Literal["zero_data"] = "zero_data"
+    ground_times: bool = True
+    ground_dates: bool = True
+    today: str | None = None
+    ground_optional: bool = True
 
     def __post_init__(self) -> None:
         if self.ground_places not in (True, False, "zero_data"):
@@ -359,6 +398,13 @@ class ControllerConfig:
                 raise ConfigError(f"ControllerConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.tool_timeout <= 0:
             raise ConfigError(f"ControllerConfig.tool_timeout must be > 0, got {self.tool_timeout}")
+        if self.today is not None:
+            import datetime as dt
+
+            try:
+                dt.date.fromisoformat(str(self.today))
+            except ValueError:
+                raise ConfigError(f"ControllerConfig.today must be a date YYYY-MM-DD, got {self.today!r}") from None
 
 
 def fast_bf16_available(device_type: str = "cpu") -> bool:

@@ -24,7 +24,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from tokmem_agent import TrainConfig, load_traces
+from tokmem_agent import ControllerConfig, TrainConfig, load_traces
 from tokmem_agent.agent import TokMemAgent
 from tokmem_agent.decoding.calibrate import calibrate_call_threshold, no_call_traces
 from tokmem_agent.decoding.runlog import Step
@@ -33,7 +33,7 @@ from tokmem_agent.model.loader import load_base_model
 from tokmem_agent.serialization import read_config
 from tokmem_agent.tokmem import TokMem
 
-from .basic import make_tools
+from .basic import TODAY, make_tools
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "train.jsonl"
@@ -167,7 +167,8 @@ def main() -> None:
 
     print("3. Running agent tasks (no tool documentation in the prompt)\n", flush=True)
     with tempfile.TemporaryDirectory() as store:
-        agent = TokMemAgent(tm, make_tools(store))
+        # the pack's tools read "today" as their fixed TODAY: relative dates must resolve against it too
+        agent = TokMemAgent(tm, make_tools(store), ControllerConfig(today=TODAY.isoformat()))
         for task in TASKS:
             print(f"user> {task}", flush=True)
             r = agent.run(task, on_step=show)

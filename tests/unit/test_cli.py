@@ -107,6 +107,9 @@ def test_clear_errors(tmp_path, tiny_dir):
     assert r.exit_code == 2 and "bad.jsonl:1" in r.output and "answers[0].name" in r.output
     r = runner.invoke(app, ["inspect", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "no memory bank" in r.output
+    r = runner.invoke(app, ["chat", str(tmp_path / "missing"), "--tools", "tools.basic", "--today", "2025-13-01",
+                            "-q", "hi"])
+    assert r.exit_code == 2 and "today must be a date YYYY-MM-DD" in r.output
 
 
 @pytest.fixture()

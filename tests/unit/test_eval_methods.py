@@ -115,6 +115,12 @@ def test_tokmem_grounding_follows_the_controller_defaults_and_no_ground_turns_it
     on, off = TokMemMethod(tm, ground=True).controller.config, TokMemMethod(tm, ground=False).controller.config
     assert (on.ground_numbers, on.ground_places) == (ControllerConfig().ground_numbers, ControllerConfig().ground_places)
     assert (off.ground_numbers, off.ground_places) == (False, False)
+    assert (off.ground_times, off.ground_dates, off.ground_optional) == (False, False, False)
+    d = ControllerConfig()
+    assert (on.ground_times, on.ground_dates, on.ground_optional) == (d.ground_times, d.ground_dates, d.ground_optional)
+    mixed = TokMemMethod(tm, ground=False, controller={"ground_dates": True, "today": "2019-03-01"})
+    assert mixed.controller.config.ground_dates and not mixed.controller.config.ground_times
+    assert mixed.config()["controller"] == {"ground_dates": True, "today": "2019-03-01"}  # part of the cache key
     assert "ground" not in TokMemMethod(tm).config() and TokMemMethod(tm, ground=False).config()["ground"] is False
 
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from .ground_args import ArgEvidence
+
 _NUM = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
 SMALL = tuple(str(i) for i in range(11))
 
@@ -71,16 +73,25 @@ MAX_SPANS = 600
 @dataclass(frozen=True)
 class Grounding:
     """What a turn may take from its conversation: ``numbers`` an answer after tool results may write (None:
-    not an answer to results), ``spans`` the values a place-like string argument may take."""
+    not an answer to results), ``spans`` the values a place-like string argument may take, ``args`` the
+    times, numbers and dates its arguments may take (:mod:`.ground_args`)."""
 
     numbers: frozenset[str] | None = None
     spans: tuple[str, ...] = ()
+    args: ArgEvidence | None = None
 
 
 def grounding_for(messages: Sequence[dict[str, Any]]) -> Grounding:
     """The :class:`Grounding` of the next assistant turn of ``messages``."""
     texts = [m.get("content") for m in messages if m.get("role") in ("user", "assistant", "tool")]
-    return Grounding(conversation_numbers(messages), conversation_spans([t for t in texts if isinstance(t, str)]))
+    said = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
+    results = [_text(m.get("content")) for m in messages if m.get("role") == "tool"]
+    return Grounding(conversation_numbers(messages), conversation_spans([t for t in texts if isinstance(t, str)]),
+                     ArgEvidence.of(said, results))
+
+
+def _text(content: Any) -> str:
+    return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
 
 
 def conversation_spans(texts: Iterable[str]) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ of a batch alike.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import torch
 from ..config import ZERO_DATA_KEY
 from ..errors import GenerationError
 from ..validation import ArgCheck
+from .ground_args import ground_schema
 from .grounding import Grounding, NumberGround, copy_schema
 
 #: tool_choice values: None/"auto" (model decides), "none" (no tools), "any"/"required" (must call one),
@@ -151,6 +153,9 @@ class TurnDecoder:
         numbers = ground.numbers if ground is not None and cfg.ground_numbers else None
         self.ground = NumberGround(ctl.number_vocab(), numbers) if numbers is not None else None
         self.spans = ground.spans if ground is not None and cfg.ground_places else ()
+        self.evidence = (ground.args if ground is not None and (cfg.ground_times or cfg.ground_optional
+                                                                or cfg.ground_dates) else None)
+        self.today = dt.date.fromisoformat(cfg.today) if cfg.today else dt.date.today()
 
     def step(self, logits: torch.Tensor) -> int | None:
         """The next id to feed after ``logits`` [V+N], or None: the turn is over (nothing to feed)."""
@@ -202,7 +207,9 @@ class TurnDecoder:
                 tool = self.ctl.tm.tools.get(name)
                 copy = cfg.ground_places is True or name in self.ctl.tm.meta.get(ZERO_DATA_KEY, ())
                 spans = self.spans if copy else ()
-                self.matcher = self.ctl.constraint().matcher(copy_schema(tool.parameters, spans))
+                schema = ground_schema(copy_schema(tool.parameters, spans), self.evidence, times=cfg.ground_times,
+                                       optional=cfg.ground_optional, dates=cfg.ground_dates, today=self.today)
+                self.matcher = self.ctl.constraint().matcher(schema)
         elif self.state == "args":  # unconstrained argument text
             self.calls[-1].arg_ids.append(tok)
             if len(self.calls[-1].arg_ids) >= cfg.max_arg_tokens:

@@ -1,0 +1,340 @@
+"""Arguments grounded in the conversation: clock times the user stated, and optional parameters only when the
+conversation mentions them (:attr:`ControllerConfig.ground_times`, :attr:`ControllerConfig.ground_optional`).
+
+Both work by rewriting the schema one call is decoded under (the tool's own schema is untouched), so the
+grammar makes the choice and the text the model wrote is the call that runs:
+
+* **Times.** A string parameter that holds a clock time (its name has the word ``time``: ``pickup_time``,
+  ``time``; no enum, pattern or format of its own) becomes an ``enum`` of the times the user's messages and
+  the tool results state — "half past 9 in the morning", "about 2 pm", "14:00", "3 in the afternoon",
+  "noon" — each in the forms ``"14:00"`` and ``"2:00 PM"``, so the model still picks the format it learned.
+  A time without a part of the day ("at 5:30") gives both readings. When the conversation states no time
+  the parameter stays free.
+* **Dates** (``ground_dates``). A date parameter (``date``/``due`` in its name, a date format or an ISO-date
+  pattern; optional or not) becomes an ``enum`` of the dates the conversation states, resolved against
+  today (:mod:`.dates`: "next Tuesday", "the 14th", "20/09/2025", "today"), as ISO dates; when its pattern
+  accepts words, also "today" (and "tomorrow" when said) and today's ISO date. When no date is stated, or one that cannot be
+  resolved ("Easter", "the end of the month"), the parameter stays free.
+* **Optional parameters.** A small model fills optional parameters nobody asked for (``"has_wifi": true``,
+  ``"due": "today"``). An optional parameter stays in the schema only when the conversation gives it
+  something to copy: a boolean only when a word of its name occurs ("wifi" for ``has_wifi``); a number only
+  as one of the numbers the conversation holds (digits or the words one to twenty), an integer only as one
+  the user wrote that is neither a percentage nor a sum of money ("18%", "€92", "130 euros"), within its
+  enum or bounds, its default staying a choice (writing it is leaving it out); a date only when the
+  conversation speaks of dates at all; a time only when it states one. Other strings are left alone. A
+  parameter left with nothing to take is removed, so the object closes without it.
+
+Conversation text = the user's messages and the tool results (never the assistant's own words).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .dates import conversation_dates, unresolved_dates
+
+__all__ = ["ArgEvidence", "conversation_times", "ground_schema", "mentions_date", "time_forms"]
+
+WORD_NUMBERS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+WORD_NUMBERS["dozen"] = 12
+_HOUR = r"(\d{1,2}|" + "|".join(w for w, i in WORD_NUMBERS.items() if 1 <= i <= 12) + r")"
+_AMPM = r"(a\.?\s?m\.?|p\.?\s?m\.?)(?![a-z])"
+_PART = r"(?:in the |at |this |tomorrow |tonight)?(morning|afternoon|evening|night)"
+_TIME_RES = [
+    # 14:00, 9:30 am, 9:30 in the morning
+    re.compile(r"\b(\d{1,2}):(\d{2})(?!\d)\s*(?:" + _AMPM + r"|" + _PART + r")?"),
+    # half past 9 (in the morning), quarter past / to 4
+    re.compile(r"\b(half past|quarter past|quarter to)\s+" + _HOUR + r"\b(?:\s*" + _AMPM + r"|\s*" + _PART + r")?"),
+    # 2 pm, 2pm, 11 a.m.
+    re.compile(r"\b" + _HOUR + r"\s*(?:o'?clock\s*)?" + _AMPM),
+    # 3 in the afternoon, 7 o'clock in the evening, seven at night
+    re.compile(r"\b" + _HOUR + r"\s*(?:o'?clock\s*)?" + r"(?:in the |at )(morning|afternoon|evening|night)\b"),
+    # 7 o'clock
+    re.compile(r"\b" + _HOUR + r"\s*o'?clock\b"),
+]
+_NOON = re.compile(r"\b(noon|midday|midnight)\b")
+_DATE_WORDS = re.compile(
+    r"\b(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|oct(ober)?|"
+    r"nov(ember)?|dec(ember)?)\b|\b\d{1,2}(st|nd|rd|th)\b|"
+    r"\b(mon|tues|wednes|thurs|fri|satur|sun)day|\b(mon|tue|wed|thu|fri|sat|sun)\b|"
+    r"\b(today|tomorrow|tonight|yesterday|weekend|week|weeks|fortnight|month|months|year|years|days?|"
+    r"christmas|easter|halloween|holiday)\b|\d{4}-\d{1,2}-\d{1,2}|\b\d{1,2}/\d{1,2}\b")
+_NUM = re.compile(r"(?<![\d.])\d+(?:,\d{3})*(?:\.\d+)?")
+#: words of a parameter name that say nothing about what the user asked for
+GENERIC_WORDS = frozenset("has have is are can allow allows number num of the name type to from a an in for and "
+                          "or with id flag whether if by at on per".split())
+
+
+def _hour(text: str) -> int:
+    return int(text) if text.isdigit() else WORD_NUMBERS[text]
+
+
+def _is_pm(marker: str | None) -> bool | None:
+    """True (afternoon/evening/night/pm), False (morning/am) or None (not said)."""
+    if not marker:
+        return None
+    m = marker.replace(".", "").replace(" ", "")
+    if m in ("am", "morning"):
+        return False
+    return True if m in ("pm", "afternoon", "evening", "night") else None
+
+
+def _readings(h: int, m: int, pm: bool | None) -> list[tuple[int, int]]:
+    if not (0 <= h <= 23 and 0 <= m <= 59):
+        return []
+    if h > 12 or h == 0:
+        return [(h, m)]
+    if pm is None:  # "5:30": either
+        return [(h % 12, m), (h % 12 + 12, m)] if h != 12 else [(12, m), (0, m)]
+    if pm:
+        return [(12 if h == 12 else h + 12, m)]
+    return [(0 if h == 12 else h, m)]
+
+
+def conversation_times(text: str) -> list[tuple[int, int]]:
+    """The clock times ``text`` states, as (hour 0-23, minute), in order of appearance, without repeats."""
+    t = text.lower()
+    found: list[tuple[int, tuple[int, int]]] = []
+    taken: list[tuple[int, int]] = []  # spans already read, so "9:30 am" is not also read as "30 am"
+
+    def add(pos: int, end: int, hm: list[tuple[int, int]]) -> None:
+        if any(a < end and pos < b for a, b in taken):
+            return
+        taken.append((pos, end))
+        found.extend((pos, x) for x in hm)
+
+    for mt in _TIME_RES[0].finditer(t):
+        add(mt.start(), mt.end(), _readings(int(mt.group(1)), int(mt.group(2)), _is_pm(mt.group(3) or mt.group(4))))
+    for mt in _TIME_RES[1].finditer(t):
+        h = _hour(mt.group(2))
+        kind = mt.group(1)
+        pm = _is_pm(mt.group(3) or mt.group(4))
+        if kind == "half past":
+            hm = _readings(h, 30, pm)
+        elif kind == "quarter past":
+            hm = _readings(h, 15, pm)
+        else:
+            hm = [((hh - 1) % 24, 45) for hh, _ in _readings(h, 0, pm)]
+        add(mt.start(), mt.end(), hm)
+    for rx in _TIME_RES[2:]:
+        for mt in rx.finditer(t):
+            marker = mt.group(2) if mt.lastindex and mt.lastindex >= 2 else None
+            h = _hour(mt.group(1))
+            if h > 12 and marker:
+                continue
+            add(mt.start(), mt.end(), _readings(h, 0, _is_pm(marker)))
+    for mt in _NOON.finditer(t):
+        add(mt.start(), mt.end(), [(0, 0)] if mt.group(1) == "midnight" else [(12, 0)])
+    out: list[tuple[int, int]] = []
+    for _, hm in sorted(found, key=lambda x: x[0]):
+        if hm not in out:
+            out.append(hm)
+    return out
+
+
+def time_forms(h: int, m: int) -> list[str]:
+    """The written forms a time argument may take: ``"14:00"`` and ``"2:00 PM"``."""
+    h12 = h % 12 or 12
+    return [f"{h:02d}:{m:02d}", f"{h12}:{m:02d} {'PM' if h >= 12 else 'AM'}"]
+
+
+def mentions_date(text: str) -> bool:
+    """Whether ``text`` speaks of a date or a span of days at all (month, ordinal, weekday, today, week, ISO …)."""
+    return bool(_DATE_WORDS.search(text.lower()))
+
+
+_MEASURE_AFTER = re.compile(r"\s*(%|percent\b|per\s?cent\b|usd|eur|gbp|jpy|chf|cad|aud|dollars?|euros?|pounds?|yen|"
+                            r"francs?|quid|bucks)", re.I)
+_MONEY_BEFORE = re.compile(r"[$€£¥]\s*$")
+
+
+def conversation_counts(text: str) -> set[float]:
+    """The whole numbers of ``text`` that may count something: as :func:`conversation_numbers`, less the
+    percentages ("18%", "10 percent") and sums of money ("€92", "130 euros")."""
+    out: set[float] = set()
+    for m in _NUM.finditer(text):
+        if _MEASURE_AFTER.match(text, m.end()) or _MONEY_BEFORE.search(text[max(0, m.start() - 3):m.start()]):
+            continue
+        v = float(m.group().replace(",", ""))
+        if v.is_integer():
+            out.add(v)
+    out |= {float(WORD_NUMBERS[w]) for w in re.findall(r"[a-z]+", text.lower()) if w in WORD_NUMBERS}
+    return out
+
+
+def conversation_numbers(text: str) -> set[float]:
+    """Numbers ``text`` holds, in digits (thousands separators allowed) or as the words zero to twenty."""
+    out = {float(m.replace(",", "")) for m in _NUM.findall(text)}
+    out |= {float(WORD_NUMBERS[w]) for w in re.findall(r"[a-z]+", text.lower()) if w in WORD_NUMBERS}
+    return out
+
+
+def name_words(name: str) -> set[str]:
+    """The telling words of a parameter name (``has_wifi`` → {"wifi"}; ``petsWelcome`` → {"pets", "welcome"})."""
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower()
+    return {w for w in re.split(r"[^a-z]+", spaced) if len(w) >= 3 and w not in GENERIC_WORDS}
+
+
+def _said(word: str, text: str) -> bool:
+    stem = word[: max(3, len(word) - 1)]  # "pets" → "pet", "wifi" → "wif"
+    return re.search(r"\b" + re.escape(stem), text) is not None
+
+
+@dataclass(frozen=True)
+class ArgEvidence:
+    """What one turn's conversation offers its arguments (see the module doc)."""
+
+    text: str  # lower-cased user messages and tool results
+    times: tuple[tuple[int, int], ...]
+    numbers: frozenset[float]
+    counts: frozenset[float]
+    has_date: bool
+    _dates: dict[dt.date, tuple[dt.date, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, texts: Iterable[str], results: Iterable[str] = ()) -> ArgEvidence:
+        """From the user's messages ``texts`` and the tool ``results``; counts come from the user alone (a
+        result's figures are amounts: a converted 130 is not a number of people)."""
+        said = "\n".join(texts).lower()
+        text = "\n".join([said, *results]).lower()
+        return cls(text, tuple(conversation_times(text)), frozenset(conversation_numbers(text)),
+                   frozenset(conversation_counts(said)), mentions_date(text))
+
+    def dates(self, today: dt.date) -> tuple[dt.date, ...]:
+        """The dates the conversation states, resolved against ``today`` (:mod:`.dates`; cached)."""
+        if today not in self._dates:
+            self._dates[today] = tuple(conversation_dates(self.text, today))
+        return self._dates[today]
+
+
+def _unwrap(spec: dict[str, Any]) -> dict[str, Any]:
+    """An ``Optional[X]`` schema (``anyOf`` of X and null) as X, keeping the outer description; else itself."""
+    branches = spec.get("anyOf")
+    if isinstance(branches, list) and "type" not in spec:
+        real = [b for b in branches if isinstance(b, dict) and b.get("type") != "null"]
+        if len(real) == 1:
+            outer = {k: v for k, v in spec.items() if k not in ("anyOf", "default")}
+            return {**real[0], **outer}
+    return spec
+
+
+def _free_string(spec: dict[str, Any]) -> bool:
+    return spec.get("type") == "string" and not any(k in spec for k in ("enum", "const", "pattern", "format"))
+
+
+def is_time_param(name: str, spec: Any) -> bool:
+    """A free-form string parameter whose name has the word ``time``."""
+    return isinstance(spec, dict) and _free_string(spec) and "time" in name_words(name)
+
+
+def is_date_param(name: str, spec: Any) -> bool:
+    """A string parameter that holds a date (``date``/``due`` in its name, a date format or an ISO-date pattern),
+    optional (``anyOf`` with null) or not, without an enum of its own."""
+    if not isinstance(spec, dict):
+        return False
+    spec = _unwrap(spec)
+    if spec.get("type") != "string" or "enum" in spec or "const" in spec:
+        return False
+    words = name_words(name)
+    return "date" in words or "due" in words or spec.get("format") == "date" or \
+        "\\d{4}-\\d{2}-\\d{2}" in str(spec.get("pattern", ""))
+
+
+def _numeric(spec: dict[str, Any]) -> bool:
+    if spec.get("type") in ("integer", "number"):
+        return True
+    enum = spec.get("enum")
+    return isinstance(enum, list) and bool(enum) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                         for v in enum)
+
+
+def _ground_number(spec: dict[str, Any], ev: ArgEvidence) -> dict[str, Any] | None:
+    """An optional numeric parameter limited to the conversation's numbers and its default (writing the
+    default is leaving it out), or None when the conversation holds no number for it."""
+    integer = spec.get("type") == "integer"
+    values = sorted(ev.counts if integer else ev.numbers)
+    enum = spec.get("enum")
+    if isinstance(enum, list):
+        allowed = [v for v in enum if isinstance(v, (int, float)) and float(v) in set(values)]
+    else:
+        allowed = [int(v) if v.is_integer() else v for v in values]
+        lo, hi = spec.get("minimum"), spec.get("maximum")
+        allowed = [v for v in allowed if (lo is None or v >= lo) and (hi is None or v <= hi)]
+    if not allowed:
+        return None
+    default = spec.get("default")
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and default not in allowed:
+        allowed.append(int(default) if integer or float(default).is_integer() else default)
+    return {**spec, "enum": allowed}
+
+
+_TODAY_SAID = re.compile(r"\b(today|tonight|now|this (?:morning|afternoon|evening))\b")
+
+
+def _date_values(spec: dict[str, Any], ev: ArgEvidence, today: dt.date) -> list[str]:
+    """The values a date parameter may take: the conversation's dates as ISO dates, today's too when it says
+    "today" (or "tonight", "now"), and, when the parameter's pattern accepts words, "today" (always: the
+    tool reads it as its own today) and "tomorrow" (when said). [] when the conversation states no date, or
+    speaks of one that cannot be resolved ("Easter", "the end of the month")."""
+    stated = ev.dates(today)
+    if not stated or unresolved_dates(ev.text):
+        return []
+    said_today = _TODAY_SAID.search(ev.text) is not None
+    values = [d.isoformat() for d in ((today,) if said_today else ()) + stated]
+    pattern = spec.get("pattern")
+    if isinstance(pattern, str):
+        words = ["today"] + (["tomorrow"] if re.search(r"\btomorrow\b", ev.text) else [])
+        try:
+            values = [v for v in words + [today.isoformat()] + values if re.search(pattern, v)]
+        except re.error:
+            pass
+    return list(dict.fromkeys(values))
+
+
+def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool = True,
+                  optional: bool = True, dates: bool = False, today: dt.date | None = None) -> dict[str, Any]:
+    """``schema`` for one call in this conversation: time and date parameters limited to the stated ones,
+    optional parameters the conversation gives nothing for removed (the schema itself when nothing changes).
+    ``today``: what relative dates resolve against (default: this machine's date)."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if ev is None or not isinstance(props, dict) or not (times or optional or dates):
+        return schema
+    required = set(schema.get("required") or [])
+    new: dict[str, Any] = {}
+    changed = False
+    for name, spec in props.items():
+        out: Any = spec
+        if isinstance(spec, dict):
+            timed = is_time_param(name, spec)
+            dated = is_date_param(name, spec)
+            if times and timed and ev.times:
+                out = {**spec, "enum": [f for hm in ev.times for f in time_forms(*hm)]}
+            if dates and dated:
+                inner = _unwrap(spec)
+                values = _date_values(inner, ev, today or dt.date.today())
+                if values:
+                    out = {**{k: v for k, v in inner.items() if k not in ("pattern", "format")}, "enum": values}
+            if optional and name not in required and "const" not in spec:
+                if timed and not ev.times:
+                    out = None
+                elif spec.get("type") == "boolean":
+                    words = name_words(name)
+                    out = spec if words and any(_said(w, ev.text) for w in words) else None
+                elif _numeric(spec):
+                    out = _ground_number(spec, ev)
+                elif dated and not ev.has_date:
+                    out = None
+        if out is None:
+            changed = True
+            continue
+        changed |= out is not spec
+        new[name] = out
+    if not changed:
+        return schema
+    return {**schema, "properties": new}
