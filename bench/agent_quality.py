@@ -54,6 +54,8 @@ DATA = ROOT / "bench" / "data" / "pack_requests.jsonl"
 DATA_B = ROOT / "bench" / "data" / "pack_requests_b.jsonl"
 #: a third hand-written set, assistant-app register (``--data bench/data/pack_requests_c.jsonl``; bench/data/README.md)
 DATA_C = ROOT / "bench" / "data" / "pack_requests_c.jsonl"
+#: the fourth (session 14: written by a helper who saw neither the other sets nor the generator)
+DATA_D = ROOT / "bench" / "data" / "pack_requests_d.jsonl"
 CATEGORIES = ("single", "chain", "no_tool")
 #: result keys that only echo the request and do not change what the user gets
 IGNORED_KEYS: dict[str, set[str]] = {"calculate": {"expression"}, "add_todo": {"id"}, "add_note": {"id"},

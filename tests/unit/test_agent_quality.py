@@ -192,14 +192,17 @@ RECORDS = aq.load_records()
 RECORDS_B = aq.load_records(aq.DATA_B)
 #: the third hand-written set (written by someone who had not seen sets A/B nor the templates)
 RECORDS_C = aq.load_records(aq.DATA_C)
+#: the fourth (session 14, written without seeing the other sets or the generator)
+RECORDS_D = aq.load_records(aq.DATA_D)
 MINIMUM = {"single": 26, "chain": 16, "no_tool": 24}
 MINIMUM_B = {"single": 20, "chain": 12, "no_tool": 20}
 MINIMUM_C = {"single": 28, "chain": 16, "no_tool": 22}
+MINIMUM_D = {"single": 28, "chain": 18, "no_tool": 24}
 SCHEMAS = {f.__name__: Tool.from_function(f).parameters for f in make_tools()}
 
 
-@pytest.mark.parametrize(("records", "minimum"), [(RECORDS, MINIMUM), (RECORDS_B, MINIMUM_B), (RECORDS_C, MINIMUM_C)],
-                         ids=["A", "B", "C"])
+@pytest.mark.parametrize(("records", "minimum"), [(RECORDS, MINIMUM), (RECORDS_B, MINIMUM_B), (RECORDS_C, MINIMUM_C),
+                                                  (RECORDS_D, MINIMUM_D)], ids=["A", "B", "C", "D"])
 def test_data_counts_and_fields(records: list[dict[str, Any]], minimum: dict[str, int]) -> None:
     assert len(records) >= 52
     assert len({r["id"] for r in records}) == len(records)
@@ -217,7 +220,8 @@ def test_data_counts_and_fields(records: list[dict[str, Any]], minimum: dict[str
         assert {"single": n == 1, "chain": 2 <= n <= 3, "no_tool": n == 0}[r["category"]], r["id"]
 
 
-@pytest.mark.parametrize("record", [r for r in RECORDS + RECORDS_B + RECORDS_C if r["gold"]], ids=lambda r: r["id"])
+@pytest.mark.parametrize("record", [r for r in RECORDS + RECORDS_B + RECORDS_C + RECORDS_D if r["gold"]],
+                         ids=lambda r: r["id"])
 def test_gold_calls_validate_and_execute(record: dict[str, Any]) -> None:
     for call in record.get("setup", []) + record["gold"]:
         jsonschema.validate(call["arguments"], SCHEMAS[call["name"]])
@@ -233,10 +237,13 @@ def test_no_query_in_the_training_data() -> None:
         for line in (ROOT / "tools" / "data" / name).read_text(encoding="utf-8").splitlines():
             if line.strip():
                 seen.add(" ".join(json.loads(line)["query"].lower().split()))
-    assert not [r["id"] for r in RECORDS + RECORDS_B + RECORDS_C if " ".join(r["query"].lower().split()) in seen]
+    assert not [r["id"] for r in RECORDS + RECORDS_B + RECORDS_C + RECORDS_D
+                if " ".join(r["query"].lower().split()) in seen]
     assert not {r["query"] for r in RECORDS} & {r["query"] for r in RECORDS_B}
     older = {" ".join(r["query"].lower().split()) for r in RECORDS + RECORDS_B}
     assert not [r["id"] for r in RECORDS_C if " ".join(r["query"].lower().split()) in older]
+    older |= {" ".join(r["query"].lower().split()) for r in RECORDS_C}
+    assert not [r["id"] for r in RECORDS_D if " ".join(r["query"].lower().split()) in older]
 
 
 def test_calibration_requests_are_set_a_with_real_results(tmp_path) -> None:
