@@ -52,6 +52,7 @@ def unresolved_dates(text: str) -> bool:
     """Whether ``text`` speaks of dates this module cannot resolve (Easter, "the end of the month" …)."""
     return _UNRESOLVED.search(text.lower()) is not None
 
+
 MONTHS = {m: i + 1 for i, m in enumerate(
     "january february march april may june july august september october november december".split())}
 _MONTH_RE = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|" \

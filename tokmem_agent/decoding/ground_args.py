@@ -150,7 +150,7 @@ def mentions_date(text: str) -> bool:
 
 
 _MEASURE_AFTER = re.compile(r"\s*(%|percent\b|per\s?cent\b|usd|eur|gbp|jpy|chf|cad|aud|dollars?|euros?|pounds?|yen|"
-                            r"francs?|quid|bucks)", re.I)
+                            r"francs?|quid|bucks)", re.IGNORECASE)
 _MONEY_BEFORE = re.compile(r"[$€£¥]\s*$")
 
 
