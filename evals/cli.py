@@ -167,6 +167,11 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
     from tokmem_agent.config import parse_overrides, parse_threshold
 
     threshold = parse_threshold(call_threshold, "--call-threshold")
+    overrides = parse_overrides(controller)
+    if data.startswith("sgd:") and "today" not in overrides:
+        from .datasets import SGD_TODAY
+
+        overrides["today"] = SGD_TODAY  # the day SGD's dialogues take place
     if router_text not in ROUTER_TEXTS:
         raise ConfigError(f"--router-text must be one of {', '.join(ROUTER_TEXTS)}, got {router_text!r}")
 
@@ -204,11 +209,6 @@ def _run(*, data: str, out: Path, methods: str, bank: Path | None, train_data: s
 
     built: list[Any] = []
     tm = None
-    overrides = parse_overrides(controller)
-    if data.startswith("sgd:") and "today" not in overrides:
-        from .datasets import SGD_TODAY
-
-        overrides["today"] = SGD_TODAY  # the day SGD's dialogues take place
     if needs_bank:
         from tokmem_agent.tokmem import TokMem
 

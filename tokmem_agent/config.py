@@ -282,14 +282,13 @@ def parse_threshold(text: str, what: str = "a threshold") -> float | str:
         raise ConfigError(f"{what} must be bank, off or a probability, got {text!r}") from None
 
 
-def parse_overrides(items: Sequence[str] | None, cls: type | None = None) -> dict[str, Any]:
-    """``KEY=VALUE`` strings (a command line's ``--controller``) as a dict of ``cls``'s fields (default
-    :class:`ControllerConfig`): values read as JSON (``true``, ``2.5``, ``"x"``), else kept as text."""
+def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (a command line's ``--controller``) as a dict of :class:`ControllerConfig`
+    fields: values read as JSON (``true``, ``2.5``, ``"x"``), else kept as text."""
     import dataclasses
     import json
 
-    cls = cls or ControllerConfig
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name for f in dataclasses.fields(ControllerConfig)}
     out: dict[str, Any] = {}
     for item in items or ():
         key, sep, raw = item.partition("=")
@@ -297,7 +296,7 @@ def parse_overrides(items: Sequence[str] | None, cls: type | None = None) -> dic
         if not sep or not key:
             raise ConfigError(f"expected KEY=VALUE, got {item!r}")
         if key not in fields:
-            raise ConfigError(f"{cls.__name__} has no field {key!r}; fields: {', '.join(sorted(fields))}")
+            raise ConfigError(f"ControllerConfig has no field {key!r}; fields: {', '.join(sorted(fields))}")
         try:
             out[key] = json.loads(raw)
         except ValueError:

@@ -10,7 +10,7 @@ from tokmem_agent import ControllerConfig, TokMem
 from tokmem_agent.decoding.controller import Controller
 from tokmem_agent.decoding.ground_args import (
     ArgEvidence,
-    conversation_numbers,
+    stated_numbers,
     conversation_times,
     ground_schema,
     is_date_param,
@@ -49,10 +49,10 @@ def test_dates_numbers_and_name_words():
     assert mentions_date("on March 13th") and mentions_date("next Tuesday") and mentions_date("2025-06-02")
     assert not mentions_date("stick it on my tasks") and not mentions_date("show me my to-do list")
     assert not mentions_date("There's no particular due date") and not mentions_date("the market is open")
-    assert conversation_numbers("Six of us, 147.60 in all, 1,150 and 18 percent") == {6.0, 147.6, 1150.0, 18.0}
-    from tokmem_agent.decoding.ground_args import conversation_counts
+    assert stated_numbers("Six of us, 147.60 in all, 1,150 and 18 percent") == {6.0, 147.6, 1150.0, 18.0}
+    from tokmem_agent.decoding.ground_args import stated_counts
 
-    assert conversation_counts("130 euros and an 18% tip, €92 or $40, 10 percent, for the 4 of us, six") == {4.0, 6.0}
+    assert stated_counts("130 euros and an 18% tip, €92 or $40, 10 percent, for the 4 of us, six") == {4.0, 6.0}
     tip = {"type": "object", "required": ["bill"], "properties": {"bill": {"type": "number"},
                                                                    "percent": {"type": "number", "default": 15},
                                                                    "people": {"type": "integer", "minimum": 1}}}

@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-__all__ = ["conversation_dates", "unresolved_dates"]
+__all__ = ["WORD_NUMBERS", "conversation_dates", "unresolved_dates"]
 
 #: holidays on a fixed day (month, day); a year after the name ("Halloween 2025") picks the year, else the
 #: next one to come
@@ -60,7 +60,12 @@ _MONTH_RE = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|
 _DAY_RE = r"(\d{1,2})(?:st|nd|rd|th)?"
 _YEAR_RE = r"(?:,?\s*(\d{4}))?"
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-_COUNT = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
+#: numbers written as words (the words up to twelve also count days and weeks: "in two weeks")
+WORD_NUMBERS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+WORD_NUMBERS["dozen"] = 12
+_COUNT = {w: i for w, i in WORD_NUMBERS.items() if i <= 12 and w != "dozen"}
 _COUNT.update({"a": 1, "an": 1, "a couple of": 2, "couple of": 2})
 _N = r"(\d+|a couple of|couple of|a|an|" + "|".join(w for w in _COUNT if " " not in w and len(w) > 2) + r")"
 

@@ -35,14 +35,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dates import conversation_dates, unresolved_dates
+from .dates import WORD_NUMBERS, conversation_dates, unresolved_dates
 
 __all__ = ["ArgEvidence", "conversation_times", "ground_schema", "mentions_date", "time_forms"]
 
-WORD_NUMBERS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())}
-WORD_NUMBERS["dozen"] = 12
 _HOUR = r"(\d{1,2}|" + "|".join(w for w, i in WORD_NUMBERS.items() if 1 <= i <= 12) + r")"
 _AMPM = r"(a\.?\s?m\.?|p\.?\s?m\.?)(?![a-z])"
 _PART = r"(?:in the |at |this |tomorrow |tonight)?(morning|afternoon|evening|night)"
@@ -154,8 +150,8 @@ _MEASURE_AFTER = re.compile(r"\s*(%|percent\b|per\s?cent\b|usd|eur|gbp|jpy|chf|c
 _MONEY_BEFORE = re.compile(r"[$€£¥]\s*$")
 
 
-def conversation_counts(text: str) -> set[float]:
-    """The whole numbers of ``text`` that may count something: as :func:`conversation_numbers`, less the
+def stated_counts(text: str) -> set[float]:
+    """The whole numbers of ``text`` that may count something: as :func:`stated_numbers`, less the
     percentages ("18%", "10 percent") and sums of money ("€92", "130 euros")."""
     out: set[float] = set()
     for m in _NUM.finditer(text):
@@ -168,7 +164,7 @@ def conversation_counts(text: str) -> set[float]:
     return out
 
 
-def conversation_numbers(text: str) -> set[float]:
+def stated_numbers(text: str) -> set[float]:
     """Numbers ``text`` holds, in digits (thousands separators allowed) or as the words zero to twenty."""
     out = {float(m.replace(",", "")) for m in _NUM.findall(text)}
     out |= {float(WORD_NUMBERS[w]) for w in re.findall(r"[a-z]+", text.lower()) if w in WORD_NUMBERS}
@@ -203,8 +199,8 @@ class ArgEvidence:
         result's figures are amounts: a converted 130 is not a number of people)."""
         said = "\n".join(texts).lower()
         text = "\n".join([said, *results]).lower()
-        return cls(text, tuple(conversation_times(text)), frozenset(conversation_numbers(text)),
-                   frozenset(conversation_counts(said)), mentions_date(text))
+        return cls(text, tuple(conversation_times(text)), frozenset(stated_numbers(text)),
+                   frozenset(stated_counts(said)), mentions_date(text))
 
     def dates(self, today: dt.date) -> tuple[dt.date, ...]:
         """The dates the conversation states, resolved against ``today`` (:mod:`.dates`; cached)."""

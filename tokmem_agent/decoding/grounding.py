@@ -84,14 +84,25 @@ class Grounding:
 def grounding_for(messages: Sequence[dict[str, Any]]) -> Grounding:
     """The :class:`Grounding` of the next assistant turn of ``messages``."""
     texts = [m.get("content") for m in messages if m.get("role") in ("user", "assistant", "tool")]
-    said = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
-    results = [_text(m.get("content")) for m in messages if m.get("role") == "tool"]
-    return Grounding(conversation_numbers(messages), conversation_spans([t for t in texts if isinstance(t, str)]),
+    said, results = _heard(messages)
+    numbers = allowed_numbers(said + results) if _after_results(messages) else None
+    return Grounding(numbers, conversation_spans([t for t in texts if isinstance(t, str)]),
                      ArgEvidence.of(said, results))
 
 
 def _text(content: Any) -> str:
     return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+
+
+def _heard(messages: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The user's messages and the tool results of ``messages``, as text."""
+    said = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
+    results = [_text(m.get("content")) for m in messages if m.get("role") == "tool"]
+    return said, results
+
+
+def _after_results(messages: Sequence[dict[str, Any]]) -> bool:
+    return bool(messages) and messages[-1].get("role") == "tool"
 
 
 def conversation_spans(texts: Iterable[str]) -> tuple[str, ...]:
@@ -137,14 +148,10 @@ def copy_schema(schema: dict[str, Any], spans: Sequence[str]) -> dict[str, Any]:
 def conversation_numbers(messages: Sequence[dict[str, Any]]) -> frozenset[str] | None:
     """The numbers an answer to ``messages`` may write, or None when it is not an answer to tool results
     (the last message is not a tool message): only answers that report results are grounded."""
-    if not messages or messages[-1].get("role") != "tool":
+    if not _after_results(messages):
         return None
-    texts = []
-    for m in messages:
-        if m.get("role") in ("tool", "user"):
-            c = m.get("content")
-            texts.append(c if isinstance(c, str) else json.dumps(c, ensure_ascii=False))
-    return allowed_numbers(texts)
+    said, results = _heard(messages)
+    return allowed_numbers(said + results)
 
 
 @dataclass(frozen=True)
