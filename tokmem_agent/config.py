@@ -352,6 +352,9 @@ class ControllerConfig:
     ground_optional: with ``constrained``, an optional argument is written only when the conversation gives
         it something: a boolean when a word of its name is said, a number among the conversation's numbers, a
         date when dates are spoken of, a time when one is stated (other strings are left alone).
+    ground_named: with ``ground_optional``, an optional number or date argument the user asks for is written:
+        a word of its name said ("due", "people") with a stated value no call for this request has used yet
+        ("add 'x' due the 4th, then show what's due by the 6th" → ``due_by`` the 6th).
     """
 
     max_steps: int = 6
@@ -375,6 +378,7 @@ class ControllerConfig:
     ground_dates: bool = True
     today: str | None = None
     ground_optional: bool = True
+    ground_named: bool = True
 
     def __post_init__(self) -> None:
         if self.ground_places not in (True, False, "zero_data"):

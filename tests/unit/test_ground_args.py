@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import json
 
 import pytest
@@ -17,6 +19,7 @@ from tokmem_agent.decoding.ground_args import (
     is_time_param,
     mentions_date,
     name_words,
+    clock_of,
     time_forms,
 )
 from tokmem_agent.decoding.grounding import grounding_for
@@ -43,6 +46,24 @@ def test_time_forms():
     assert time_forms(9, 30) == ["09:30", "9:30 AM"]
     assert time_forms(0, 5) == ["00:05", "12:05 AM"]
     assert time_forms(12, 0) == ["12:00", "12:00 PM"]
+    assert time_forms(15, 0, "24") == ["15:00"] and time_forms(15, 0, "12") == ["3:00 PM"]
+
+
+@pytest.mark.parametrize("description, clock", [
+    ('The clock time as HH:MM in 24-hour form, e.g. "09:30" or "17:00".', "24"),
+    ("start time, e.g. 22:15", "24"),
+    ("Time of the meeting, e.g. 5:00 PM", "12"),
+    ("HH:MM AM/PM", "12"),
+    ("Tentative time of restaurant reservation", None),
+    ("9:30 or 21:30", "24"),
+    ("17:00 or 5 pm", None),  # both said: both forms
+])
+def test_time_parameters_take_the_clock_their_description_asks_for(description, clock):
+    assert clock_of({"type": "string", "description": description}) == clock
+    schema = {"type": "object", "properties": {"time": {"type": "string", "description": description}},
+              "required": ["time"]}
+    got = ground_schema(schema, ArgEvidence.of(["what time is 3pm London time in Singapore?"]))
+    assert got["properties"]["time"]["enum"] == time_forms(15, 0, clock)
 
 
 def test_dates_numbers_and_name_words():
@@ -94,6 +115,45 @@ def test_switches_and_required_parameters():
     assert "has_wifi" in kept and kept["pickup_time"] == {"type": "string"}  # required: never removed
     times_only = ground_schema(HOTEL, ArgEvidence.of(["at 10 am"]), optional=False)["properties"]
     assert set(times_only) == set(HOTEL["properties"]) and times_only["pickup_time"]["enum"] == ["10:00", "10:00 AM"]
+
+
+LIST = {"type": "object", "properties": {"due_by": {
+    "anyOf": [{"type": "string", "pattern": "^(today|\\d{4}-\\d{2}-\\d{2})$"}, {"type": "null"}], "default": None}}}
+TIP = {"type": "object", "required": ["bill"], "properties": {
+    "bill": {"type": "number"}, "percent": {"type": "number", "default": 15},
+    "people": {"type": "integer", "minimum": 1, "default": 1}}}
+TODAY = dt.date(2025, 6, 2)
+
+
+def _named(schema, said, results=(), calls=(), named=True):
+    return ground_schema(schema, ArgEvidence.of([said], list(results), calls), dates=True, today=TODAY, named=named)
+
+
+def test_an_optional_parameter_the_user_asks_for_with_an_unused_value_is_required():
+    ask = "add 'call mom' due 2025-06-04, then show me everything due by friday the 6th"
+    added = [{"title": "call mom", "due": "2025-06-04"}]
+    got = _named(LIST, ask, ['{"id": 4, "title": "call mom", "due": "2025-06-04"}'], added)
+    assert got["required"] == ["due_by"] and got["properties"]["due_by"]["enum"] == ["2025-06-06"]
+    assert "required" not in _named(LIST, ask, [], added, named=False)  # the switch
+    # every stated date already used by this request's calls: the list stays optional
+    whole = _named(LIST, "add 'call mom' due 2025-06-04, then show me my whole list", [], added)
+    assert "required" not in whole
+    # the name's word not said: optional ("show my list" after adding with a date)
+    assert "required" not in _named(LIST, "add 'call mom' for 2025-06-04, then show me my list", [], added)
+    today = _named(LIST, "show me what's overdue or due today")
+    assert today["required"] == ["due_by"] and today["properties"]["due_by"]["enum"] == ["today", "2025-06-02"]
+    # numbers: the operands an earlier call wrote are used; the default the schema offers is no request
+    tip = _named(TIP, "3 pizzas at 18.50 and 4 drinks at 4.25, add a 20% tip and split it between 5 people",
+                 ['{"result": 72.5}'], [{"expression": "3 * 18.50 + 4 * 4.25"}])
+    assert tip["required"] == ["bill", "people"] and tip["properties"]["people"]["enum"] == [5]
+    assert "people" not in _named(TIP, "Add a 20% tip to 72.50 for the people at my table")["properties"]
+    # an earlier request's calls do not count: only those since the last user message
+    msgs = [{"role": "user", "content": "add 'call mom' due 2025-06-04"},
+            {"role": "assistant", "content": "", "calls": [{"name": "add_todo", "arguments": added[0]}]},
+            {"role": "tool", "content": "{}"}, {"role": "assistant", "content": "Done."},
+            {"role": "user", "content": "what's due by 2025-06-04?"}]
+    assert grounding_for(msgs).args.used == frozenset()
+    assert grounding_for(msgs[:3]).args.used == {"2025-06-04", "call mom"}
 
 
 def test_evidence_comes_from_user_messages_and_tool_results_not_the_assistant():

@@ -7,7 +7,8 @@ grammar makes the choice and the text the model wrote is the call that runs:
 * **Times.** A string parameter that holds a clock time (its name has the word ``time``: ``pickup_time``,
   ``time``; no enum, pattern or format of its own) becomes an ``enum`` of the times the user's messages and
   the tool results state — "half past 9 in the morning", "about 2 pm", "14:00", "3 in the afternoon",
-  "noon" — each in the forms ``"14:00"`` and ``"2:00 PM"``, so the model still picks the format it learned.
+  "noon" — each in the forms ``"14:00"`` and ``"2:00 PM"``, so the model still picks the format it learned;
+  only the one the parameter's description asks for when it says ("HH:MM in 24-hour form", "e.g. 5:00 PM").
   A time without a part of the day ("at 5:30") gives both readings. When the conversation states no time
   the parameter stays free.
 * **Dates** (``ground_dates``). A date parameter (``date``/``due`` in its name, a date format or an ISO-date
@@ -37,7 +38,8 @@ from typing import Any
 
 from .dates import WORD_NUMBERS, conversation_dates, unresolved_dates
 
-__all__ = ["ArgEvidence", "conversation_times", "ground_schema", "mentions_date", "time_forms"]
+__all__ = ["ArgEvidence", "clock_of", "conversation_times", "ground_schema", "mentions_date", "time_forms",
+           "used_values"]
 
 _HOUR = r"(\d{1,2}|" + "|".join(w for w, i in WORD_NUMBERS.items() if 1 <= i <= 12) + r")"
 _AMPM = r"(a\.?\s?m\.?|p\.?\s?m\.?)(?![a-z])"
@@ -134,10 +136,24 @@ def conversation_times(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def time_forms(h: int, m: int) -> list[str]:
-    """The written forms a time argument may take: ``"14:00"`` and ``"2:00 PM"``."""
+def time_forms(h: int, m: int, clock: str | None = None) -> list[str]:
+    """The written forms a time argument may take: ``"14:00"`` and ``"2:00 PM"``; only the first with
+    ``clock="24"``, only the second with ``clock="12"`` (see :func:`clock_of`)."""
     h12 = h % 12 or 12
-    return [f"{h:02d}:{m:02d}", f"{h12}:{m:02d} {'PM' if h >= 12 else 'AM'}"]
+    forms = [f"{h:02d}:{m:02d}", f"{h12}:{m:02d} {'PM' if h >= 12 else 'AM'}"]
+    return forms[:1] if clock == "24" else forms[1:] if clock == "12" else forms
+
+
+_CLOCK_24 = re.compile(r"24[- ]?h(our)?|\bhh:mm\b(?!\s*(am|pm|a\.m|p\.m))|\b([01]\d|2[0-3]):[0-5]\d\b(?!\s*[ap]\.?m)", re.I)
+_CLOCK_12 = re.compile(r"12[- ]?h(our)?|\bam\s*/\s*pm\b|\d\s*[ap]\.?m\.?\b", re.I)
+
+
+def clock_of(spec: dict[str, Any]) -> str | None:
+    """The clock a time parameter's description asks for: "24" ("HH:MM in 24-hour form", "e.g. 17:00"), "12"
+    ("e.g. 5:00 PM", "AM/PM") or None (not said, or both)."""
+    text = str(spec.get("description") or "")
+    is24, is12 = bool(_CLOCK_24.search(text)), bool(_CLOCK_12.search(text))
+    return "24" if is24 and not is12 else "12" if is12 and not is24 else None
 
 
 def mentions_date(text: str) -> bool:
@@ -191,22 +207,60 @@ class ArgEvidence:
     numbers: frozenset[float]
     counts: frozenset[float]
     has_date: bool
+    said: str = ""  # lower-cased user messages alone
+    used: frozenset[str] = frozenset()  # argument values the calls since the last user message wrote
     _dates: dict[dt.date, tuple[dt.date, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def of(cls, texts: Iterable[str], results: Iterable[str] = ()) -> ArgEvidence:
+    def of(cls, texts: Iterable[str], results: Iterable[str] = (),
+           calls: Iterable[dict[str, Any]] = ()) -> ArgEvidence:
         """From the user's messages ``texts`` and the tool ``results``; counts come from the user alone (a
-        result's figures are amounts: a converted 130 is not a number of people)."""
+        result's figures are amounts: a converted 130 is not a number of people). ``calls``: the arguments
+        (dicts) of the calls made for the current request, whose values are :attr:`used`."""
         said = "\n".join(texts).lower()
         text = "\n".join([said, *results]).lower()
         return cls(text, tuple(conversation_times(text)), frozenset(stated_numbers(text)),
-                   frozenset(stated_counts(said)), mentions_date(text))
+                   frozenset(stated_counts(said)), mentions_date(text), said, used_values(calls))
 
     def dates(self, today: dt.date) -> tuple[dt.date, ...]:
         """The dates the conversation states, resolved against ``today`` (:mod:`.dates`; cached)."""
         if today not in self._dates:
             self._dates[today] = tuple(conversation_dates(self.text, today))
         return self._dates[today]
+
+
+def _value_key(v: Any) -> str:
+    """One spelling of a value for "was it used": numbers as floats, strings lower-cased."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (int, float)):
+        return repr(float(v))
+    return str(v).strip().lower()
+
+
+_ARITHMETIC = re.compile(r"[\d)]\s*(?:[-+*/%^]|\*\*)\s*[\d(]")
+_ISO = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
+
+
+def used_values(calls: Iterable[dict[str, Any]]) -> frozenset[str]:
+    """The values the arguments ``calls`` wrote (and the operands of an arithmetic string, "3 * 18.50"),
+    spelled by :func:`_value_key`."""
+    out: set[str] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif v is not None:
+            out.add(_value_key(v))
+            if isinstance(v, str) and _ARITHMETIC.search(v) and not _ISO.fullmatch(v.strip()):
+                out.update(repr(float(m.replace(",", ""))) for m in _NUM.findall(v))
+    for args in calls:
+        walk(args)
+    return frozenset(out)
 
 
 def _unwrap(spec: dict[str, Any]) -> dict[str, Any]:
@@ -293,15 +347,43 @@ def _date_values(spec: dict[str, Any], ev: ArgEvidence, today: dt.date) -> list[
     return list(dict.fromkeys(values))
 
 
+def _named_values(name: str, spec: dict[str, Any], grounded: dict[str, Any], ev: ArgEvidence,
+                  today: dt.date) -> list[Any]:
+    """The values an optional parameter must take because the user asked for it: a telling word of its name
+    is in the user's words ("due" for ``due_by``, "people" for ``people``) and the grounded choices hold a
+    value the user stated that no call for this request has used yet ("add 'x' due the 4th, then show what's
+    due by the 6th": the list takes the 6th). [] when it stays optional."""
+    words = name_words(name)
+    if not words or not any(_said(w, ev.said) for w in words):
+        return []
+    today_iso = today.isoformat()
+    said_today = _TODAY_SAID.search(ev.said) is not None
+    used = set(ev.used) | ({today_iso, "today"} if ev.used & {today_iso, "today"} else set())
+    out = []
+    for v in grounded.get("enum") or []:
+        if isinstance(v, str):  # a date
+            if v in ("today", today_iso) and not said_today or v == "tomorrow":
+                continue
+        elif v == spec.get("default") and v not in (ev.counts if spec.get("type") == "integer" else ev.numbers):
+            continue  # the default the schema added is no request
+        if _value_key(v) not in used:
+            out.append(v)
+    return out
+
+
 def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool = True,
-                  optional: bool = True, dates: bool = False, today: dt.date | None = None) -> dict[str, Any]:
+                  optional: bool = True, dates: bool = False, today: dt.date | None = None,
+                  named: bool = False) -> dict[str, Any]:
     """``schema`` for one call in this conversation: time and date parameters limited to the stated ones,
-    optional parameters the conversation gives nothing for removed (the schema itself when nothing changes).
-    ``today``: what relative dates resolve against (default: this machine's date)."""
+    optional parameters the conversation gives nothing for removed, and (``named``) optional number and date
+    parameters the user asked for made required (:func:`_named_values`); the schema itself when nothing
+    changes. ``today``: what relative dates resolve against (default: this machine's date)."""
     props = schema.get("properties") if isinstance(schema, dict) else None
     if ev is None or not isinstance(props, dict) or not (times or optional or dates):
         return schema
+    today = today or dt.date.today()
     required = set(schema.get("required") or [])
+    promoted: list[str] = []
     new: dict[str, Any] = {}
     changed = False
     for name, spec in props.items():
@@ -310,10 +392,11 @@ def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool
             timed = is_time_param(name, spec)
             dated = is_date_param(name, spec)
             if times and timed and ev.times:
-                out = {**spec, "enum": [f for hm in ev.times for f in time_forms(*hm)]}
+                clock = clock_of(spec)
+                out = {**spec, "enum": list(dict.fromkeys(f for hm in ev.times for f in time_forms(*hm, clock)))}
             if dates and dated:
                 inner = _unwrap(spec)
-                values = _date_values(inner, ev, today or dt.date.today())
+                values = _date_values(inner, ev, today)
                 if values:
                     out = {**{k: v for k, v in inner.items() if k not in ("pattern", "format")}, "enum": values}
             if optional and name not in required and "const" not in spec:
@@ -326,6 +409,11 @@ def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool
                     out = _ground_number(spec, ev)
                 elif dated and not ev.has_date:
                     out = None
+                if named and isinstance(out, dict) and (dated or _numeric(spec)) and "enum" in out:
+                    values = _named_values(name, spec, out, ev, today)
+                    if values:
+                        out = {**out, "enum": values}
+                        promoted.append(name)
         if out is None:
             changed = True
             continue
@@ -333,4 +421,6 @@ def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool
         new[name] = out
     if not changed:
         return schema
+    if promoted:
+        return {**schema, "properties": new, "required": [*(schema.get("required") or []), *promoted]}
     return {**schema, "properties": new}

@@ -87,7 +87,19 @@ def grounding_for(messages: Sequence[dict[str, Any]]) -> Grounding:
     said, results = _heard(messages)
     numbers = allowed_numbers(said + results) if _after_results(messages) else None
     return Grounding(numbers, conversation_spans([t for t in texts if isinstance(t, str)]),
-                     ArgEvidence.of(said, results))
+                     ArgEvidence.of(said, results, _request_calls(messages)))
+
+
+def _request_calls(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The arguments of the calls made since the last user message (the current request's)."""
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    out: list[dict[str, Any]] = []
+    for m in messages[last_user + 1:]:
+        for c in m.get("calls") or [] if m.get("role") == "assistant" else []:
+            args = c.get("arguments") if isinstance(c, dict) else getattr(c, "arguments", None)
+            if isinstance(args, dict):
+                out.append(args)
+    return out
 
 
 def _text(content: Any) -> str:

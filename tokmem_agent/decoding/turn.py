@@ -208,7 +208,8 @@ class TurnDecoder:
                 copy = cfg.ground_places is True or name in self.ctl.tm.meta.get(ZERO_DATA_KEY, ())
                 spans = self.spans if copy else ()
                 schema = ground_schema(copy_schema(tool.parameters, spans), self.evidence, times=cfg.ground_times,
-                                       optional=cfg.ground_optional, dates=cfg.ground_dates, today=self.today)
+                                       optional=cfg.ground_optional, dates=cfg.ground_dates, today=self.today,
+                                       named=cfg.ground_named)
                 self.matcher = self.ctl.constraint().matcher(schema)
         elif self.state == "args":  # unconstrained argument text
             self.calls[-1].arg_ids.append(tok)
