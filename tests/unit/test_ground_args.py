@@ -140,6 +140,11 @@ def test_an_optional_parameter_the_user_asks_for_with_an_unused_value_is_require
     assert "required" not in whole
     # the name's word not said: optional ("show my list" after adding with a date)
     assert "required" not in _named(LIST, "add 'call mom' for 2025-06-04, then show me my list", [], added)
+    # a date only a tool result states (its weekday) is no request
+    tax = _named(LIST, "submit my tax return 45 days from now: add it due on that date, then show my whole list",
+                 ['{"date": "2025-06-02", "days": 45, "result": "2025-07-17", "weekday": "Thursday"}'],
+                 [{"date": "today", "days": 45}, {"title": "submit tax return", "due": "2025-07-17"}])
+    assert "required" not in tax and "2025-06-05" in tax["properties"]["due_by"]["enum"]
     today = _named(LIST, "show me what's overdue or due today")
     assert today["required"] == ["due_by"] and today["properties"]["due_by"]["enum"] == ["today", "2025-06-02"]
     # numbers: the operands an earlier call wrote are used; the default the schema offers is no request

@@ -351,21 +351,24 @@ def _named_values(name: str, spec: dict[str, Any], grounded: dict[str, Any], ev:
                   today: dt.date) -> list[Any]:
     """The values an optional parameter must take because the user asked for it: a telling word of its name
     is in the user's words ("due" for ``due_by``, "people" for ``people``) and the grounded choices hold a
-    value the user stated that no call for this request has used yet ("add 'x' due the 4th, then show what's
-    due by the 6th": the list takes the 6th). [] when it stays optional."""
+    value the user's words state (not a tool result's: its "Thursday" is no request) that no call for this
+    request has used yet ("add 'x' due the 4th, then show what's due by the 6th": the list takes the 6th).
+    [] when it stays optional."""
     words = name_words(name)
     if not words or not any(_said(w, ev.said) for w in words):
         return []
     today_iso = today.isoformat()
     said_today = _TODAY_SAID.search(ev.said) is not None
     used = set(ev.used) | ({today_iso, "today"} if ev.used & {today_iso, "today"} else set())
+    user_dates = {d.isoformat() for d in conversation_dates(ev.said, today)}  # not a result's "Thursday"
+    user_numbers = ev.counts if spec.get("type") == "integer" else stated_numbers(ev.said)
     out = []
     for v in grounded.get("enum") or []:
         if isinstance(v, str):  # a date
-            if v in ("today", today_iso) and not said_today or v == "tomorrow":
+            if not (v in ("today", today_iso) and said_today or v in user_dates and v != today_iso):
                 continue
-        elif v == spec.get("default") and v not in (ev.counts if spec.get("type") == "integer" else ev.numbers):
-            continue  # the default the schema added is no request
+        elif float(v) not in user_numbers:
+            continue  # a figure of a tool result, or the default the schema added, is no request
         if _value_key(v) not in used:
             out.append(v)
     return out
