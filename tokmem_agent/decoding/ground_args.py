@@ -161,8 +161,10 @@ def mentions_date(text: str) -> bool:
     return bool(_DATE_WORDS.search(text.lower()))
 
 
-_MEASURE_AFTER = re.compile(r"\s*(%|percent\b|per\s?cent\b|usd|eur|gbp|jpy|chf|cad|aud|dollars?|euros?|pounds?|yen|"
-                            r"francs?|quid|bucks)", re.IGNORECASE)
+_MEASURE_AFTER = re.compile(r"\s*(%|(?:percent|per\s?cent|usd|eur|gbp|jpy|chf|cad|aud|mxn|inr|sek|nok|dkk|cny|"
+                            r"krw|brl|zar|nzd|sgd|hkd|dollars?|euros?|pounds?|yen|francs?|quid|bucks|pesos?|"
+                            r"rupees?|kronor|krona|kroner|krone|yuan|renminbi|won|rand|reais|real|zloty|lira|baht|"
+                            r"dirhams?|shekels?|ringgit|rubles?|roubles?)\b)", re.IGNORECASE)
 _MONEY_BEFORE = re.compile(r"[$€£¥]\s*$")
 
 
@@ -223,9 +225,12 @@ class ArgEvidence:
                    frozenset(stated_counts(said)), mentions_date(text), said, used_values(calls))
 
     def dates(self, today: dt.date) -> tuple[dt.date, ...]:
-        """The dates the conversation states, resolved against ``today`` (:mod:`.dates`; cached)."""
+        """The dates the conversation states, resolved against ``today`` (:mod:`.dates`; cached): all the
+        user's, and the ISO dates of the tool results (a result's "Thursday" or "days" is no new date)."""
         if today not in self._dates:
-            self._dates[today] = tuple(conversation_dates(self.text, today))
+            results = self.text[len(self.said):] if self.said and self.text.startswith(self.said) else self.text
+            iso = [d for m in _ISO.finditer(results) if (d := _iso_date(m.group())) is not None]
+            self._dates[today] = tuple(dict.fromkeys([*conversation_dates(self.said, today), *iso]))
         return self._dates[today]
 
 
@@ -240,6 +245,13 @@ def _value_key(v: Any) -> str:
 
 _ARITHMETIC = re.compile(r"[\d)]\s*(?:[-+*/%^]|\*\*)\s*[\d(]")
 _ISO = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
+
+
+def _iso_date(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text) if len(text) == 10 else None
+    except ValueError:
+        return None
 
 
 def used_values(calls: Iterable[dict[str, Any]]) -> frozenset[str]:
