@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-
 import json
 
 import pytest
@@ -12,14 +11,14 @@ from tokmem_agent import ControllerConfig, TokMem
 from tokmem_agent.decoding.controller import Controller
 from tokmem_agent.decoding.ground_args import (
     ArgEvidence,
-    stated_numbers,
+    clock_of,
     conversation_times,
     ground_schema,
     is_date_param,
     is_time_param,
     mentions_date,
     name_words,
-    clock_of,
+    stated_numbers,
     time_forms,
 )
 from tokmem_agent.decoding.grounding import grounding_for

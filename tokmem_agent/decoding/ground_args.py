@@ -24,6 +24,9 @@ grammar makes the choice and the text the model wrote is the call that runs:
   enum or bounds, its default staying a choice (writing it is leaving it out); a date only when the
   conversation speaks of dates at all; a time only when it states one. Other strings are left alone. A
   parameter left with nothing to take is removed, so the object closes without it.
+* **Optional parameters the user asks for** (``ground_named``). The other way round: an optional number or
+  date parameter becomes required when a word of its name is in the user's words ("due" for ``due_by``) and
+  the user stated a value for it that no call for this request has used yet; it then takes only those.
 
 Conversation text = the user's messages and the tool results (never the assistant's own words).
 """
@@ -144,8 +147,9 @@ def time_forms(h: int, m: int, clock: str | None = None) -> list[str]:
     return forms[:1] if clock == "24" else forms[1:] if clock == "12" else forms
 
 
-_CLOCK_24 = re.compile(r"24[- ]?h(our)?|\bhh:mm\b(?!\s*(am|pm|a\.m|p\.m))|\b([01]\d|2[0-3]):[0-5]\d\b(?!\s*[ap]\.?m)", re.I)
-_CLOCK_12 = re.compile(r"12[- ]?h(our)?|\bam\s*/\s*pm\b|\d\s*[ap]\.?m\.?\b", re.I)
+_CLOCK_24 = re.compile(r"24[- ]?h(our)?|\bhh:mm\b(?!\s*(am|pm|a\.m|p\.m))|\b([01]\d|2[0-3]):[0-5]\d\b(?!\s*[ap]\.?m)",
+                       re.IGNORECASE)
+_CLOCK_12 = re.compile(r"12[- ]?h(our)?|\bam\s*/\s*pm\b|\d\s*[ap]\.?m\.?\b", re.IGNORECASE)
 
 
 def clock_of(spec: dict[str, Any]) -> str | None:
