@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-__all__ = ["WORD_NUMBERS", "conversation_dates", "unresolved_dates"]
+__all__ = ["ISO_DATE", "WORD_NUMBERS", "conversation_dates", "iso_dates", "unresolved_dates"]
 
 #: holidays on a fixed day (month, day); a year after the name ("Halloween 2025") picks the year, else the
 #: next one to come
@@ -69,8 +69,10 @@ _COUNT = {w: i for w, i in WORD_NUMBERS.items() if i <= 12 and w != "dozen"}
 _COUNT.update({"a": 1, "an": 1, "a couple of": 2, "couple of": 2})
 _N = r"(\d+|a couple of|couple of|a|an|" + "|".join(w for w in _COUNT if " " not in w and len(w) > 2) + r")"
 
+#: an ISO date ("2025-06-02"; one-digit months and days too)
+ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
 _PATTERNS = {
-    "iso": re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b"),
+    "iso": ISO_DATE,
     "slash": re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b"),
     "month_day": re.compile(r"\b" + _MONTH_RE + r"\s+(?:the\s+)?" + _DAY_RE + r"\b" + _YEAR_RE),
     "day_month": re.compile(r"\b(?:the\s+)?" + _DAY_RE + r"\s+(?:of\s+)?" + _MONTH_RE + r"\b" + _YEAR_RE),
@@ -103,6 +105,11 @@ def _yearless(today: dt.date, m: int, d: int) -> list[dt.date]:
     if this is None:
         return []
     return [this] if this >= today else [this, *filter(None, [_safe(today.year + 1, m, d)])]
+
+
+def iso_dates(text: str) -> list[dt.date]:
+    """The valid ISO dates ``text`` holds, in order (what a tool result states as a date)."""
+    return [d for m in ISO_DATE.finditer(text) if (d := _safe(int(m[1]), int(m[2]), int(m[3]))) is not None]
 
 
 def conversation_dates(text: str, today: dt.date) -> list[dt.date]:

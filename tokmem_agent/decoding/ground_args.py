@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dates import WORD_NUMBERS, conversation_dates, unresolved_dates
+from .dates import ISO_DATE, WORD_NUMBERS, conversation_dates, iso_dates, unresolved_dates
 
 __all__ = ["ArgEvidence", "clock_of", "conversation_times", "ground_schema", "mentions_date", "time_forms",
            "used_values"]
@@ -214,6 +214,8 @@ class ArgEvidence:
     counts: frozenset[float]
     has_date: bool
     said: str = ""  # lower-cased user messages alone
+    said_numbers: frozenset[float] = frozenset()  # the numbers of the user's messages alone
+    result_dates: tuple[dt.date, ...] = ()  # the ISO dates of the tool results
     used: frozenset[str] = frozenset()  # argument values the calls since the last user message wrote
     _dates: dict[dt.date, tuple[dt.date, ...]] = field(default_factory=dict, compare=False, repr=False)
 
@@ -223,19 +225,23 @@ class ArgEvidence:
         """From the user's messages ``texts`` and the tool ``results``; counts come from the user alone (a
         result's figures are amounts: a converted 130 is not a number of people). ``calls``: the arguments
         (dicts) of the calls made for the current request, whose values are :attr:`used`."""
+        results = list(results)
         said = "\n".join(texts).lower()
         text = "\n".join([said, *results]).lower()
         return cls(text, tuple(conversation_times(text)), frozenset(stated_numbers(text)),
-                   frozenset(stated_counts(said)), mentions_date(text), said, used_values(calls))
+                   frozenset(stated_counts(said)), mentions_date(text), said, frozenset(stated_numbers(said)),
+                   tuple(d for r in results for d in iso_dates(r)), used_values(calls))
+
+    def user_dates(self, today: dt.date) -> tuple[dt.date, ...]:
+        """The dates the user's messages state, resolved against ``today`` (:mod:`.dates`; cached)."""
+        if today not in self._dates:
+            self._dates[today] = tuple(conversation_dates(self.said, today))
+        return self._dates[today]
 
     def dates(self, today: dt.date) -> tuple[dt.date, ...]:
-        """The dates the conversation states, resolved against ``today`` (:mod:`.dates`; cached): all the
-        user's, and the ISO dates of the tool results (a result's "Thursday" or "days" is no new date)."""
-        if today not in self._dates:
-            results = self.text[len(self.said):] if self.said and self.text.startswith(self.said) else self.text
-            iso = [d for m in _ISO.finditer(results) if (d := _iso_date(m.group())) is not None]
-            self._dates[today] = tuple(dict.fromkeys([*conversation_dates(self.said, today), *iso]))
-        return self._dates[today]
+        """The dates the conversation states: the user's, and the ISO dates of the tool results (a result's
+        "Thursday" or "days" is no new date)."""
+        return tuple(dict.fromkeys([*self.user_dates(today), *self.result_dates]))
 
 
 def _value_key(v: Any) -> str:
@@ -248,14 +254,6 @@ def _value_key(v: Any) -> str:
 
 
 _ARITHMETIC = re.compile(r"[\d)]\s*(?:[-+*/%^]|\*\*)\s*[\d(]")
-_ISO = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
-
-
-def _iso_date(text: str) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(text) if len(text) == 10 else None
-    except ValueError:
-        return None
 
 
 def used_values(calls: Iterable[dict[str, Any]]) -> frozenset[str]:
@@ -272,7 +270,7 @@ def used_values(calls: Iterable[dict[str, Any]]) -> frozenset[str]:
                 walk(x)
         elif v is not None:
             out.add(_value_key(v))
-            if isinstance(v, str) and _ARITHMETIC.search(v) and not _ISO.fullmatch(v.strip()):
+            if isinstance(v, str) and _ARITHMETIC.search(v) and not ISO_DATE.fullmatch(v.strip()):
                 out.update(repr(float(m.replace(",", ""))) for m in _NUM.findall(v))
     for args in calls:
         walk(args)
@@ -376,8 +374,8 @@ def _named_values(name: str, spec: dict[str, Any], grounded: dict[str, Any], ev:
     today_iso = today.isoformat()
     said_today = _TODAY_SAID.search(ev.said) is not None
     used = set(ev.used) | ({today_iso, "today"} if ev.used & {today_iso, "today"} else set())
-    user_dates = {d.isoformat() for d in conversation_dates(ev.said, today)}  # not a result's "Thursday"
-    user_numbers = ev.counts if spec.get("type") == "integer" else stated_numbers(ev.said)
+    user_dates = {d.isoformat() for d in ev.user_dates(today)}  # not a result's "Thursday"
+    user_numbers = ev.counts if spec.get("type") == "integer" else ev.said_numbers
     out = []
     for v in grounded.get("enum") or []:
         if isinstance(v, str):  # a date
