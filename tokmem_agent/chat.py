@@ -33,6 +33,24 @@ def compact_json(args: dict[str, Any]) -> str:
     return json.dumps(args, ensure_ascii=False, separators=(",", ":"))
 
 
+def value_spans(args: dict[str, Any]) -> tuple[str, list[tuple[int, int]]]:
+    """``compact_json(args)`` and the character spans of its top-level values (a string's without quotes)."""
+    parts: list[str] = []
+    spans: list[tuple[int, int]] = []
+    pos = 1
+    for i, (k, v) in enumerate(args.items()):
+        key = json.dumps(k, ensure_ascii=False) + ":"
+        val = json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+        start = pos + len(key)
+        spans.append((start + 1, start + len(val) - 1) if isinstance(v, str) else (start, start + len(val)))
+        parts.append(key + val)
+        pos = start + len(val) + 1  # the comma
+    return "{" + ",".join(parts) + "}", spans
+
+
+_STRUCTURAL = '{}[]":, '
+
+
 @dataclass
 class Encoded:
     """Token ids of one conversation and which of them are training targets."""
@@ -43,6 +61,9 @@ class Encoded:
     #: positions of decision targets: the first token of each target turn (a memory token = call, text =
     #: answer) and the end-of-turn after a call turn (stop calling vs call again); see TrainConfig.decision_weight
     decisions: list[int] = field(default_factory=list)
+    #: positions of *choice* targets: argument-value tokens whose text occurs nowhere before them in the
+    #: conversation (an operator, a unit or currency code, a word not copied); see TrainConfig.choice_weight
+    choices: list[int] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -126,13 +147,18 @@ class ChatFormat:
         return {"role": "user", "content": f"[tool result{' of ' + name if name else ''}] {content}"}
 
     # ----- whole conversations ------------------------------------------------------------------
-    def encode(self, messages: Sequence[Message], *, add_generation_prompt: bool = False) -> Encoded:
-        """Ids of a conversation; ``targets`` marks assistant bodies and their end-of-turn token."""
+    def encode(self, messages: Sequence[Message], *, add_generation_prompt: bool = False,
+               with_choices: bool = False) -> Encoded:
+        """Ids of a conversation; ``targets`` marks assistant bodies and their end-of-turn token.
+
+        with_choices: also find the target calls' *choice* tokens (:attr:`Encoded.choices`; training only)."""
         text = self.tokenizer.apply_chat_template(self._template_messages(messages), tokenize=False,
                                                   add_generation_prompt=add_generation_prompt)
         ids: list[int] = []
         targets: list[bool] = []
         decisions: list[int] = []
+        choices: list[int] = []
+        said = ""
         pos = 0
         expect_eot = eot_decides = False
         for m in _PH_RE.finditer(text):
@@ -143,13 +169,36 @@ class ChatFormat:
             is_target = bool(msg.get("target", bool(msg.get("calls"))))
             if is_target and body:
                 decisions.append(len(ids))
+                if with_choices and msg.get("calls"):
+                    choices += self._choice_positions(msg, len(ids) + len(body), text[:m.start()] + said)
+            if with_choices:  # earlier calls' arguments count as said
+                said += "".join(" " + compact_json(c.arguments if isinstance(c, Call) else c.get("arguments", {}))
+                                for c in msg.get("calls") or [])
             ids += body
             targets += [is_target] * len(body)
             pos, expect_eot = m.end(), is_target
             eot_decides = is_target and bool(msg.get("calls"))
         tail_start = len(ids)
         self._extend(ids, targets, self.text_ids(text[pos:]), expect_eot, decisions if eot_decides else None)
-        return Encoded(ids, targets, decisions=decisions, meta={"tail_start": tail_start})
+        return Encoded(ids, targets, decisions=decisions, choices=choices, meta={"tail_start": tail_start})
+
+    def _choice_positions(self, msg: Message, end: int, before: str) -> list[int]:
+        """Positions (ending at ``end``) of the call tokens in ``msg`` that are argument values not found,
+        case-insensitively, in the conversation text ``before`` them."""
+        seen = before.lower()
+        out: list[int] = []
+        calls = [c if isinstance(c, Call) else Call(c["name"], c.get("arguments", {})) for c in msg["calls"]]
+        start = end - sum(len(self.call_ids(c)) for c in calls)
+        for c in calls:
+            text, spans = value_spans(c.arguments)
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            for j, (a, b) in enumerate(enc["offset_mapping"]):
+                piece = text[a:b].lower().strip(_STRUCTURAL)  # '."' → '.'
+                if piece and piece not in seen and any(a < e and s0 < b for s0, e in spans):
+                    out.append(start + 1 + j)  # + 1: the memory token
+            seen += " " + text.lower()
+            start += 1 + len(enc["input_ids"])
+        return out
 
     def _extend(self, ids: list[int], targets: list[bool], piece: list[int], expect_eot: bool,
                 decisions: list[int] | None = None) -> None:
@@ -177,13 +226,14 @@ class ChatFormat:
             tail = tail[1:]
         return tail
 
-    def truncated(self, messages: Sequence[Message], max_length: int) -> Encoded | None:
+    def truncated(self, messages: Sequence[Message], max_length: int, *,
+                  with_choices: bool = False) -> Encoded | None:
         """Encode, dropping the oldest context messages until it fits (see TrainConfig.max_length).
 
         Keeps a leading system message and everything from the last user turn before the first target on.
         Then cuts the context from the left. None when the targets alone do not fit.
         """
-        enc = self.encode(messages)
+        enc = self.encode(messages, with_choices=with_choices)
         if len(enc.ids) <= max_length:
             return enc
         msgs = list(messages)
@@ -195,7 +245,7 @@ class ChatFormat:
         for k in range(1, last_user + 1):
             if msgs[k].get("role") != "user":  # keep conversations starting with a user turn
                 continue
-            enc = self.encode(head + msgs[k:])
+            enc = self.encode(head + msgs[k:], with_choices=with_choices)
             dropped = k
             if len(enc.ids) <= max_length:
                 enc.n_dropped_messages = dropped
@@ -205,7 +255,8 @@ class ChatFormat:
         if overflow >= first_t:
             return None
         return Encoded(enc.ids[overflow:], enc.targets[overflow:], dropped,
-                       [d - overflow for d in enc.decisions if d >= overflow], {"left_cut": overflow})
+                       [d - overflow for d in enc.decisions if d >= overflow],
+                       [c - overflow for c in enc.choices if c >= overflow], {"left_cut": overflow})
 
 
 def trace_conversation(trace: Any, reading: str = "compositional") -> list[Message]:

@@ -123,6 +123,10 @@ class TrainConfig:
         is the paper's uniform loss. In a chain a decision is one token among dozens of answer tokens, so
         raising it (default 5, the measured best) teaches the model to go on calling after a result; the
         reported train loss is then the weighted mean (held-out loss stays unweighted).
+    choice_weight: loss weight of the *choice* targets — argument-value tokens whose text occurs nowhere
+        before them in the conversation: an arithmetic operator, a currency or unit code the user named in
+        words, a word not copied. Most argument tokens are copies (digits, names the user wrote), so without it
+        a wrong operator costs about as much as one wrongly copied digit. 1.0 (default) is the uniform loss.
     anchors_per_tool: after training, keep this many *anchors* per trained tool in the bank — hidden states
         at positions where the tool was called (see :mod:`tokmem_agent.training.anchors`). Registering a tool
         later uses them to keep the new token from taking the old tools' requests. 0 keeps none.
@@ -157,6 +161,7 @@ class TrainConfig:
     autocast: Literal["auto", "bf16"] | None = "auto"
     renormalize: bool | Literal["cap"] = True
     decision_weight: float = 5.0
+    choice_weight: float = 1.0
     anchors_per_tool: int = 16
     anchor_weight: float = 10.0
     prefix_cache_mb: int = 2048
@@ -190,6 +195,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.no_call_share must be in [0, 1], got {self.no_call_share}")
         if not self.decision_weight > 0:
             raise ConfigError(f"TrainConfig.decision_weight must be > 0, got {self.decision_weight}")
+        if not self.choice_weight > 0:
+            raise ConfigError(f"TrainConfig.choice_weight must be > 0, got {self.choice_weight}")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ConfigError(f"TrainConfig.eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.autocast not in (None, "bf16", "auto"):
@@ -355,6 +362,9 @@ class ControllerConfig:
     ground_named: with ``ground_optional``, an optional number or date argument the user asks for is written:
         a word of its name said ("due", "people") with a stated value no call for this request has used yet
         ("add 'x' due the 4th, then show what's due by the 6th" → ``due_by`` the 6th).
+    ground_spans: with ``constrained``, a number argument that counts days (``days``, ``num_days``) takes only
+        the spans of days the user's words state, signed, when they state any ("3 weeks ago" → -21, "a
+        fortnight after Christmas" → 14, "30 days before …" → -30).
     """
 
     max_steps: int = 6
@@ -379,6 +389,7 @@ class ControllerConfig:
     today: str | None = None
     ground_optional: bool = True
     ground_named: bool = True
+    ground_spans: bool = True
 
     def __post_init__(self) -> None:
         if self.ground_places not in (True, False, "zero_data"):

@@ -553,3 +553,36 @@ def test_a_base_model_with_other_weights_is_refused(tmp_path, make_tiny_model, t
     s = weight_sample(a.model)
     assert same_weights(weight_sample(a.model.to(torch.bfloat16)), s)  # bf16 rounding is tolerated
     a.model.float()
+
+
+def test_choice_targets_are_argument_values_not_copied(tm):
+    from tokmem_agent.chat import compact_json, value_spans
+    from tokmem_agent.training.dataset import collate, encode_traces
+
+    args = {"expression": "12 / 4", "unit": "GBP", "n": 3, "tags": ["a", "b"]}
+    text, spans = value_spans(args)
+    assert text == compact_json(args)
+    assert [text[a:b] for a, b in spans] == ["12 / 4", "GBP", "3", '["a","b"]']
+    tools = [{"name": "get_weather", "description": "evaluate", "parameters": {"type": "object", "properties": {
+        "expression": {"type": "string"}, "unit": {"type": "string"}}}}]
+    rec = {"query": "what is 12 divided by 4 in pounds", "tools": tools,
+           "answers": [{"name": "get_weather", "arguments": {"expression": "12 / 4", "unit": "GBP"}}]}
+    [trace] = load_traces([rec])
+    enc = tm.chat.encode(trace_conversation(trace), with_choices=True)
+    assert enc.choices and all(enc.targets[p] for p in enc.choices)
+    picked = "".join(tm.tokenizer.decode([enc.ids[p]]) for p in enc.choices)
+    assert "/" in picked and "12" not in picked and "expression" not in picked and "unit" not in picked
+    assert not tm.chat.encode(trace_conversation(trace)).choices  # only asked for in training
+    [ex], _ = encode_traces(tm.chat, [trace], max_length=512)
+    assert ex.choices == enc.choices
+    w = collate([ex], 0, choice_weight=3.0)["weights"][0]
+    assert sorted(torch.nonzero(w == 3.0).flatten().tolist()) == sorted(ex.choices)
+    # a value the user wrote is a copy, not a choice
+    rec2 = {**rec, "query": "what is 12 / 4 in GBP"}
+    enc2 = tm.chat.encode(trace_conversation(load_traces([rec2])[0]), with_choices=True)
+    assert "/" not in "".join(tm.tokenizer.decode([enc2.ids[p]]) for p in enc2.choices)
+
+
+def test_choice_weight_must_be_positive():
+    with pytest.raises(ConfigError, match="choice_weight"):
+        TrainConfig(choice_weight=0.0)

@@ -74,6 +74,8 @@ def test_dates_numbers_and_name_words():
 
     assert stated_counts("130 euros and an 18% tip, €92 or $40, 10 percent, for the 4 of us, six") == {4.0, 6.0}
     assert stated_counts("dinner came to 1450 pesos, 2000 rupees or 300 SEK for 3 people") == {3.0}
+    assert stated_counts("convert 1500 Swedish kronor, 250 British pounds and 40 US dollars for 2 of us") == {2.0}
+    assert stated_counts("split it 4 in euros") == {4.0}  # a word before a currency is no nationality
     tip = {"type": "object", "required": ["bill"], "properties": {"bill": {"type": "number"},
                                                                    "percent": {"type": "number", "default": 15},
                                                                    "people": {"type": "integer", "minimum": 1}}}
@@ -162,6 +164,42 @@ def test_an_optional_parameter_the_user_asks_for_with_an_unused_value_is_require
             {"role": "user", "content": "what's due by 2025-06-04?"}]
     assert grounding_for(msgs).args.used == frozenset()
     assert grounding_for(msgs[:3]).args.used == {"2025-06-04", "call mom"}
+
+
+DATE_ADD = {"type": "object", "required": ["date", "days"], "properties": {
+    "date": {"type": "string"}, "days": {"type": "integer", "description": "negative for earlier dates"}}}
+
+
+@pytest.mark.parametrize("said, days", [
+    ("Which date was it 3 weeks ago?", [-21]),
+    ("we're going away a fortnight after Christmas 2025, which date is that?", [14]),
+    ("what's the date six weeks after 2025-07-14?", [42]),
+    ("Which date was 30 days before 2025-03-10?", [-30]),
+    ("two weeks from today, and then 3 days after that", [14, 3]),
+    ("My passport takes 21 days if I send it on 2025-07-14", [21]),
+    ("what date is it in a week?", [7]),
+])
+def test_a_day_count_takes_the_spans_the_user_states(said, days):
+    from tokmem_agent.decoding.dates import stated_spans
+
+    assert stated_spans(said) == days
+    got = ground_schema(DATE_ADD, ArgEvidence.of([said]), dates=True, today=TODAY, spans=True)
+    assert got["properties"]["days"]["enum"] == days and got["required"] == ["date", "days"]
+    assert ground_schema(DATE_ADD, ArgEvidence.of([said]), optional=False) is DATE_ADD  # the switch
+
+
+def test_spans_leave_other_numbers_and_unstated_spans_alone():
+    from tokmem_agent.decoding.dates import stated_spans
+    from tokmem_agent.decoding.ground_args import is_span_param
+
+    assert stated_spans("5000 yen a day, once a week, 3 months from now") == []  # "per", months: not read
+    assert ground_schema(DATE_ADD, ArgEvidence.of(["what's the date 3 months from now"]), spans=True,
+                         optional=False) is DATE_ADD
+    assert is_span_param("days", {"type": "integer"}) and is_span_param("num_days", {"type": "number"})
+    assert not is_span_param("days", {"type": "integer", "enum": [1, 7]}) and not is_span_param("hours", {"type": "integer"})
+    bounded = {"type": "object", "properties": {"num_days": {"type": "integer", "minimum": 1}}}
+    got = ground_schema(bounded, ArgEvidence.of(["3 weeks ago and 2 weeks from now"]), spans=True, optional=False)
+    assert got["properties"]["num_days"]["enum"] == [14]  # -21 is outside its bounds
 
 
 def test_evidence_comes_from_user_messages_and_tool_results_not_the_assistant():

@@ -19,8 +19,9 @@ dates it makes up. What is read (case-insensitive):
 "Tuesday next week" is the Tuesday of the next calendar week; "next Tuesday" gives the next Tuesday and the
 one a week later, since people mean either.
 
-Arithmetic the user asks of a tool ("what date is 30 days before …") is not this module's business: those
-are arguments, not dates to copy.
+Arithmetic the user asks of a tool ("what date is 30 days before …") gives no date here: those are
+arguments, not dates to copy. :func:`stated_spans` reads their *spans* instead ("30 days before" → -30,
+"a fortnight after" → 14, "3 weeks ago" → -21), for a parameter that counts days.
 """
 
 from __future__ import annotations
@@ -164,4 +165,29 @@ def conversation_dates(text: str, today: dt.date) -> list[dt.date]:
     for _, d in sorted(found, key=lambda x: x[0]):
         if d not in out:
             out.append(d)
+    return out
+
+
+_SPAN_N = r"(\d+|a couple of|couple of|a|an|" + "|".join(w for w, i in WORD_NUMBERS.items() if 1 <= i <= 20) + r")"
+_SPAN_RE = re.compile(r"\b(?:(in|back|go back|within)\s+)?" + _SPAN_N + r"[\s-]+(days?|weeks?|fortnights?)\b"
+                      r"(?:\s+(ago|before|earlier|prior|back|previously|from now|from today|after|later|ahead|"
+                      r"hence|on|out|from))?")
+_BACKWARD = {"ago", "before", "earlier", "prior", "back", "previously"}
+
+
+def stated_spans(text: str) -> list[int]:
+    """The spans of days ``text`` states, signed, in order, without repeats: "30 days before …" → -30, "a
+    fortnight after …" → 14, "in two weeks" → 14, "3 weeks ago" → -21, "takes 21 days" → 21. "A day"/"a week"
+    count only with a direction ("a week from today", "in a week"): alone they mostly mean *per* ("5000 yen a
+    day"). Months and years are no fixed number of days and are not read."""
+    out: list[int] = []
+    for m in _SPAN_RE.finditer(text.lower()):
+        before, n, unit, after = m[1], m[2], m[3], m[4]
+        if n in ("a", "an") and not (before or after):
+            continue
+        count = int(n) if n.isdigit() else _COUNT.get(n, WORD_NUMBERS.get(n, 1))
+        days = count * (14 if unit.startswith("fortnight") else 7 if unit.startswith("week") else 1)
+        sign = -1 if after in _BACKWARD or (before or "").endswith("back") else 1
+        if sign * days not in out:
+            out.append(sign * days)
     return out

@@ -24,6 +24,10 @@ grammar makes the choice and the text the model wrote is the call that runs:
   enum or bounds, its default staying a choice (writing it is leaving it out); a date only when the
   conversation speaks of dates at all; a time only when it states one. Other strings are left alone. A
   parameter left with nothing to take is removed, so the object closes without it.
+* **Spans of days** (``ground_spans``). A number parameter that counts days (``days``, ``num_days``; no enum)
+  takes only the spans the user's words state, signed (:func:`.dates.stated_spans`: "3 weeks ago" → -21,
+  "a fortnight after Christmas" → 14), when they state any: a small model copies the "3" of "3 weeks" or
+  loses the "ago". Required or optional alike.
 * **Optional parameters the user asks for** (``ground_named``). The other way round: an optional number or
   date parameter becomes required when a word of its name is in the user's words ("due" for ``due_by``) and
   the user stated a value for it that no call for this request has used yet; it then takes only those.
@@ -39,10 +43,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dates import ISO_DATE, WORD_NUMBERS, conversation_dates, iso_dates, unresolved_dates
+from .dates import ISO_DATE, WORD_NUMBERS, conversation_dates, iso_dates, stated_spans, unresolved_dates
 
-__all__ = ["ArgEvidence", "clock_of", "conversation_times", "ground_schema", "mentions_date", "time_forms",
-           "used_values"]
+__all__ = ["ArgEvidence", "clock_of", "conversation_times", "ground_schema", "is_span_param", "mentions_date",
+           "time_forms", "used_values"]
 
 _HOUR = r"(\d{1,2}|" + "|".join(w for w, i in WORD_NUMBERS.items() if 1 <= i <= 12) + r")"
 _AMPM = r"(a\.?\s?m\.?|p\.?\s?m\.?)(?![a-z])"
@@ -165,10 +169,16 @@ def mentions_date(text: str) -> bool:
     return bool(_DATE_WORDS.search(text.lower()))
 
 
+#: a nationality before a currency's name ("1500 Swedish kronor", "250 British pounds")
+_NATION = (r"(?:us|u\.s\.|american|canadian|australian|new zealand|swiss|swedish|norwegian|danish|japanese|chinese|"
+           r"british|mexican|indian|south african|hong kong|singapore|brazilian|korean|south korean|russian|"
+           r"turkish|polish|thai|israeli|emirati|malaysian|czech|hungarian|argentine|chilean|colombian)\s+")
 _MEASURE_AFTER = re.compile(r"\s*(%|(?:percent|per\s?cent|usd|eur|gbp|jpy|chf|cad|aud|mxn|inr|sek|nok|dkk|cny|"
                             r"krw|brl|zar|nzd|sgd|hkd|dollars?|euros?|pounds?|yen|francs?|quid|bucks|pesos?|"
                             r"rupees?|kronor|krona|kroner|krone|yuan|renminbi|won|rand|reais|real|zloty|lira|baht|"
-                            r"dirhams?|shekels?|ringgit|rubles?|roubles?)\b)", re.IGNORECASE)
+                            r"dirhams?|shekels?|ringgit|rubles?|roubles?)\b|" + _NATION + r"(?:dollars?|pounds?|francs?|yen|pesos?|"
+                            r"rupees?|kronor|krona|kroner|krone|yuan|won|rand|reais|real|zloty|lira|baht|dirhams?|"
+                            r"shekels?|ringgit|rubles?|roubles?|forint|koruna)\b)", re.IGNORECASE)
 _MONEY_BEFORE = re.compile(r"[$€£¥]\s*$")
 
 
@@ -217,6 +227,7 @@ class ArgEvidence:
     said_numbers: frozenset[float] = frozenset()  # the numbers of the user's messages alone
     result_dates: tuple[dt.date, ...] = ()  # the ISO dates of the tool results
     used: frozenset[str] = frozenset()  # argument values the calls since the last user message wrote
+    spans: tuple[int, ...] = ()  # the spans of days the user's words state, signed (dates.stated_spans)
     _dates: dict[dt.date, tuple[dt.date, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -230,7 +241,7 @@ class ArgEvidence:
         text = "\n".join([said, *results]).lower()
         return cls(text, tuple(conversation_times(text)), frozenset(stated_numbers(text)),
                    frozenset(stated_counts(said)), mentions_date(text), said, frozenset(stated_numbers(said)),
-                   tuple(d for r in results for d in iso_dates(r)), used_values(calls))
+                   tuple(d for r in results for d in iso_dates(r)), used_values(calls), tuple(stated_spans(said)))
 
     def user_dates(self, today: dt.date) -> tuple[dt.date, ...]:
         """The dates the user's messages state, resolved against ``today`` (:mod:`.dates`; cached)."""
@@ -308,6 +319,23 @@ def is_date_param(name: str, spec: Any) -> bool:
     words = name_words(name)
     return "date" in words or "due" in words or spec.get("format") == "date" or \
         "\\d{4}-\\d{2}-\\d{2}" in str(spec.get("pattern", ""))
+
+
+def is_span_param(name: str, spec: Any) -> bool:
+    """A number parameter without an enum whose name counts days (``days``, ``num_days``, ``days_ahead``)."""
+    if not isinstance(spec, dict):
+        return False
+    spec = _unwrap(spec)
+    words = name_words(name)
+    return spec.get("type") in ("integer", "number") and "enum" not in spec and "const" not in spec and \
+        bool(words & {"day", "days"})
+
+
+def _span_values(spec: dict[str, Any], ev: ArgEvidence) -> list[int]:
+    """The user's spans of days a day-count parameter may take, within its bounds."""
+    spec = _unwrap(spec)
+    lo, hi = spec.get("minimum"), spec.get("maximum")
+    return [v for v in ev.spans if (lo is None or v >= lo) and (hi is None or v <= hi)]
 
 
 def _numeric(spec: dict[str, Any]) -> bool:
@@ -390,13 +418,14 @@ def _named_values(name: str, spec: dict[str, Any], grounded: dict[str, Any], ev:
 
 def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool = True,
                   optional: bool = True, dates: bool = False, today: dt.date | None = None,
-                  named: bool = False) -> dict[str, Any]:
+                  named: bool = False, spans: bool = False) -> dict[str, Any]:
     """``schema`` for one call in this conversation: time and date parameters limited to the stated ones,
-    optional parameters the conversation gives nothing for removed, and (``named``) optional number and date
-    parameters the user asked for made required (:func:`_named_values`); the schema itself when nothing
-    changes. ``today``: what relative dates resolve against (default: this machine's date)."""
+    (``spans``) day counts to the stated spans, optional parameters the conversation gives nothing for
+    removed, and (``named``) optional number and date parameters the user asked for made required
+    (:func:`_named_values`); the schema itself when nothing changes. ``today``: what relative dates resolve
+    against (default: this machine's date)."""
     props = schema.get("properties") if isinstance(schema, dict) else None
-    if ev is None or not isinstance(props, dict) or not (times or optional or dates):
+    if ev is None or not isinstance(props, dict) or not (times or optional or dates or spans):
         return schema
     today = today or dt.date.today()
     required = set(schema.get("required") or [])
@@ -431,6 +460,10 @@ def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool
                     if values:
                         out = {**out, "enum": values}
                         promoted.append(name)
+            if spans and ev.spans and is_span_param(name, spec):
+                values = _span_values(spec, ev)
+                if values:  # the stated spans replace whatever the rules above allowed
+                    out = {**{k: v for k, v in _unwrap(spec).items() if k != "default"}, "enum": values}
         if out is None:
             changed = True
             continue

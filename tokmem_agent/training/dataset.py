@@ -23,6 +23,7 @@ class Example:
     labels: list[int]  # IGNORE where no loss
     tools: list[str]
     decisions: list[int] = field(default_factory=list)  # positions of call/answer/stop decision targets
+    choices: list[int] = field(default_factory=list)  # positions of argument tokens not copied from the context
 
 
 def encode_traces(chat: ChatFormat, traces: Sequence[Trace], *, max_length: int,
@@ -31,12 +32,12 @@ def encode_traces(chat: ChatFormat, traces: Sequence[Trace], *, max_length: int,
     examples: list[Example] = []
     skipped: list[str] = []
     for t in traces:
-        enc = chat.truncated(trace_conversation(t, reading), max_length)
+        enc = chat.truncated(trace_conversation(t, reading), max_length, with_choices=True)
         if enc is None:
             skipped.append(t.id)
             continue
         labels = [i if m else IGNORE for i, m in zip(enc.ids, enc.targets)]
-        examples.append(Example(t.id, enc.ids, labels, t.tool_names, enc.decisions))
+        examples.append(Example(t.id, enc.ids, labels, t.tool_names, enc.decisions, enc.choices))
     if skipped:
         log.warning("skipped %d of %d traces whose target alone exceeds max_length=%d (e.g. %s)",
                     len(skipped), len(traces), max_length, skipped[0])
@@ -68,24 +69,29 @@ def make_batches(examples: Sequence[Example], batch_size: int, seed: int) -> lis
     return batches
 
 
-def collate(examples: Sequence[Example], pad_id: int, decision_weight: float | None = None) -> dict[str, torch.Tensor]:
+def collate(examples: Sequence[Example], pad_id: int, decision_weight: float | None = None,
+            choice_weight: float | None = None) -> dict[str, torch.Tensor]:
     """Right-padded tensors: input_ids, attention_mask, labels, each [B, T].
 
-    With ``decision_weight``, also ``weights`` [B, T]: 1.0 per target token, ``decision_weight`` at decision
-    targets (see :attr:`TrainConfig.decision_weight`).
+    With ``decision_weight`` or ``choice_weight``, also ``weights`` [B, T]: 1.0 per target token,
+    ``decision_weight`` at decision targets, ``choice_weight`` at choice targets (see
+    :attr:`TrainConfig.decision_weight`, :attr:`TrainConfig.choice_weight`).
     """
     t = max(len(e.ids) for e in examples)
     cpu = torch.device("cpu")  # built here, moved to the model's device by the caller
     ids = torch.full((len(examples), t), pad_id, dtype=torch.long, device=cpu)
     labels = torch.full((len(examples), t), IGNORE, dtype=torch.long, device=cpu)
     mask = torch.zeros((len(examples), t), dtype=torch.long, device=cpu)
-    weights = torch.ones((len(examples), t), device=cpu) if decision_weight is not None else None
+    weighted = decision_weight is not None or choice_weight is not None
+    weights = torch.ones((len(examples), t), device=cpu) if weighted else None
     for b, e in enumerate(examples):
         n = len(e.ids)
         ids[b, :n] = torch.tensor(e.ids, device=cpu)
         labels[b, :n] = torch.tensor(e.labels, device=cpu)
         mask[b, :n] = 1
-        if weights is not None and e.decisions:
+        if weights is not None and choice_weight is not None and e.choices:
+            weights[b, torch.tensor(e.choices, device=cpu)] = choice_weight
+        if weights is not None and decision_weight is not None and e.decisions:
             weights[b, torch.tensor(e.decisions, device=cpu)] = decision_weight
     out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
     if weights is not None:

@@ -189,7 +189,8 @@ def train(tm: MemoryModel, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir
             micro = 0
             for b in range(state["batch"], len(batches)):
                 batch = collate([train_ex[i] for i in batches[b]], pad_id,
-                                decision_weight=cfg.decision_weight if cfg.decision_weight != 1.0 else None)
+                                decision_weight=cfg.decision_weight if cfg.decision_weight != 1.0 else None,
+                                choice_weight=cfg.choice_weight if cfg.choice_weight != 1.0 else None)
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                 cached = prefix_cache.get(keys[b]) if prefix_cache is not None else None
                 with torch.autocast(device_type=accelerator.device.type, dtype=torch.bfloat16, enabled=autocast):
