@@ -177,7 +177,8 @@ def test_max_steps(tm):
 
 
 def test_token_budget_and_argument_budget(tm):
-    r = agent_with(tm, [None] * 50, constrained=False, max_new_tokens=10).run("ramble")
+    # the tiny random model rambles in a cycle of tokens: loops kept, so only the budget ends the turn
+    r = agent_with(tm, [None] * 50, constrained=False, max_new_tokens=10, stop_text_loops=False).run("ramble")
     assert r.outcome == "token_budget" and r.generated_tokens == 10
     plan = plan_of(tm, "add", '{"a":' + "1" * 40)
     r = agent_with(tm, plan, constrained=False, max_arg_tokens=8, max_steps=1).run("x")
@@ -279,6 +280,17 @@ def test_short_or_different_sentences_are_not_loops(tm):
 def test_a_final_repeat_is_dropped_too(tm):
     r = agent_with(tm, plan_of(tm, "I am glad to help. I am glad to help.", EOT)).run("thanks")
     assert r.answer == "I am glad to help."
+
+
+def test_a_phrase_repeated_back_to_back_is_a_loop(tm):
+    text = "Added 3 items: how are you today; how are you today; how are you today; how are you today; how"
+    r = agent_with(tm, plan_of(tm, text, EOT)).run("hi")
+    assert r.outcome == "answer" and r.answer.startswith("Added 3 items: how are you today;")
+    assert r.answer.count("how are you") < 3
+    digits = plan_of(tm, "200.00 GBP is 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2", EOT)
+    assert agent_with(tm, digits).run("convert").answer.count("2,") <= 3
+    number = "The total is 1000000000000000 units, 1 2 3 4 5 6 7 8 9."  # one digit repeated is a number
+    assert agent_with(tm, plan_of(tm, number, EOT)).run("sum?").answer == number
 
 
 def test_sentence_loop_watch_on_its_own():

@@ -55,12 +55,16 @@ class Turn:
     decode_s: float = 0.0
     ids: list[int] = field(default_factory=list)
     call_prob: float | None = None  # memory-token mass at the first token, when the call threshold decided
-    looped: bool = False  # the text began to repeat a sentence of its own and was cut there (stop_text_loops)
+    looped: bool = False  # the text began to repeat a sentence or phrase of its own and was cut there (stop_text_loops)
 
 
 SENTENCE_ENDS = (".", "!", "?")
 #: a repeated sentence counts as a loop from this many words on ("Yes." twice is not a loop)
 LOOP_MIN_WORDS = 3
+#: a phrase repeated back to back ("2, 2, 2, 2", "how are you today; how are you today; …") is a loop from
+#: this many tokens in all, at least three times, for phrases of up to LOOP_MAX_PERIOD tokens
+LOOP_MIN_TOKENS = 9
+LOOP_MAX_PERIOD = 16
 
 
 class SentenceLoop:
@@ -79,7 +83,13 @@ class SentenceLoop:
         self.seen: set[str] = set()
 
     def add(self, text_ids: list[int]) -> bool:
-        """After ``text_ids[-1]`` was appended: whether it completes a sentence that repeats an earlier one."""
+        """After ``text_ids[-1]`` was appended: whether it completes a sentence that repeats an earlier one, or
+        a phrase repeated back to back with no sentence end (:meth:`phrase_repeat`; :attr:`start` is then
+        the end of its first occurrence)."""
+        cut = self.phrase_repeat(text_ids)
+        if cut is not None:
+            self.start = cut
+            return True
         piece = self.decode(text_ids[-1:])
         if piece[:1].isspace():  # the sentence before this piece may have ended
             end = len(text_ids) - 1
@@ -91,6 +101,20 @@ class SentenceLoop:
         else:
             return False
         return self._close(text_ids, end)
+
+    def phrase_repeat(self, text_ids: list[int]) -> int | None:
+        """Where the text's tail starts repeating a phrase it just wrote (the index after the phrase's first
+        occurrence), or None. Exact token cycles of 1-:data:`LOOP_MAX_PERIOD` tokens, three or more times and
+        :data:`LOOP_MIN_TOKENS` tokens in all; a cycle of digits alone is a number ("1000000000"), not a loop."""
+        n_ids = len(text_ids)
+        for p in range(1, LOOP_MAX_PERIOD + 1):
+            n = p * max(3, -(-LOOP_MIN_TOKENS // p))  # whole cycles, at least 3 and LOOP_MIN_TOKENS tokens
+            if n > n_ids:
+                break
+            tail = text_ids[n_ids - n:]
+            if tail == tail[:p] * (n // p) and not self.decode(tail[:p]).replace(" ", "").isdigit():
+                return n_ids - n + p
+        return None
 
     def finish(self, text_ids: list[int]) -> bool:
         """At the end of the text: whether its last sentence repeats an earlier one."""
