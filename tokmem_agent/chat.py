@@ -38,7 +38,7 @@ def value_spans(args: dict[str, Any]) -> tuple[str, list[tuple[int, int]]]:
     parts: list[str] = []
     spans: list[tuple[int, int]] = []
     pos = 1
-    for i, (k, v) in enumerate(args.items()):
+    for k, v in args.items():
         key = json.dumps(k, ensure_ascii=False) + ":"
         val = json.dumps(v, ensure_ascii=False, separators=(",", ":"))
         start = pos + len(key)

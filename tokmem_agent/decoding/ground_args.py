@@ -173,12 +173,12 @@ def mentions_date(text: str) -> bool:
 _NATION = (r"(?:us|u\.s\.|american|canadian|australian|new zealand|swiss|swedish|norwegian|danish|japanese|chinese|"
            r"british|mexican|indian|south african|hong kong|singapore|brazilian|korean|south korean|russian|"
            r"turkish|polish|thai|israeli|emirati|malaysian|czech|hungarian|argentine|chilean|colombian)\s+")
-_MEASURE_AFTER = re.compile(r"\s*(%|(?:percent|per\s?cent|usd|eur|gbp|jpy|chf|cad|aud|mxn|inr|sek|nok|dkk|cny|"
-                            r"krw|brl|zar|nzd|sgd|hkd|dollars?|euros?|pounds?|yen|francs?|quid|bucks|pesos?|"
-                            r"rupees?|kronor|krona|kroner|krone|yuan|renminbi|won|rand|reais|real|zloty|lira|baht|"
-                            r"dirhams?|shekels?|ringgit|rubles?|roubles?)\b|" + _NATION + r"(?:dollars?|pounds?|francs?|yen|pesos?|"
-                            r"rupees?|kronor|krona|kroner|krone|yuan|won|rand|reais|real|zloty|lira|baht|dirhams?|"
-                            r"shekels?|ringgit|rubles?|roubles?|forint|koruna)\b)", re.IGNORECASE)
+_CURRENCY_NAMES = (r"dollars?|euros?|pounds?|yen|francs?|quid|bucks|pesos?|rupees?|kronor|krona|kroner|krone|yuan|"
+                   r"renminbi|won|rand|reais|real|zloty|lira|baht|dirhams?|shekels?|ringgit|rubles?|roubles?|forint|"
+                   r"koruna")
+_MEASURE_AFTER = re.compile(r"\s*(%|(?:percent|per\s?cent|usd|eur|gbp|jpy|chf|cad|aud|mxn|inr|sek|nok|dkk|cny|krw|brl|"
+                            r"zar|nzd|sgd|hkd|" + _CURRENCY_NAMES + r")\b|" + _NATION + r"(?:" + _CURRENCY_NAMES +
+                            r")\b)", re.IGNORECASE)
 _MONEY_BEFORE = re.compile(r"[$€£¥]\s*$")
 
 
