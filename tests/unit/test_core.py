@@ -573,14 +573,28 @@ def test_choice_targets_are_argument_values_not_copied(tm):
     picked = "".join(tm.tokenizer.decode([enc.ids[p]]) for p in enc.choices)
     assert "/" in picked and "12" not in picked and "expression" not in picked and "unit" not in picked
     assert not tm.chat.encode(trace_conversation(trace)).choices  # only asked for in training
-    [ex], _ = encode_traces(tm.chat, [trace], max_length=512)
+    [ex], _ = encode_traces(tm.chat, [trace], max_length=512, with_choices=True)
     assert ex.choices == enc.choices
+    assert not encode_traces(tm.chat, [trace], max_length=512)[0][0].choices  # only when asked for
     w = collate([ex], 0, choice_weight=3.0)["weights"][0]
     assert sorted(torch.nonzero(w == 3.0).flatten().tolist()) == sorted(ex.choices)
     # a value the user wrote is a copy, not a choice
     rec2 = {**rec, "query": "what is 12 / 4 in GBP"}
     enc2 = tm.chat.encode(trace_conversation(load_traces([rec2])[0]), with_choices=True)
     assert "/" not in "".join(tm.tokenizer.decode([enc2.ids[p]]) for p in enc2.choices)
+
+
+def test_training_applies_the_choice_weight(loaded):
+    # "three and five": the argument digits are written nowhere before them, so they are choice targets
+    recs = [{"query": f"add {w} and five", "answers": [{"name": "add", "arguments": {"a": n, "b": 5}}]}
+            for w, n in (("three", 3), ("four", 4), ("six", 6), ("seven", 7))]
+    rows = []
+    for weight in (1.0, 10.0):
+        tm = TokMem.create(TOOLS, loaded)
+        tm.train(load_traces([{**r, "tools": TOOLS} for r in recs]),
+                 TrainConfig(epochs=1, seed=0, choice_weight=weight, **FAST))
+        rows.append(tm.bank.steer.detach().clone())
+    assert not torch.allclose(rows[0], rows[1])
 
 
 def test_choice_weight_must_be_positive():

@@ -332,8 +332,7 @@ def is_span_param(name: str, spec: Any) -> bool:
 
 
 def _span_values(spec: dict[str, Any], ev: ArgEvidence) -> list[int]:
-    """The user's spans of days a day-count parameter may take, within its bounds."""
-    spec = _unwrap(spec)
+    """The user's spans of days a day-count parameter (``spec`` unwrapped) may take, within its bounds."""
     lo, hi = spec.get("minimum"), spec.get("maximum")
     return [v for v in ev.spans if (lo is None or v >= lo) and (hi is None or v <= hi)]
 
@@ -461,9 +460,10 @@ def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool
                         out = {**out, "enum": values}
                         promoted.append(name)
             if spans and ev.spans and is_span_param(name, spec):
-                values = _span_values(spec, ev)
+                inner = _unwrap(spec)
+                values = _span_values(inner, ev)
                 if values:  # the stated spans replace whatever the rules above allowed
-                    out = {**{k: v for k, v in _unwrap(spec).items() if k != "default"}, "enum": values}
+                    out = {**{k: v for k, v in inner.items() if k != "default"}, "enum": values}
         if out is None:
             changed = True
             continue

@@ -27,12 +27,14 @@ class Example:
 
 
 def encode_traces(chat: ChatFormat, traces: Sequence[Trace], *, max_length: int,
-                  reading: str = "compositional") -> tuple[list[Example], list[str]]:
-    """Encode each trace; returns (examples, ids of skipped traces whose targets do not fit)."""
+                  reading: str = "compositional", with_choices: bool = False) -> tuple[list[Example], list[str]]:
+    """Encode each trace; returns (examples, ids of skipped traces whose targets do not fit).
+
+    with_choices: also find each example's choice targets (only a ``choice_weight`` other than 1 needs them)."""
     examples: list[Example] = []
     skipped: list[str] = []
     for t in traces:
-        enc = chat.truncated(trace_conversation(t, reading), max_length, with_choices=True)
+        enc = chat.truncated(trace_conversation(t, reading), max_length, with_choices=with_choices)
         if enc is None:
             skipped.append(t.id)
             continue

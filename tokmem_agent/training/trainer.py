@@ -116,7 +116,8 @@ def train(tm: MemoryModel, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir
         tm.enable_lora(cfg.lora)
 
     # ----- data -------------------------------------------------------------------------------------
-    examples, skipped = encode_traces(tm.chat, traces, max_length=cfg.max_length, reading=reading)
+    examples, skipped = encode_traces(tm.chat, traces, max_length=cfg.max_length, reading=reading,
+                                      with_choices=cfg.choice_weight != 1.0)
     if not examples:
         raise ConfigError(f"every trace exceeds max_length={cfg.max_length}; raise it")
     train_ex, eval_ex = split_heldout(examples, cfg.eval_fraction, cfg.max_eval, cfg.seed)
