@@ -691,7 +691,7 @@ def test_ainvoke_and_astream_match_invoke_and_stream(tm):
 def test_an_async_stream_closed_early_stops_decoding(tm):
     import asyncio
 
-    text = " ".join(["word"] * 60)
+    text = " ".join(f"word{i}" for i in range(60))  # no phrase repeats, so only closing the stream stops it
     llm, script = scripted(tm, text, EOT, "Second.", EOT)
     llm.controller.session_factory = _slow(script, 0.002)
     total = len(tm.chat.text_ids(text))
@@ -712,7 +712,7 @@ def test_an_async_stream_closed_early_stops_decoding(tm):
 def test_a_cancelled_ainvoke_stops_decoding(tm):
     import asyncio
 
-    text = " ".join(["word"] * 200)
+    text = " ".join(f"word{i}" for i in range(200))  # no phrase repeats, so only the cancel stops it
     llm, script = scripted(tm, text, EOT, "Next.", EOT)
     llm.controller.session_factory = _slow(script, 0.005)
 
