@@ -365,6 +365,10 @@ class ControllerConfig:
     ground_spans: with ``constrained``, a number argument that counts days (``days``, ``num_days``) takes only
         the spans of days the user's words state, signed, when they state any ("3 weeks ago" → -21, "a
         fortnight after Christmas" → 14, "30 days before …" → -30).
+    ground_operators: with ``constrained``, a string argument that holds an arithmetic expression
+        (``expression``, ``formula``) must write the operations the request's words ask for ("divide", "split it
+        between 4", "minus", "how much more", "squared", "plus") that no earlier call for the request wrote;
+        division words only after a tool result (:mod:`tokmem_agent.decoding.operators`).
     """
 
     max_steps: int = 6
@@ -390,6 +394,7 @@ class ControllerConfig:
     ground_optional: bool = True
     ground_named: bool = True
     ground_spans: bool = True
+    ground_operators: bool = True
 
     def __post_init__(self) -> None:
         if self.ground_places not in (True, False, "zero_data"):

@@ -32,6 +32,7 @@ PACK_DAY = dt.date(2025, 6, 2)  # a Monday
     ("on 3 March", PACK_DAY, ["2025-03-03", "2026-03-03"]),  # passed this year: next year's too
     ("the 31st", dt.date(2025, 2, 10), ["2025-03-31"]),  # no 31 February: the next month's
     ("I may need 2 rooms, 30 days before", PACK_DAY, []),
+    ("from New Year’s Day 2025 to Valentine’s Day 2025", PACK_DAY, ["2025-01-01", "2025-02-14"]),  # curly
 ])
 def test_conversation_dates(text, today, dates):
     assert [d.isoformat() for d in conversation_dates(text, today)] == dates

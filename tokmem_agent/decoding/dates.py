@@ -115,7 +115,7 @@ def iso_dates(text: str) -> list[dt.date]:
 
 def conversation_dates(text: str, today: dt.date) -> list[dt.date]:
     """The dates ``text`` states, resolved against ``today``, in order of appearance, without repeats."""
-    t = text.lower()
+    t = text.lower().replace("’", "'")  # "Valentine’s Day" as "Valentine's Day"
     found: list[tuple[int, dt.date]] = []
     taken: list[tuple[int, int]] = []
 

@@ -28,6 +28,9 @@ grammar makes the choice and the text the model wrote is the call that runs:
   takes only the spans the user's words state, signed (:func:`.dates.stated_spans`: "3 weeks ago" → -21,
   "a fortnight after Christmas" → 14), when they state any: a small model copies the "3" of "3 weeks" or
   loses the "ago". Required or optional alike.
+* **Operations** (``ground_operators``). A string parameter that holds an arithmetic expression must write the
+  operations the latest user message asks for in words ("split it between 4" → a ``/``, "how much more" → a
+  ``-``) that no earlier call for this request wrote; division only after a tool result (:mod:`.operators`).
 * **Optional parameters the user asks for** (``ground_named``). The other way round: an optional number or
   date parameter becomes required when a word of its name is in the user's words ("due" for ``due_by``) and
   the user stated a value for it that no call for this request has used yet; it then takes only those.
@@ -44,6 +47,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .dates import ISO_DATE, WORD_NUMBERS, conversation_dates, iso_dates, stated_spans, unresolved_dates
+from .operators import (
+    expression_operators,
+    is_expression_param,
+    needed_operators,
+    operator_pattern,
+    stated_operators,
+)
 
 __all__ = ["ArgEvidence", "clock_of", "conversation_times", "ground_schema", "is_span_param", "mentions_date",
            "time_forms", "used_values"]
@@ -228,6 +238,9 @@ class ArgEvidence:
     result_dates: tuple[dt.date, ...] = ()  # the ISO dates of the tool results
     used: frozenset[str] = frozenset()  # argument values the calls since the last user message wrote
     spans: tuple[int, ...] = ()  # the spans of days the user's words state, signed (dates.stated_spans)
+    operators: frozenset[str] = frozenset()  # the operations the latest user message asks for (.operators)
+    done_operators: frozenset[str] = frozenset()  # the operations the calls for this request wrote
+    after_result: bool = False  # a call (and so a result) came since the latest user message
     _dates: dict[dt.date, tuple[dt.date, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -236,12 +249,14 @@ class ArgEvidence:
         """From the user's messages ``texts`` and the tool ``results``; counts come from the user alone (a
         result's figures are amounts: a converted 130 is not a number of people). ``calls``: the arguments
         (dicts) of the calls made for the current request, whose values are :attr:`used`."""
-        results = list(results)
+        texts, results, calls = list(texts), list(results), list(calls)
         said = "\n".join(texts).lower()
         text = "\n".join([said, *results]).lower()
+        done = frozenset(op for e in _strings(calls) for op in expression_operators(e))
         return cls(text, tuple(conversation_times(text)), frozenset(stated_numbers(text)),
                    frozenset(stated_counts(said)), mentions_date(text), said, frozenset(stated_numbers(said)),
-                   tuple(d for r in results for d in iso_dates(r)), used_values(calls), tuple(stated_spans(said)))
+                   tuple(d for r in results for d in iso_dates(r)), used_values(calls), tuple(stated_spans(said)),
+                   stated_operators(texts[-1]) if texts else frozenset(), done, bool(calls))
 
     def user_dates(self, today: dt.date) -> tuple[dt.date, ...]:
         """The dates the user's messages state, resolved against ``today`` (:mod:`.dates`; cached)."""
@@ -286,6 +301,11 @@ def used_values(calls: Iterable[dict[str, Any]]) -> frozenset[str]:
     for args in calls:
         walk(args)
     return frozenset(out)
+
+
+def _strings(calls: Iterable[dict[str, Any]]) -> list[str]:
+    """The arithmetic strings among the argument values of ``calls`` (top level)."""
+    return [v for args in calls for v in args.values() if isinstance(v, str) and _ARITHMETIC.search(v)]
 
 
 def _unwrap(spec: dict[str, Any]) -> dict[str, Any]:
@@ -417,14 +437,15 @@ def _named_values(name: str, spec: dict[str, Any], grounded: dict[str, Any], ev:
 
 def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool = True,
                   optional: bool = True, dates: bool = False, today: dt.date | None = None,
-                  named: bool = False, spans: bool = False) -> dict[str, Any]:
+                  named: bool = False, spans: bool = False, operators: bool = False) -> dict[str, Any]:
     """``schema`` for one call in this conversation: time and date parameters limited to the stated ones,
     (``spans``) day counts to the stated spans, optional parameters the conversation gives nothing for
     removed, and (``named``) optional number and date parameters the user asked for made required
-    (:func:`_named_values`); the schema itself when nothing changes. ``today``: what relative dates resolve
+    (:func:`_named_values`), and (``operators``) an arithmetic expression made to write the operations the
+    request asks for (:mod:`.operators`); the schema itself when nothing changes. ``today``: what relative dates resolve
     against (default: this machine's date)."""
     props = schema.get("properties") if isinstance(schema, dict) else None
-    if ev is None or not isinstance(props, dict) or not (times or optional or dates or spans):
+    if ev is None or not isinstance(props, dict) or not (times or optional or dates or spans or operators):
         return schema
     today = today or dt.date.today()
     required = set(schema.get("required") or [])
@@ -464,6 +485,10 @@ def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool
                 values = _span_values(inner, ev)
                 if values:  # the stated spans replace whatever the rules above allowed
                     out = {**{k: v for k, v in inner.items() if k != "default"}, "enum": values}
+            if operators and ev.operators and isinstance(out, dict) and is_expression_param(name, out):
+                pattern = operator_pattern(needed_operators(ev.operators, ev.done_operators, ev.after_result))
+                if pattern:
+                    out = {**out, "pattern": pattern}
         if out is None:
             changed = True
             continue

@@ -233,7 +233,8 @@ class TurnDecoder:
                 spans = self.spans if copy else ()
                 schema = ground_schema(copy_schema(tool.parameters, spans), self.evidence, times=cfg.ground_times,
                                        optional=cfg.ground_optional, dates=cfg.ground_dates, today=self.today,
-                                       named=cfg.ground_named, spans=cfg.ground_spans)
+                                       named=cfg.ground_named, spans=cfg.ground_spans,
+                                       operators=cfg.ground_operators)
                 self.matcher = self.ctl.constraint().matcher(schema)
         elif self.state == "args":  # unconstrained argument text
             self.calls[-1].arg_ids.append(tok)
