@@ -366,9 +366,10 @@ class ControllerConfig:
         the spans of days the user's words state, signed, when they state any ("3 weeks ago" → -21, "a
         fortnight after Christmas" → 14, "30 days before …" → -30).
     ground_operators: with ``constrained``, a string argument that holds an arithmetic expression
-        (``expression``, ``formula``) must write the operations the request's words ask for ("divide", "split it
-        between 4", "minus", "how much more", "squared", "plus") that no earlier call for the request wrote;
-        division words only after a tool result (:mod:`tokmem_agent.decoding.operators`).
+        (``expression``, ``formula``) starts with an operation the request's words ask for ("divide", "split it
+        between 4", "minus", "how much more", "squared", "plus") that no earlier call for the request did: its
+        first operator is one of them; division words only after a tool result
+        (:mod:`tokmem_agent.decoding.operators`).
     """
 
     max_steps: int = 6

@@ -28,9 +28,10 @@ grammar makes the choice and the text the model wrote is the call that runs:
   takes only the spans the user's words state, signed (:func:`.dates.stated_spans`: "3 weeks ago" → -21,
   "a fortnight after Christmas" → 14), when they state any: a small model copies the "3" of "3 weeks" or
   loses the "ago". Required or optional alike.
-* **Operations** (``ground_operators``). A string parameter that holds an arithmetic expression must write the
-  operations the latest user message asks for in words ("split it between 4" → a ``/``, "how much more" → a
-  ``-``) that no earlier call for this request wrote; division only after a tool result (:mod:`.operators`).
+* **Operations** (``ground_operators``). A string parameter that holds an arithmetic expression starts with an
+  operation the latest user message asks for in words ("split it between 4" → its first operator is ``/``,
+  "how much more" → ``-``) that no earlier call for this request did; division only after a tool result
+  (:mod:`.operators`).
 * **Optional parameters the user asks for** (``ground_named``). The other way round: an optional number or
   date parameter becomes required when a word of its name is in the user's words ("due" for ``due_by``) and
   the user stated a value for it that no call for this request has used yet; it then takes only those.
@@ -441,7 +442,7 @@ def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool
     """``schema`` for one call in this conversation: time and date parameters limited to the stated ones,
     (``spans``) day counts to the stated spans, optional parameters the conversation gives nothing for
     removed, and (``named``) optional number and date parameters the user asked for made required
-    (:func:`_named_values`), and (``operators``) an arithmetic expression made to write the operations the
+    (:func:`_named_values`), and (``operators``) an arithmetic expression made to start with an operation the
     request asks for (:mod:`.operators`); the schema itself when nothing changes. ``today``: what relative dates resolve
     against (default: this machine's date)."""
     props = schema.get("properties") if isinstance(schema, dict) else None

@@ -8,17 +8,18 @@ operation is said in closed-class English words ("divide", "split … ways", "mi
 
 * :func:`stated_operators` reads the operations of the latest user message: ``/`` (divide, split, share
   between, average, how many times, ratio, into N parts, how many weeks, how many … does that buy, how long
-  will it last), ``%`` (remainder, modulo), ``-``
-  (minus, subtract, take away, difference, how much more/cheaper/warmer …, cheaper than, left over), ``*``
-  (times, multiply, squared, cubed, to the power of, double, triple) and ``+`` (plus, add … up/together, sum
-  of, total … up); a rise ("goes up by 4.5 %", "increase") asks for ``+`` or ``*``, a fall ("20 % off",
-  "discount", "drops") for ``-`` or ``*``. Ambiguous words say nothing: "per" ("per person" divides, "per year" from a monthly figure
-  multiplies), "each", "total", "of", "less" ("less 10 %").
+  will it last), ``%`` (remainder, modulo), ``-`` (minus, subtract, take away, difference, how much
+  more/cheaper/warmer …, cheaper than, left over), ``*`` (times, multiply, squared, cubed, to the power of,
+  double, triple) and ``+`` (plus, add … up/together, sum of, total … up); a rise ("goes up by 4.5 %",
+  "increase") asks for ``+`` or ``*``, a fall ("20 % off", "discount", "drops") for ``-`` or ``*``.
+  Ambiguous words say nothing: "per" ("per person" divides, "per year" from a monthly figure multiplies),
+  "each", "total", "of", "less" ("less 10 %").
 * A string parameter that holds an arithmetic expression (:func:`is_expression_param`: named ``expression``,
   ``expr``, ``formula`` or ``equation``, or described as arithmetic/a math expression; no enum or pattern of
-  its own) must then contain every stated operation that no earlier call for this request wrote
-  (:func:`operator_pattern`; a remainder or a floor division counts as a division). An operation a
-  ``*``-free ``276 / 4`` already did is not asked of the next call.
+  its own) must then *begin* with one of the stated operations that no earlier call for this request wrote:
+  its first operator is one of them (:func:`operator_pattern`). The first, not "somewhere": asked only to
+  hold a ``/`` somewhere, the model wrote its habitual ``206 * 7`` and then padded the string with a stray
+  ``%`` to pass. A remainder or floor division counts as a division already done.
 * Division words are only enforced *after a tool result*: in "add these up, put a 20 % tip on and split it 5
   ways" the split belongs to a later step another tool may do (``add_tip``'s ``people``), so the first
   ``calculate`` only adds.
@@ -28,7 +29,6 @@ When the words state nothing, the parameter stays free. Measured in docs/benchma
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -74,6 +74,9 @@ _SATISFIES = {"/": "/%", "%": "%", "-": "-", "*": "*", "+": "+", "+*": "+*", "-*
 _EXPRESSION_NAMES = frozenset({"expression", "expr", "formula", "equation", "math", "arithmetic"})
 _EXPRESSION_DESC = re.compile(r"\b(?:arithmetic|math(?:ematical)? expression|numeric expression)\b", re.IGNORECASE)
 _FREE = '[^"\\\\]'  # a character of a JSON string body that needs no escape
+_BEFORE = "[0-9A-Za-z_ .,()]"  # what an expression holds before its first operator
+#: the operators that may come first for each operation (a stated division is "/", not a remainder)
+_FIRST = {"/": "/", "%": "%", "-": "-", "*": "*", "+": "+", "+*": "+*", "-*": "-*"}
 
 
 def stated_operators(text: str) -> frozenset[str]:
@@ -105,14 +108,14 @@ def is_expression_param(name: str, spec: Any) -> bool:
 
 
 def operator_pattern(need: Iterable[str]) -> str | None:
-    """A JSON-schema ``pattern`` (matched whole) for a string holding every operation of ``need``, in any
-    order; None when ``need`` is empty."""
-    classes = ["[" + re.escape(_SATISFIES[op]) + "]" for op in sorted(set(need))]
-    if not classes:
+    """A JSON-schema ``pattern`` (matched whole) for an expression whose *first* operation is one of ``need``:
+    numbers, names, spaces and parentheses, then one of ``need``'s operators, then anything; None when ``need``
+    is empty. (A pattern that only asked for the operator somewhere let the model write its habitual ``*``
+    first and then pad the string with a stray ``%`` to pass.)"""
+    chars = "".join(sorted({c for op in need for c in _FIRST[op]}))
+    if not chars:
         return None
-    free = _FREE + "*"
-    orders = [free + free.join(order) + free for order in itertools.permutations(classes)]
-    return orders[0] if len(orders) == 1 else "|".join(f"({o})" for o in orders)
+    return _BEFORE + "*[" + re.escape(chars) + "]" + _FREE + "*"
 
 
 def needed_operators(stated: frozenset[str], done: Iterable[str], after_result: bool) -> frozenset[str]:
