@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--renormalize", choices=["cap", "mean", "off"], help="default: RegisterConfig's")
+    ap.add_argument("--no-bias", action="store_true", help="RegisterConfig.calibrate_bias=False")
     ap.add_argument("--ground-numbers", choices=["on", "off"], default="on")
     ap.add_argument("--ground-places", choices=["zero_data", "on", "off"], default="zero_data")
     ap.add_argument("--save-bank", help="save the bank with the new tools here (for a closer look)")
@@ -85,6 +86,7 @@ def main() -> None:
     if a.dialogues is not None:
         rcfg.synth_dialogue_rate = a.dialogues
     rcfg.train.seed = a.seed
+    rcfg.calibrate_bias = not a.no_bias
     if a.decision_weight is not None:
         rcfg.train.decision_weight = a.decision_weight
     if a.epochs is not None:
@@ -98,7 +100,8 @@ def main() -> None:
         t0 = time.perf_counter()
         res = tm.register([fn], None, config=rcfg)
         seconds[fn.__name__] = time.perf_counter() - t0
-        print(f"registered {fn.__name__}: {res.n_synthetic} synthetic traces, {res.n_anchors} anchors, "
+        bias = f", logit bias {res.row_bias[fn.__name__]:+.2f}" if fn.__name__ in res.row_bias else ""
+        print(f"registered {fn.__name__}: {res.n_synthetic} synthetic traces, {res.n_anchors} anchors{bias}, "
               f"{seconds[fn.__name__]:.1f} s ({cpu}, {a.threads} threads)", flush=True)
     AQ.EXTRA_TOOLS[:] = extra.TOOLS
     if a.save_bank:

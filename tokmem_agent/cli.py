@@ -411,6 +411,9 @@ def register(
                                   help="Call tools on sampled arguments so synthetic traces carry real results and "
                                        "answers: read_only (tools marked free of side effects), always, never."),
     epochs: int = typer.Option(_RC.train.epochs, min=1, help="Passes over the new tools' traces."),
+    bias: bool = typer.Option(_RC.calibrate_bias, "--bias/--no-bias",
+                              help="Calibrate a logit bias for each tool registered from its schema alone, on "
+                                   "held-out synthetic requests against the bank's anchors (docs/continual.md)."),
     retrain: bool = typer.Option(False, "--retrain", help="Also retrain tools already in the bank."),
     out: Path | None = typer.Option(None, "--out", help="Write the new bank here (default: replace BANK, atomically)."),
     model: str | None = typer.Option(None, "--model"),
@@ -432,7 +435,7 @@ def register(
         traces = _load(data, skip_invalid=skip_invalid) if data else None
         old = _load(replay, skip_invalid=skip_invalid, what="--replay") if replay else ()
         cfg = RegisterConfig(synth_per_tool=synth, synth_dialogue_rate=dialogues, replay_per_tool=replay_per_tool,
-                             paraphrase=paraphrase,
+                             paraphrase=paraphrase, calibrate_bias=bias,
                              run_tools=run_tools,  # type: ignore[arg-type]
                              train=dataclasses.replace(_RC.train, epochs=epochs, seed=seed,
                                                        renormalize=_RENORM[renormalize], anchor_weight=anchor_weight))
@@ -452,6 +455,8 @@ def register(
                f"bank saved to {out or bank} ({len(tm.tool_names)} tools)")
     for name, queries in res.examples.items():
         typer.echo(f"  {name}: synthetic requests such as " + "; ".join(repr(q) for q in queries))
+    if res.row_bias:
+        typer.echo("  calibrated logit bias: " + ", ".join(f"{n} {b:+.2f}" for n, b in res.row_bias.items()))
     for w in res.warnings:
         typer.secho(f"  warning: {w}", fg=typer.colors.YELLOW)
 

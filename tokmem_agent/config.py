@@ -238,6 +238,11 @@ class RegisterConfig:
         norm only when longer (``renormalize="cap"``): the recipe docs/continual.md measured). Its ``lora`` must
         stay None: registering trains only the new rows, never the backbone (old tools' behaviour and anchors
         depend on it).
+    calibrate_bias: give each tool registered from its schema alone a logit bias, calibrated on held-out
+        synthetic requests for it against the bank's anchors of the other tools and no-call messages
+        (:mod:`tokmem_agent.row_bias`; a few seconds a tool). A row trained on synthetic requests only is
+        timid on real ones: old rows trained on real traces win them by a logit or two.
+    bias_per_tool: held-out synthetic requests per tool for that calibration.
     """
 
     synth_per_tool: int = 40
@@ -245,6 +250,8 @@ class RegisterConfig:
     replay_per_tool: int = 16
     paraphrase: bool = False
     run_tools: Literal["read_only", "always", "never"] = "read_only"
+    calibrate_bias: bool = True
+    bias_per_tool: int = 8
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, eval_fraction=0.0, no_call_share=0.0,
                                                                    schedule="constant", warmup=0.0,
                                                                    decision_weight=5.0, renormalize="cap"))
@@ -256,6 +263,8 @@ class RegisterConfig:
             raise ConfigError(f"RegisterConfig.synth_dialogue_rate must be in [0, 1], got {self.synth_dialogue_rate}")
         if self.replay_per_tool < 0:
             raise ConfigError(f"RegisterConfig.replay_per_tool must be >= 0, got {self.replay_per_tool}")
+        if self.bias_per_tool < 1:
+            raise ConfigError(f"RegisterConfig.bias_per_tool must be >= 1, got {self.bias_per_tool}")
         if self.run_tools not in ("read_only", "always", "never"):
             raise ConfigError(f"RegisterConfig.run_tools must be 'read_only', 'always' or 'never', got {self.run_tools!r}")
         if isinstance(self.train, dict):
@@ -268,6 +277,9 @@ class RegisterConfig:
 #: Bank meta key, written by registration: the tools whose tokens learned from synthetic traces only (registered
 #: from their schema alone); ``ControllerConfig.ground_places="zero_data"`` copies their place arguments.
 ZERO_DATA_KEY = "zero_data_tools"
+#: Bank meta key: a logit bias per memory row (``{tool: bias}``), calibrated by registration
+#: (:mod:`tokmem_agent.row_bias`) and added to the row's logit by every decision; training a row drops its bias.
+ROW_BIAS_KEY = "row_bias"
 #: Bank meta keys of the stored call thresholds (``tokmem calibrate``); training any row drops them.
 CALIBRATION_KEYS = ("call_threshold", "continue_threshold", "call_calibration")
 #: Argument property orders the schema constraint accepts: ``declared``: the schema's order; ``sorted``:

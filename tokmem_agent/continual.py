@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .config import CALIBRATION_KEYS, ZERO_DATA_KEY, RegisterConfig
+from .config import CALIBRATION_KEYS, ROW_BIAS_KEY, ZERO_DATA_KEY, RegisterConfig
 from .errors import ConfigError, DataFormatError
 from .registry import Tool
 from .synth import synthesize_traces
@@ -52,6 +52,8 @@ class RegisterResult:
     examples: dict[str, list[str]] = field(default_factory=dict)
     #: why a tool's schema is thin to synthesise from (missing descriptions, free-form strings only)
     warnings: list[str] = field(default_factory=list)
+    #: the logit bias calibrated for each tool registered from its schema alone (RegisterConfig.calibrate_bias)
+    row_bias: dict[str, float] = field(default_factory=dict)
 
     @property
     def trained(self) -> list[str]:
@@ -149,6 +151,12 @@ def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | No
     result.n_ran = sum(tr.results is not None for tr in synthetic)
     zero = set(tm.meta.get(ZERO_DATA_KEY, [])) - target_names  # trained again: with real traces or synthetic
     tm.meta[ZERO_DATA_KEY] = sorted(zero | {t.name for t in targets if t.name not in covered})
+    schema_only = [t for t in targets if t.name not in covered]
+    if cfg.calibrate_bias and schema_only:
+        from .row_bias import calibrate_row_biases
+
+        result.row_bias = calibrate_row_biases(tm, schema_only, per_tool=cfg.bias_per_tool,
+                                               seed=cfg.train.seed + 7919, exclude={tr.query for tr in synthetic})
     result.n_anchors = len(anchors)
     result.train = res
     result.seconds = time.perf_counter() - t0
@@ -179,6 +187,8 @@ def forget(tm: MemoryModel, names: Iterable[str]) -> list[str]:
     tm.meta.setdefault("versions", []).append({"version": len(tm.meta.get("versions", [])) + 1, "removed": names})
     if ZERO_DATA_KEY in tm.meta:
         tm.meta[ZERO_DATA_KEY] = [n for n in tm.meta[ZERO_DATA_KEY] if n not in names]
+    if tm.meta.get(ROW_BIAS_KEY):
+        tm.meta[ROW_BIAS_KEY] = {n: b for n, b in tm.meta[ROW_BIAS_KEY].items() if n not in names}
     tm.drop_calibration()  # calibrated with the removed tokens
     return names
 

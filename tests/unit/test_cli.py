@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -314,6 +315,7 @@ def test_register_from_a_schema_reports_what_it_synthesised_and_warns_on_a_thin_
     assert "get_weather: synthetic requests such as" in r.output and "frob: synthetic requests such as" in r.output
     assert "warning: frob: no description" in r.output and "parameters without a description: x" in r.output
     assert "only free-form string parameters" in r.output and "warning: get_weather" not in r.output
+    assert re.search(r"calibrated logit bias: (get_weather|frob) [+-]\d+\.\d\d, (get_weather|frob) ", r.output)
 
 
 def test_register_dialogues_option(tmp_path, tiny_dir, data):

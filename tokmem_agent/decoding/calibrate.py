@@ -147,8 +147,9 @@ def decision_points(traces: Sequence[Trace], max_result_chars: int = 2000) -> di
 
 
 def first_decisions(tm: TokMem, points: Sequence[Point], *, progress: bool = False,
-                    desc: str = "call decisions") -> list[tuple[float, bool, bool]]:
-    """For each point: (p_call there, whether a call is right, whether argmax calls)."""
+                    desc: str = "call decisions", after: str = "user") -> list[tuple[float, bool, bool]]:
+    """For each point: (p_call there, whether a call is right, whether argmax calls). ``after``: what the
+    points follow, "user" or "tool" (registered rows' calibrated biases apply after a user message only)."""
     from tqdm.auto import tqdm
 
     from .controller import Controller
@@ -156,7 +157,7 @@ def first_decisions(tm: TokMem, points: Sequence[Point], *, progress: bool = Fal
     ctl = Controller(tm)
     names = tm.tool_names
     model = tm.model
-    bias = ctl._memory_bias(set(names))
+    bias = ctl._memory_bias(set(names), rows=after != "tool")
     out = []
     for msgs, label in tqdm(points, desc=desc, unit="point", disable=not progress, leave=False):
         session = DecodeSession(model)
@@ -230,7 +231,8 @@ def calibrate_call_threshold(tm: TokMem, traces: Sequence[Trace], *, progress: b
     after = points["tool"]
     go_on = None
     if 0 < sum(lab for _, lab in after) < len(after):
-        go_on = fit(first_decisions(tm, after, progress=progress, desc="calibrating: go on or answer"), "accuracy")
+        go_on = fit(first_decisions(tm, after, progress=progress, desc="calibrating: go on or answer", after="tool"),
+                    "accuracy")
     tm.meta["call_threshold"] = call.threshold
     tm.meta["call_calibration"] = {"call": call.to_meta(), "go_on": go_on.to_meta() if go_on else None}
     if go_on is not None:

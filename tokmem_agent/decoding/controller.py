@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..config import ControllerConfig
+from ..config import ROW_BIAS_KEY, ControllerConfig
 from ..errors import GenerationError, ToolCallError
 from ..executor import execute_many, serialize
 from ..registry import Tool
@@ -69,13 +69,19 @@ class Controller:
             self._number_vocab = NumberVocab.of(self.tm.tokenizer)
         return self._number_vocab
 
-    def _memory_bias(self, allowed: set[str], *, allow_text: bool = True, allow_stop: bool = True) -> torch.Tensor:
-        """Additive mask [V+N]: 0 where allowed, -inf elsewhere."""
+    def _memory_bias(self, allowed: set[str], *, allow_text: bool = True, allow_stop: bool = True,
+                     rows: bool = True) -> torch.Tensor:
+        """Additive mask [V+N]: 0 where allowed, -inf elsewhere; with ``rows`` (the turns that answer a user
+        message), an allowed row with a calibrated bias (:data:`~tokmem_agent.config.ROW_BIAS_KEY`, set by
+        registration) gets that bias."""
         model = self.tm.model
         bias = torch.zeros(model.total_vocab, device=model.device)  # [V+N]
+        row_bias = (self.tm.meta.get(ROW_BIAS_KEY) or {}) if rows else {}
         for i, name in enumerate(self.tm.bank.names):
             if name not in allowed:
                 bias[model.vocab_size + i] = float("-inf")
+            elif name in row_bias:
+                bias[model.vocab_size + i] = float(row_bias[name])
         if not allow_text:
             bias[: model.vocab_size] = float("-inf")
             if allow_stop:

@@ -148,7 +148,8 @@ class TurnDecoder:
         self.ctl, self.model, self.chat = ctl, ctl.tm.model, ctl.tm.chat
         self.budget = cfg.max_new_tokens if budget is None else budget
         bound_set = set(bound)
-        bound_bias = ctl._memory_bias(bound_set)  # [V+N]: text and the bound tools
+        rows = after != "tool"  # calibrated row biases: for the decision on a user message, not after a result
+        bound_bias = ctl._memory_bias(bound_set, rows=rows)  # [V+N]: text and the bound tools
         self.call_prob: float | None = None
         threshold = (ctl.call_threshold(after) if after in ("user", "tool") and tool_choice in (None, "auto")
                      and bound_set else None)
@@ -161,10 +162,11 @@ class TurnDecoder:
         self.open_bias = ctl._memory_bias(set()) if tool_choice == "none" else bound_bias
         self.first_bias = self.open_bias
         if tool_choice in ("any", "required"):
-            self.first_bias = ctl._memory_bias(bound_set, allow_text=False, allow_stop=False)
+            self.first_bias = ctl._memory_bias(bound_set, allow_text=False, allow_stop=False, rows=rows)
         elif tool_choice not in (None, "auto", "none"):
-            self.first_bias = ctl._memory_bias({tool_choice}, allow_text=False, allow_stop=False)
-        self.after_bias = ctl._memory_bias(bound_set, allow_text=False) if cfg.constrained else self.open_bias
+            self.first_bias = ctl._memory_bias({tool_choice}, allow_text=False, allow_stop=False, rows=rows)
+        self.after_bias = (ctl._memory_bias(bound_set, allow_text=False, rows=rows) if cfg.constrained
+                           else self.open_bias)
 
         self.text_ids: list[int] = []
         self.calls: list[PendingCall] = []

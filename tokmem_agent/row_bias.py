@@ -1,0 +1,147 @@
+"""A logit bias per memory row, calibrated after registering tools from their schemas alone
+(:attr:`RegisterConfig.calibrate_bias`).
+
+A row trained on synthetic requests only is *timid* on real ones: the old rows were trained (with the
+adaptation round) on real traces and answer hand-written requests with larger logits, so "It's 09:30 in
+Tokyo — what time is that in New York?" goes to ``convert_currency`` by a logit or two although the new
+``convert_timezone`` row is second. Its logit scale is a free parameter no loss fixed: the new row's cross
+entropy on synthetic data is already small, and the anchors only push it *below* old rows.
+
+So after training, each zero-data row gets an additive logit bias ``b`` placed like an SVM's offset, in the
+middle of the gap between
+
+* **positives** — held-out synthetic requests for the tool (a seed the training did not use): the margin of
+  its logit over the best other choice there (any other row, or text);
+* **negatives** — where it must lose: the bank's anchors of other tools (real requests for old tools, their
+  gold row's logit), the shipped no-call messages (text's logit), and the other new tools' held-out requests.
+
+``b`` maximises balanced accuracy (positives and negatives weigh the same, however many anchors there are)
+and sits in the middle of the best interval; it is clipped to ±:data:`MAX_BIAS`. The biases are stored in
+the bank's meta (:data:`~tokmem_agent.config.ROW_BIAS_KEY`) and added to the rows' logits in the turns that
+answer a user message (call or answer, which tool, the call-probability mass of a calibrated threshold); not
+after a tool result, where "call again or answer" is another decision the bias was not fitted to (a
+negative one would otherwise come from the new tool being called again after its own result). Training a
+row again drops its bias. Measured in docs/benchmarks.md (session 17, issue 17).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .config import ROW_BIAS_KEY
+from .decoding.generate import DecodeSession
+from .synth import synthesize_traces
+from .training.replies import no_call_pool
+
+if TYPE_CHECKING:
+    from .registry import Tool
+    from .training.protocol import MemoryModel
+
+__all__ = ["MAX_BIAS", "calibrate_row_biases", "choose_bias"]
+
+log = logging.getLogger("tokmem_agent")
+#: the largest bias either way (logits)
+MAX_BIAS = 8.0
+#: shipped no-call messages used as negatives
+N_NO_CALL = 24
+
+
+def choose_bias(pos: Sequence[float], neg: Sequence[float]) -> float:
+    """The offset ``b`` for margins ``pos`` (right when ``m + b > 0``) and ``neg`` (right when ``m + b < 0``):
+    best balanced accuracy, the middle of the best interval, clipped to ±:data:`MAX_BIAS`; 0 without both."""
+    if not pos or not neg:
+        return 0.0
+    # the count of right answers only changes where b crosses -m; try a point inside every interval
+    cuts = sorted({-m for m in [*pos, *neg]})
+    cands = [cuts[0] - 1.0, *[(a + b) / 2 for a, b in zip(cuts, cuts[1:])], cuts[-1] + 1.0]
+
+    def score(b: float) -> float:
+        return (sum(m + b > 0 for m in pos) / len(pos) + sum(m + b < 0 for m in neg) / len(neg)) / 2
+
+    scores = [score(c) for c in cands]
+    best = max(scores)
+    idx = [i for i, s in enumerate(scores) if s >= best - 1e-12]
+    # the best region runs between the cuts around its first and last candidates
+    lo = cuts[idx[0] - 1] if idx[0] > 0 else -math.inf
+    hi = cuts[idx[-1]] if idx[-1] < len(cuts) else math.inf
+    if math.isinf(lo) and math.isinf(hi):
+        mid = 0.0
+    elif math.isinf(lo):
+        mid = min(0.0, hi - 1.0)
+    elif math.isinf(hi):
+        mid = max(0.0, lo + 1.0)
+    else:
+        mid = (lo + hi) / 2
+    if score(mid) < best - 1e-12:  # the best region is not contiguous: take its first interval's middle
+        mid = cands[idx[0]]
+    return float(max(-MAX_BIAS, min(MAX_BIAS, mid)))
+
+
+@torch.no_grad()
+def _point_logits(tm: MemoryModel, messages: list[dict[str, Any]]) -> torch.Tensor:
+    """The next-token logits [V+N] after ``messages`` (a prompt for the assistant's turn)."""
+    session = DecodeSession(tm.model)
+    session.feed(tm.chat.prompt_ids(messages))
+    return session.logits.float()
+
+
+def _bias_vector(tm: MemoryModel) -> torch.Tensor:
+    """The stored row biases as [N] (0 for rows without one)."""
+    stored = tm.meta.get(ROW_BIAS_KEY) or {}
+    return torch.tensor([float(stored.get(n, 0.0)) for n in tm.bank.names])
+
+
+def calibrate_row_biases(tm: MemoryModel, tools: Sequence[Tool], *, per_tool: int = 8, seed: int = 0,
+                         exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, float]:
+    """Calibrate a bias for each of ``tools`` (registered from their schemas, rows already trained), store
+    them in ``tm.meta`` and return them. ``per_tool`` held-out synthetic requests each (``seed`` differs from
+    the training's; ``exclude``: queries the training used)."""
+    names = list(tm.bank.names)
+    v = tm.model.vocab_size
+    idx = {t.name: names.index(t.name) for t in tools}
+    bias = _bias_vector(tm)  # [N]: other rows keep theirs
+    for t in tools:
+        bias[idx[t.name]] = 0.0
+
+    def competitor(logits: torch.Tensor, skip: int) -> float:
+        """The best other choice at a point [V+N]: text, or another row (with its bias)."""
+        mem = logits[v:] + bias  # [N]
+        mem[skip] = -math.inf
+        return max(float(logits[:v].max()), float(mem.max()))
+
+    held: dict[str, list[torch.Tensor]] = {}
+    for t in tools:
+        traces = [tr for tr in synthesize_traces(t, per_tool * 2, seed=seed) if tr.query not in exclude][:per_tool]
+        held[t.name] = [_point_logits(tm, list(tr.messages)) for tr in traces]
+    no_call = [_point_logits(tm, [{"role": "user", "content": q}]) for q in no_call_pool()[:N_NO_CALL]]
+    anchors = tm.anchors.without({t.name for t in tools}) if tm.anchors is not None else None
+    anchor_margins: dict[str, list[float]] = {t.name: [] for t in tools}
+    if anchors is not None and len(anchors):
+        with torch.no_grad():  # as AnchorLoss computes them
+            h = anchors.h.to(device=tm.bank.steer.device, dtype=torch.float32)  # [K, d]
+            full = torch.cat([tm.model.logits(h[s:s + 256]).float().cpu() for s in range(0, len(h), 256)])  # [K, V+N]
+        gold = torch.tensor([names.index(g) for g in anchors.tools])  # [K]
+        gold_logit = full[torch.arange(len(gold)), v + gold] + bias[gold]  # [K]
+        for t in tools:
+            anchor_margins[t.name] = (full[:, v + idx[t.name]] - gold_logit).tolist()
+
+    out: dict[str, float] = {}
+    for t in tools:
+        j = idx[t.name]
+        pos = [float(lg[v + j]) - competitor(lg, j) for lg in held[t.name]]
+        kinds = {"anchors": anchor_margins[t.name],
+                 "no-call": [float(lg[v + j]) - competitor(lg, j) for lg in no_call],
+                 "other new tools": [float(lg[v + j]) - competitor(lg, j)
+                                     for o in tools if o.name != t.name for lg in held[o.name]]}
+        neg = [m for ms in kinds.values() for m in ms]
+        out[t.name] = round(choose_bias(pos, neg), 3)
+        closest = {k: round(max(ms), 2) for k, ms in kinds.items() if ms}
+        log.info("row bias of %s: %+.2f (%d held-out requests, closest %+.2f; %d negatives, closest by kind %s)",
+                 t.name, out[t.name], len(pos), min(pos, default=math.nan), len(neg), closest)
+    tm.meta[ROW_BIAS_KEY] = {**(tm.meta.get(ROW_BIAS_KEY) or {}), **out}
+    return out
