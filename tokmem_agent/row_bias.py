@@ -84,16 +84,17 @@ def choose_bias(pos: Sequence[float], neg: Sequence[float]) -> float:
 
 @torch.no_grad()
 def _point_logits(tm: MemoryModel, messages: list[dict[str, Any]]) -> torch.Tensor:
-    """The next-token logits [V+N] after ``messages`` (a prompt for the assistant's turn)."""
+    """The next-token logits [V+N] after ``messages`` (a prompt for the assistant's turn), on the CPU (they are
+    only compared)."""
     session = DecodeSession(tm.model)
     session.feed(tm.chat.prompt_ids(messages))
-    return session.logits.float()
+    return session.logits.float().cpu()
 
 
 def _bias_vector(tm: MemoryModel) -> torch.Tensor:
     """The stored row biases as [N] (0 for rows without one)."""
     stored = tm.meta.get(ROW_BIAS_KEY) or {}
-    return torch.tensor([float(stored.get(n, 0.0)) for n in tm.bank.names])
+    return torch.tensor([float(stored.get(n, 0.0)) for n in tm.bank.names], device="cpu")
 
 
 def calibrate_row_biases(tm: MemoryModel, tools: Sequence[Tool], *, per_tool: int = 8, seed: int = 0,
@@ -124,9 +125,10 @@ def calibrate_row_biases(tm: MemoryModel, tools: Sequence[Tool], *, per_tool: in
     if anchors is not None and len(anchors):
         with torch.no_grad():  # as AnchorLoss computes them
             h = anchors.h.to(device=tm.bank.steer.device, dtype=torch.float32)  # [K, d]
-            full = torch.cat([tm.model.logits(h[s:s + 256]).float().cpu() for s in range(0, len(h), 256)])  # [K, V+N]
-        gold = torch.tensor([names.index(g) for g in anchors.tools])  # [K]
-        gold_logit = full[torch.arange(len(gold)), v + gold] + bias[gold]  # [K]
+            full = torch.cat([tm.model.logits(h[s:s + 256]).float().cpu()
+                              for s in range(0, len(h), 256)])  # [K, V+N]
+        gold = torch.tensor([names.index(g) for g in anchors.tools], device="cpu")  # [K]
+        gold_logit = full[torch.arange(len(gold), device="cpu"), v + gold] + bias[gold]  # [K]
         for t in tools:
             anchor_margins[t.name] = (full[:, v + idx[t.name]] - gold_logit).tolist()
 

@@ -45,7 +45,8 @@ _GROUP = (r"(?:people|persons|friends|guests|kids|children|housemates|roommates|
 
 #: operator → phrases that ask for it (matched on the lower-cased request)
 OPERATOR_WORDS: dict[str, tuple[re.Pattern[str], ...]] = {op: tuple(re.compile(p) for p in pats) for op, pats in {
-    "/": (r"\bdivid(?:e|ed|es|ing)\b", r"\bsplit(?:s|ting)?\b", r"\bshar(?:e|ed|ing)\b.{0,40}\b(?:between|among)\b",
+    "/": (r"\bdivid(?:e|ed|es|ing)\b", r"\bsplit(?:s|ting)?\b",
+          r"\bshar(?:e|ed|ing)\b.{0,40}\b(?:between|among)\b",
           r"\b(?:between|among)\s+(?:the\s+)?" + _N + r"\s+" + _GROUP + r"\b", r"\baverage\b",
           r"\bhow many times\b", r"\bratio\b",
           r"\binto\s+" + _N + r"\s+(?:equal\s+)?(?:parts|pieces|portions|shares|groups|slices|lots)\b",
@@ -64,7 +65,8 @@ OPERATOR_WORDS: dict[str, tuple[re.Pattern[str], ...]] = {op: tuple(re.compile(p
     "-*": (r"\b(?:goes|go|going|went|gone) down\b", r"\b(?:fall|falls|falling|fell|fallen|drops?|dropped)\b",
            r"\bdecreas(?:e|es|ed|ing)\b", r"\bdiscount(?:ed|s)?\b", r"\breduc(?:e|es|ed|ing)\b",
            r"%\s*off\b", r"\bpercent off\b"),
-    "+": (r"\bplus\b", r"\badd(?:ed)? (?:\w+ )?(?:up|together)\b", r"\bsum of\b", r"\bsum (?:it|them|those|these|that|up)\b",
+    "+": (r"\bplus\b", r"\badd(?:ed)? (?:\w+ )?(?:up|together)\b", r"\bsum of\b",
+          r"\bsum (?:it|them|those|these|that|up)\b",
           r"\btotal (?:it|them|those|these|that) up\b"),
 }.items()}
 #: operations enforced only after a tool result (the step may belong to a later call of another tool)
