@@ -278,7 +278,8 @@ class RegisterConfig:
 #: from their schema alone); ``ControllerConfig.ground_places="zero_data"`` copies their place arguments.
 ZERO_DATA_KEY = "zero_data_tools"
 #: Bank meta key: a logit bias per memory row (``{tool: bias}``), calibrated by registration
-#: (:mod:`tokmem_agent.row_bias`) and added to the row's logit by every decision; training a row drops its bias.
+#: (:mod:`tokmem_agent.row_bias`) and added to the row's logit in turns that answer a user message; training a
+#: row drops its bias.
 ROW_BIAS_KEY = "row_bias"
 #: Bank meta keys of the stored call thresholds (``tokmem calibrate``); training any row drops them.
 CALIBRATION_KEYS = ("call_threshold", "continue_threshold", "call_calibration")

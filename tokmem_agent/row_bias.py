@@ -26,6 +26,7 @@ row again drops its bias. Measured in docs/benchmarks.md (session 17, issue 17).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Sequence
@@ -58,7 +59,7 @@ def choose_bias(pos: Sequence[float], neg: Sequence[float]) -> float:
         return 0.0
     # the count of right answers only changes where b crosses -m; try a point inside every interval
     cuts = sorted({-m for m in [*pos, *neg]})
-    cands = [cuts[0] - 1.0, *[(a + b) / 2 for a, b in zip(cuts, cuts[1:])], cuts[-1] + 1.0]
+    cands = [cuts[0] - 1.0, *[(a + b) / 2 for a, b in itertools.pairwise(cuts)], cuts[-1] + 1.0]
 
     def score(b: float) -> float:
         return (sum(m + b > 0 for m in pos) / len(pos) + sum(m + b < 0 for m in neg) / len(neg)) / 2
@@ -82,13 +83,18 @@ def choose_bias(pos: Sequence[float], neg: Sequence[float]) -> float:
     return float(max(-MAX_BIAS, min(MAX_BIAS, mid)))
 
 
+#: what a decision point keeps: the best text logit, and the rows' logits [N] (CPU; only compared)
+Point = tuple[float, torch.Tensor]
+
+
 @torch.no_grad()
-def _point_logits(tm: MemoryModel, messages: list[dict[str, Any]]) -> torch.Tensor:
-    """The next-token logits [V+N] after ``messages`` (a prompt for the assistant's turn), on the CPU (they are
-    only compared)."""
+def _point(tm: MemoryModel, messages: list[dict[str, Any]]) -> Point:
+    """The decision after ``messages`` (a prompt for the assistant's turn)."""
     session = DecodeSession(tm.model)
     session.feed(tm.chat.prompt_ids(messages))
-    return session.logits.float().cpu()
+    logits = session.logits.float().cpu()  # [V+N]
+    v = tm.model.vocab_size
+    return float(logits[:v].max()), logits[v:].clone()  # the rows alone: the vocabulary part is let go
 
 
 def _bias_vector(tm: MemoryModel) -> torch.Tensor:
@@ -103,43 +109,41 @@ def calibrate_row_biases(tm: MemoryModel, tools: Sequence[Tool], *, per_tool: in
     them in ``tm.meta`` and return them. ``per_tool`` held-out synthetic requests each (``seed`` differs from
     the training's; ``exclude``: queries the training used)."""
     names = list(tm.bank.names)
-    v = tm.model.vocab_size
     idx = {t.name: names.index(t.name) for t in tools}
     bias = _bias_vector(tm)  # [N]: other rows keep theirs
     for t in tools:
         bias[idx[t.name]] = 0.0
 
-    def competitor(logits: torch.Tensor, skip: int) -> float:
-        """The best other choice at a point [V+N]: text, or another row (with its bias)."""
-        mem = logits[v:] + bias  # [N]
-        mem[skip] = -math.inf
-        return max(float(logits[:v].max()), float(mem.max()))
+    def margin(point: Point, j: int) -> float:
+        """Row ``j``'s logit over the best other choice at ``point``: text, or another row (with its bias)."""
+        text, rows = point
+        others = rows + bias  # [N]
+        others[j] = -math.inf
+        return float(rows[j]) - max(text, float(others.max()))
 
-    held: dict[str, list[torch.Tensor]] = {}
+    held: dict[str, list[Point]] = {}
     for t in tools:
         traces = [tr for tr in synthesize_traces(t, per_tool * 2, seed=seed) if tr.query not in exclude][:per_tool]
-        held[t.name] = [_point_logits(tm, list(tr.messages)) for tr in traces]
-    no_call = [_point_logits(tm, [{"role": "user", "content": q}]) for q in no_call_pool()[:N_NO_CALL]]
+        held[t.name] = [_point(tm, list(tr.messages)) for tr in traces]
+    no_call = [_point(tm, [{"role": "user", "content": q}]) for q in no_call_pool()[:N_NO_CALL]]
     anchors = tm.anchors.without({t.name for t in tools}) if tm.anchors is not None else None
     anchor_margins: dict[str, list[float]] = {t.name: [] for t in tools}
     if anchors is not None and len(anchors):
-        with torch.no_grad():  # as AnchorLoss computes them
+        with torch.no_grad():  # the rows' logits at the anchors, h · M_outᵀ (as TokMemModel.logits computes them)
             h = anchors.h.to(device=tm.bank.steer.device, dtype=torch.float32)  # [K, d]
-            full = torch.cat([tm.model.logits(h[s:s + 256]).float().cpu()
-                              for s in range(0, len(h), 256)])  # [K, V+N]
+            rows = (h @ tm.bank.address.float().t()).cpu()  # [K, N]
         gold = torch.tensor([names.index(g) for g in anchors.tools], device="cpu")  # [K]
-        gold_logit = full[torch.arange(len(gold), device="cpu"), v + gold] + bias[gold]  # [K]
+        gold_logit = rows[torch.arange(len(gold), device="cpu"), gold] + bias[gold]  # [K]
         for t in tools:
-            anchor_margins[t.name] = (full[:, v + idx[t.name]] - gold_logit).tolist()
+            anchor_margins[t.name] = (rows[:, idx[t.name]] - gold_logit).tolist()
 
     out: dict[str, float] = {}
     for t in tools:
         j = idx[t.name]
-        pos = [float(lg[v + j]) - competitor(lg, j) for lg in held[t.name]]
+        pos = [margin(p, j) for p in held[t.name]]
         kinds = {"anchors": anchor_margins[t.name],
-                 "no-call": [float(lg[v + j]) - competitor(lg, j) for lg in no_call],
-                 "other new tools": [float(lg[v + j]) - competitor(lg, j)
-                                     for o in tools if o.name != t.name for lg in held[o.name]]}
+                 "no-call": [margin(p, j) for p in no_call],
+                 "other new tools": [margin(p, j) for o in tools if o.name != t.name for p in held[o.name]]}
         neg = [m for ms in kinds.values() for m in ms]
         out[t.name] = round(choose_bias(pos, neg), 3)
         closest = {k: round(max(ms), 2) for k, ms in kinds.items() if ms}

@@ -78,7 +78,7 @@ _EXPRESSION_DESC = re.compile(r"\b(?:arithmetic|math(?:ematical)? expression|num
 _FREE = '[^"\\\\]'  # a character of a JSON string body that needs no escape
 _BEFORE = "[0-9A-Za-z_ .,()]"  # what an expression holds before its first operator
 #: the operators that may come first for each operation (a stated division is "/", not a remainder)
-_FIRST = {"/": "/", "%": "%", "-": "-", "*": "*", "+": "+", "+*": "+*", "-*": "-*"}
+_FIRST = {**_SATISFIES, "/": "/"}
 
 
 def stated_operators(text: str) -> frozenset[str]:
