@@ -61,6 +61,9 @@ def main() -> None:
     ap.add_argument("--no-bias", action="store_true", help="RegisterConfig.calibrate_bias=False")
     ap.add_argument("--ground-numbers", choices=["on", "off"], default="on")
     ap.add_argument("--ground-places", choices=["zero_data", "on", "off"], default="zero_data")
+    ap.add_argument("--controller", action="append", default=[], metavar="KEY=VALUE",
+                    help="a ControllerConfig field (repeatable), e.g. lead_answers=false")
+    ap.add_argument("--load-bank", help="skip registration: evaluate this bank (one --save-bank wrote)")
     ap.add_argument("--save-bank", help="save the bank with the new tools here (for a closer look)")
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -75,13 +78,16 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     cpu = "AVX512-BF16" if fast_bf16_available() else "no AVX512-BF16 (AVX2)"
     from tokmem_agent import ControllerConfig
-
+    from tokmem_agent.config import parse_overrides
     from tools.basic import TODAY
 
     ccfg = ControllerConfig(ground_numbers=a.ground_numbers == "on", today=TODAY.isoformat(),
-                            ground_places={"zero_data": "zero_data", "on": True, "off": False}[a.ground_places])
+                            ground_places={"zero_data": "zero_data", "on": True, "off": False}[a.ground_places],
+                            **parse_overrides(a.controller))
     tm = TokMem.load(a.bank, load_base_model(None))
     before = None if a.new_only else evaluate(tm, Path(a.old), "before", ccfg)
+    if a.load_bank:
+        tm = TokMem.load(a.load_bank, load_base_model(None))  # a fresh base: loading wraps it
     rcfg = RegisterConfig(synth_per_tool=a.synth, run_tools=a.run_tools)
     if a.dialogues is not None:
         rcfg.synth_dialogue_rate = a.dialogues
@@ -96,7 +102,7 @@ def main() -> None:
     if a.renormalize:
         rcfg.train.renormalize = {"cap": "cap", "mean": True, "off": False}[a.renormalize]
     seconds = {}
-    for fn in extra.TOOLS:
+    for fn in extra.TOOLS if not a.load_bank else ():
         t0 = time.perf_counter()
         res = tm.register([fn], None, config=rcfg)
         seconds[fn.__name__] = time.perf_counter() - t0
@@ -119,7 +125,7 @@ def main() -> None:
     s_new = new["summary"]["all"]["success"]
     drop = before["summary"]["all"]["success"] - after["summary"]["all"]["success"]
     no_call = after["summary"].get("no_tool", {}).get("no_call")
-    slowest = max(seconds.values())
+    slowest = max(seconds.values(), default=0.0)
     print(f"\ntargets: new-tool success {s_new:.3f} (≥ 0.75: {'met' if s_new >= 0.75 else 'missed'}); old set "
           f"{drop * 100:+.1f} points lower (≤ 2: {'met' if drop <= 0.02 + 1e-9 else 'missed'}); no-tool without a "
           f"call {no_call:.3f} (≥ 0.95: {'met' if no_call is not None and no_call >= 0.95 else 'missed'}); "

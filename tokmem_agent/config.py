@@ -336,8 +336,8 @@ class ControllerConfig:
     tool_timeout: seconds per tool call.
     max_result_chars: tool results are cut to this many characters before the model sees them.
     strict: raise ToolCallError / GenerationError instead of recording failures in the trace.
-    stop_repeats: when a turn only repeats calls that already succeeded (same tool, same arguments), do not
-        run them again: roll the turn back and let the model answer with tools masked. Small models that
+    stop_repeats: when a turn only repeats calls that already succeeded (same tool, same arguments in any key
+        order), do not run them again: roll the turn back and let the model answer with tools masked. Small models that
         learned calls better than answers otherwise loop until max_steps.
     stop_text_loops: end a text answer where it starts to repeat itself: when a sentence of three or more
         words comes again word for word, the text is cut before the repeat and the turn ends as the answer
@@ -383,6 +383,17 @@ class ControllerConfig:
         between 4", "minus", "how much more", "squared", "plus") that no earlier call for the request did: its
         first operator is one of them; division words only after a tool result
         (:mod:`tokmem_agent.decoding.operators`).
+    ground_quantities: with ``constrained``, a number argument whose parameter names a unit (``weight_kg``,
+        ``height_cm``, "years", "in percent", a sum of money) takes only the numbers the user stated in that
+        unit's dimension, converted ("1.65 m" → 165 for ``height_cm``, "250k" → 250000, "18 months" → 1.5
+        years), else those stated with no unit; never another dimension's (183 cm is no weight)
+        (:mod:`tokmem_agent.decoding.quantities`). "zero_data" (default): only for tools registered from their
+        schema alone (a token trained on real traces learned its numbers); True: every tool; False: none.
+    lead_answers: a text answer right after tool results states the field of the result the request asks
+        about, as registration's synthetic answers do, and ends there ("The monthly payment is 1,580.17.")
+        (:mod:`tokmem_agent.decoding.lead`). "zero_data" (default): after results of tools
+        registered from their schema alone (no real answers to learn from); True: after any tool's result;
+        False: never.
     """
 
     max_steps: int = 6
@@ -409,11 +420,14 @@ class ControllerConfig:
     ground_named: bool = True
     ground_spans: bool = True
     ground_operators: bool = True
+    ground_quantities: bool | Literal["zero_data"] = "zero_data"
+    lead_answers: bool | Literal["zero_data"] = "zero_data"
 
     def __post_init__(self) -> None:
-        if self.ground_places not in (True, False, "zero_data"):
-            raise ConfigError(f"ControllerConfig.ground_places must be True, False or 'zero_data', "
-                              f"got {self.ground_places!r}")
+        for name in ("ground_places", "ground_quantities", "lead_answers"):
+            if getattr(self, name) not in (True, False, "zero_data"):
+                raise ConfigError(f"ControllerConfig.{name} must be True, False or 'zero_data', "
+                                  f"got {getattr(self, name)!r}")
         if self.property_order not in PROPERTY_ORDERS:
             raise ConfigError(f"ControllerConfig.property_order must be one of {', '.join(PROPERTY_ORDERS)}, "
                               f"got {self.property_order!r}")

@@ -398,13 +398,37 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def reported_fields(result: Any, args: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The scalar fields of a dict result an answer reports, in order: those that only echo an argument of
+    the call are left out."""
+    if not isinstance(result, Mapping):
+        return []
+    return [(k, v) for k, v in result.items() if not (k in args and args[k] == v)
+            and isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+
+
+#: a string result longer than this (or of several lines) is not led: the model tells it in its own words
+MAX_LEAD_STRING = 60
+
+
+def answer_leads(result: Any, args: Mapping[str, Any]) -> list[str]:
+    """The ways an answer to ``result`` may open, one per reported field, as :func:`answer` opens:
+    "The monthly payment is 1,580.17" (a number or a short string: "The result is …"); [] for lists, empty
+    dicts and long text."""
+    if isinstance(result, Mapping):
+        return [f"The {' '.join(name_tokens(k))} is {_fmt(v)}" for k, v in reported_fields(result, args)]
+    if isinstance(result, (int, float)) and not isinstance(result, bool) or \
+            isinstance(result, str) and result.strip() and len(result) <= MAX_LEAD_STRING and "\n" not in result:
+        return [f"The result is {_fmt(result)}"]
+    return []
+
+
 def answer(result: Any, args: Mapping[str, Any], rng: random.Random, brief: bool = True) -> str:
     """An answer stating a result's figures once; keys that only echo an argument are left out. ``brief``:
     the first figure only (what the new token learns from an answer is mostly *to* answer after its result;
     each token of answer costs training time)."""
     if isinstance(result, Mapping):
-        items = [(k, v) for k, v in result.items() if not (k in args and args[k] == v)
-                 and isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+        items = reported_fields(result, args)
         lists = [(k, v) for k, v in result.items() if isinstance(v, list)]
         if not items and not lists:
             return "Done."

@@ -306,3 +306,37 @@ def test_sentence_loop_watch_on_its_own():
             break
     assert hit == len(pieces) - 1  # " More" closes the second "it is 5.5 km." (case and spaces ignored)
     assert "".join(pieces[: watch.start]) == "Done. It is 5.5 km."
+
+
+def test_a_repeat_with_its_keys_in_another_order_is_still_a_repeat(tm):
+    plan = plan_of(tm, "add", '{"a":2,"b":3}', EOT, "add", '{"b":3,"a":2}', EOT, "Five.", EOT)
+    r = agent_with(tm, plan, constrained=False).run("2+3?")
+    assert len(r.steps) == 1 and r.suppressed_repeats == 1 and r.answer == "Five."
+
+
+def test_an_answer_after_a_result_opens_with_one_of_its_fields(tm):
+    from tokmem_agent.config import ZERO_DATA_KEY
+
+    def answer(policy, city="Paris"):
+        plan = plan_of(tm, "get_weather", '{"city":"' + city + '"}', EOT, "It is warm.", EOT)
+        return agent_with(tm, plan, constrained=False, lead_answers=policy).run("weather in Paris?")
+
+    # "city" only echoes the argument; the request names neither temp nor unit: the first field
+    assert answer(False).answer == "It is warm."
+    assert answer("zero_data").answer == "It is warm."  # get_weather was not registered from its schema
+    r = answer(True)
+    assert r.answer == "The temp is 21 (unit: C)." and r.outcome == "answer"  # the opening, a full stop, over
+    tm.meta[ZERO_DATA_KEY] = ["get_weather"]
+    try:
+        assert answer("zero_data").answer == "The temp is 21 (unit: C)."
+        assert answer(True, city="Atlantis").steps[0].status != "ok"  # an error result: nothing to lead
+        assert answer(True, city="Atlantis").answer == "It is warm."
+    finally:
+        tm.meta.pop(ZERO_DATA_KEY)
+
+
+def test_a_call_after_a_result_is_not_led(tm):
+    plan = plan_of(tm, "get_weather", '{"city":"Paris"}', EOT, "add", '{"a":2,"b":3}', EOT, "Done.", EOT)
+    r = agent_with(tm, plan, constrained=False, lead_answers=True).run("x")
+    assert [s.tool for s in r.steps] == ["get_weather", "add"]
+    assert r.answer == "The result is 5."  # add's result is a number

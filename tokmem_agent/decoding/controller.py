@@ -14,6 +14,7 @@ paper's protocol) decoding is free and a memory token starts the next call.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -192,7 +193,7 @@ class Controller:
             if turn.call_prob is not None and not run.steps:
                 run.call_prob = turn.call_prob
             if (cfg.stop_repeats and turn.calls and not turn.out_of_budget
-                    and all((c.tool, c.text) in run.done_calls for c in turn.calls)):
+                    and all((c.tool, call_key(c.text)) in run.done_calls for c in turn.calls)):
                 # only repeats of calls whose results are already in the context: answer instead
                 run.suppressed += len(turn.calls)
                 run.generated += turn.generated
@@ -208,7 +209,7 @@ class Controller:
             run.rounds += 1
             new_steps = self._execute(turn, by_name, run.rounds, loop)
             run.steps += new_steps
-            run.done_calls.update((st.tool, st.argument_text) for st in new_steps if st.ok)
+            run.done_calls.update((st.tool, call_key(st.argument_text)) for st in new_steps if st.ok)
             for st in new_steps if on_step else ():
                 on_step(i, st)
             run.timings["execute_s"] += sum(st.execute_s for st in new_steps)
@@ -292,6 +293,16 @@ class Controller:
                 run.append(i)
         out.append(self.tm.tokenizer.decode(run))
         return "".join(out)
+
+
+def call_key(argument_text: str) -> str:
+    """One spelling of a call's arguments for "was this call made already": the JSON with its keys sorted
+    (``{"b": 1, "a": 2}`` repeats ``{"a": 2, "b": 1}``), the text itself when it is no JSON object."""
+    try:
+        args = json.loads(argument_text)
+    except ValueError:
+        return argument_text.strip()
+    return json.dumps(args, sort_keys=True) if isinstance(args, dict) else argument_text.strip()
 
 
 @dataclass

@@ -32,6 +32,9 @@ grammar makes the choice and the text the model wrote is the call that runs:
   operation the latest user message asks for in words ("split it between 4" → its first operator is ``/``,
   "how much more" → ``-``) that no earlier call for this request did; division only after a tool result
   (:mod:`.operators`).
+* **Quantities** (``ground_quantities``). A number parameter whose name or description names a unit
+  (``weight_kg``, "in percent", "years", a sum of money) takes only the user's numbers of that dimension,
+  converted ("1.65 m" → 165 for ``height_cm``), required or optional alike (:mod:`.quantities`).
 * **Optional parameters the user asks for** (``ground_named``). The other way round: an optional number or
   date parameter becomes required when a word of its name is in the user's words ("due" for ``due_by``) and
   the user stated a value for it that no call for this request has used yet; it then takes only those.
@@ -55,6 +58,7 @@ from .operators import (
     operator_pattern,
     stated_operators,
 )
+from .quantities import Quantity, quantity_values, stated_quantities
 
 __all__ = ["ArgEvidence", "clock_of", "conversation_times", "ground_schema", "is_span_param", "mentions_date",
            "time_forms", "used_values"]
@@ -242,6 +246,8 @@ class ArgEvidence:
     operators: frozenset[str] = frozenset()  # the operations the latest user message asks for (.operators)
     done_operators: frozenset[str] = frozenset()  # the operations the calls for this request wrote
     after_result: bool = False  # a call (and so a result) came since the latest user message
+    quantities: tuple[Quantity, ...] = ()  # the user's numbers with their units (.quantities)
+    result_numbers: tuple[float, ...] = ()  # the numbers of the tool results
     _dates: dict[dt.date, tuple[dt.date, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -257,7 +263,9 @@ class ArgEvidence:
         return cls(text, tuple(conversation_times(text)), frozenset(stated_numbers(text)),
                    frozenset(stated_counts(said)), mentions_date(text), said, frozenset(stated_numbers(said)),
                    tuple(d for r in results for d in iso_dates(r)), used_values(calls), tuple(stated_spans(said)),
-                   stated_operators(texts[-1]) if texts else frozenset(), done, bool(calls))
+                   stated_operators(texts[-1]) if texts else frozenset(), done, bool(calls),
+                   tuple(q for t in texts for q in stated_quantities(t)),
+                   tuple(sorted(stated_numbers("\n".join(results)))))
 
     def user_dates(self, today: dt.date) -> tuple[dt.date, ...]:
         """The dates the user's messages state, resolved against ``today`` (:mod:`.dates`; cached)."""
@@ -436,17 +444,36 @@ def _named_values(name: str, spec: dict[str, Any], grounded: dict[str, Any], ev:
     return out
 
 
+def _quantity_spec(name: str, spec: dict[str, Any], ev: ArgEvidence) -> dict[str, Any] | None:
+    """A number parameter with a unit limited to the user's quantities of its dimension, converted
+    (:mod:`.quantities`), its default kept as a choice; None when there are none."""
+    inner = _unwrap(spec)
+    if inner.get("type") not in ("integer", "number") or "enum" in inner or "const" in inner:
+        return None
+    values = quantity_values(name, inner, ev.quantities, ev.result_numbers if ev.after_result else ())
+    if not values:
+        return None
+    default = inner.get("default")
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and default not in values:
+        values.append(default)
+    return {**{k: v for k, v in inner.items() if k not in ("minimum", "maximum", "exclusiveMinimum",
+                                                              "exclusiveMaximum", "multipleOf")}, "enum": values}
+
+
 def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool = True,
                   optional: bool = True, dates: bool = False, today: dt.date | None = None,
-                  named: bool = False, spans: bool = False, operators: bool = False) -> dict[str, Any]:
+                  named: bool = False, spans: bool = False, operators: bool = False,
+                  quantities: bool = False) -> dict[str, Any]:
     """``schema`` for one call in this conversation: time and date parameters limited to the stated ones,
     (``spans``) day counts to the stated spans, optional parameters the conversation gives nothing for
     removed, and (``named``) optional number and date parameters the user asked for made required
     (:func:`_named_values`), and (``operators``) an arithmetic expression made to start with an operation the
-    request asks for (:mod:`.operators`); the schema itself when nothing changes. ``today``: what relative dates resolve
+    request asks for (:mod:`.operators`), and (``quantities``) a number parameter with a unit limited to the
+    user's quantities of its dimension (:mod:`.quantities`); the schema itself when nothing changes. ``today``: what relative dates resolve
     against (default: this machine's date)."""
     props = schema.get("properties") if isinstance(schema, dict) else None
-    if ev is None or not isinstance(props, dict) or not (times or optional or dates or spans or operators):
+    if ev is None or not isinstance(props, dict) or not (times or optional or dates or spans or operators
+                                                          or quantities):
         return schema
     today = today or dt.date.today()
     required = set(schema.get("required") or [])
@@ -458,6 +485,9 @@ def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool
         if isinstance(spec, dict):
             timed = is_time_param(name, spec)
             dated = is_date_param(name, spec)
+            measured = _quantity_spec(name, spec, ev) if quantities else None
+            if measured is not None:
+                out = measured
             if times and timed and ev.times:
                 clock = clock_of(spec)
                 out = {**spec, "enum": list(dict.fromkeys(f for hm in ev.times for f in time_forms(*hm, clock)))}
@@ -472,7 +502,7 @@ def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool
                 elif spec.get("type") == "boolean":
                     words = name_words(name)
                     out = spec if words and any(_said(w, ev.text) for w in words) else None
-                elif _numeric(spec):
+                elif _numeric(spec) and measured is None:
                     out = _ground_number(spec, ev)
                 elif dated and not ev.has_date:
                     out = None

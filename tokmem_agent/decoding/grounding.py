@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from .ground_args import ArgEvidence
+from .lead import last_results
 
 _NUM = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
 SMALL = tuple(str(i) for i in range(11))
@@ -74,11 +75,14 @@ MAX_SPANS = 600
 class Grounding:
     """What a turn may take from its conversation: ``numbers`` an answer after tool results may write (None:
     not an answer to results), ``spans`` the values a place-like string argument may take, ``args`` the
-    times, numbers and dates its arguments may take (:mod:`.ground_args`)."""
+    times, numbers and dates its arguments may take (:mod:`.ground_args`), ``results`` the tool results the
+    turn answers, as (tool, result, arguments), and the ``request`` they answer (:mod:`.lead`)."""
 
     numbers: frozenset[str] | None = None
     spans: tuple[str, ...] = ()
     args: ArgEvidence | None = None
+    results: tuple[tuple[str, Any, dict[str, Any]], ...] = ()
+    request: str = ""  # the latest user message
 
 
 def grounding_for(messages: Sequence[dict[str, Any]]) -> Grounding:
@@ -87,7 +91,8 @@ def grounding_for(messages: Sequence[dict[str, Any]]) -> Grounding:
     said, results = _heard(messages)
     numbers = allowed_numbers(said + results) if _after_results(messages) else None
     return Grounding(numbers, conversation_spans([t for t in texts if isinstance(t, str)]),
-                     ArgEvidence.of(said, results, _request_calls(messages)))
+                     ArgEvidence.of(said, results, _request_calls(messages)), last_results(messages),
+                     said[-1] if said else "")
 
 
 def _request_calls(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

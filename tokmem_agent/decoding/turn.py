@@ -27,6 +27,7 @@ from ..errors import GenerationError
 from ..validation import ArgCheck
 from .ground_args import ground_schema
 from .grounding import Grounding, NumberGround, copy_schema
+from .lead import LeadTrie, lead_texts
 
 #: tool_choice values: None/"auto" (model decides), "none" (no tools), "any"/"required" (must call one),
 #: or a tool name (must call that one first).
@@ -182,6 +183,20 @@ class TurnDecoder:
         self.evidence = (ground.args if ground is not None and (cfg.ground_times or cfg.ground_optional
                                                                 or cfg.ground_dates) else None)
         self.today = dt.date.fromisoformat(cfg.today) if cfg.today else dt.date.today()
+        self.lead = self._lead(ground) if after == "tool" and cfg.lead_answers else None
+
+    def _lead(self, ground: Grounding | None) -> LeadTrie | None:
+        """The openings an answer to the results that end the conversation may start with (:mod:`.lead`)."""
+        if ground is None or not ground.results:
+            return None
+        zero_data = set(self.ctl.tm.meta.get(ZERO_DATA_KEY, ()))
+        texts = lead_texts(ground.results, lambda name: self.cfg.lead_answers is True or name in zero_data,
+                           ground.request)
+        if not texts:
+            return None
+        enc = self.ctl.tm.tokenizer  # the opening, a full stop, the end of the turn: the answer registration taught
+        trie = LeadTrie([[*enc.encode(f"{t}.", add_special_tokens=False), self.chat.eot_id] for t in texts])
+        return trie if trie.open else None
 
     def step(self, logits: torch.Tensor) -> int | None:
         """The next id to feed after ``logits`` [V+N], or None: the turn is over (nothing to feed)."""
@@ -197,7 +212,13 @@ class TurnDecoder:
             bias = (self.first_bias if not self.ids else self.after_bias if self.state == "after"
                     else self.open_bias)
             scores = logits + bias
-            if self.ground is not None and self.state == "text":
+            if self.lead is not None and self.state == "text" and not self.ids:
+                first = int(torch.argmax(scores))
+                if model.is_memory(first):  # another call: not an answer, nothing to lead
+                    self.lead = None
+            if self.lead is not None and self.state == "text":
+                scores = self.lead.mask(scores)
+            elif self.ground is not None and self.state == "text":
                 scores = self.ground.mask(scores)
         tok = int(torch.argmax(scores))
         if not torch.isfinite(scores[tok]):
@@ -231,12 +252,14 @@ class TurnDecoder:
             self.matcher = None
             if cfg.constrained:
                 tool = self.ctl.tm.tools.get(name)
-                copy = cfg.ground_places is True or name in self.ctl.tm.meta.get(ZERO_DATA_KEY, ())
+                zero_data = name in self.ctl.tm.meta.get(ZERO_DATA_KEY, ())
+                copy = cfg.ground_places is True or (cfg.ground_places == "zero_data" and zero_data)
                 spans = self.spans if copy else ()
+                measure = cfg.ground_quantities is True or (cfg.ground_quantities == "zero_data" and zero_data)
                 schema = ground_schema(copy_schema(tool.parameters, spans), self.evidence, times=cfg.ground_times,
                                        optional=cfg.ground_optional, dates=cfg.ground_dates, today=self.today,
                                        named=cfg.ground_named, spans=cfg.ground_spans,
-                                       operators=cfg.ground_operators)
+                                       operators=cfg.ground_operators, quantities=measure)
                 self.matcher = self.ctl.constraint().matcher(schema)
         elif self.state == "args":  # unconstrained argument text
             self.calls[-1].arg_ids.append(tok)
@@ -247,6 +270,10 @@ class TurnDecoder:
             self.text_ids.append(tok)
             if self.ground is not None:
                 self.ground.advance(tok)
+            if self.lead is not None:
+                self.lead.advance(tok)
+                if not self.lead.open:
+                    self.lead = None
             if self.loop_watch is not None and not self.calls and self.loop_watch.add(self.text_ids):
                 del self.text_ids[self.loop_watch.start:]  # keep the text up to the repeat; the turn is the answer
                 self.looped = self.done = True

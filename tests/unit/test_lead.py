@@ -1,0 +1,71 @@
+"""Openings of answers after tool results (lead_answers): which ones, and the trie that walks them."""
+
+from __future__ import annotations
+
+import torch
+
+from tokmem_agent.decoding.lead import LeadTrie, asked_field, last_results, lead_texts
+from tokmem_agent.synth_phrasing import answer_leads
+from tokmem_agent.traces import Call
+
+LOAN = {"monthly_payment": 1580.17, "months": 360, "total_paid": 568861.22, "total_interest": 318861.22}
+
+
+def test_answer_leads_name_each_reported_field_as_synthetic_answers_do():
+    assert answer_leads(LOAN, {"principal": 250000}) == [
+        "The monthly payment is 1,580.17", "The months is 360", "The total paid is 568,861.22",
+        "The total interest is 318,861.22"]
+    # a field that only echoes an argument is not reported; lists and booleans are not led
+    assert answer_leads({"time": "02:00", "to_city": "Tokyo", "ok": True, "rows": [1]}, {"to_city": "Tokyo"}) == [
+        "The time is 02:00"]
+    assert answer_leads(5, {}) == ["The result is 5"] and answer_leads([1, 2], {}) == []
+    assert answer_leads("x" * 80, {}) == [] and answer_leads("two\nlines", {}) == []  # long text: the model's
+
+
+def test_last_results_pair_each_result_with_its_call():
+    convo = [{"role": "user", "content": "x"},
+             {"role": "assistant", "content": "", "calls": [Call("loan", {"principal": 1}), Call("bmi", {"w": 2})]},
+             {"role": "tool", "name": "loan", "content": '{"monthly_payment": 3}'},
+             {"role": "tool", "name": "bmi", "content": "not json"}]
+    assert last_results(convo) == (("loan", {"monthly_payment": 3}, {"principal": 1}), ("bmi", "not json", {"w": 2}))
+    assert last_results(convo[:2]) == ()
+    assert lead_texts(last_results(convo), lambda name: name == "loan") == ["The monthly payment is 3"]
+    assert lead_texts(last_results(convo), lambda name: name == "bmi") == ["The result is not json"]
+    listed = convo[:2] + [{"role": "tool", "name": "loan", "content": "[1, 2]"}]
+    assert lead_texts(last_results(listed), lambda name: True) == []  # a list: nothing to lead
+    error = convo[:2] + [{"role": "tool", "name": "loan", "content": '{"error": "boom"}'}]
+    assert lead_texts(last_results(error), lambda name: True) == []  # the model explains an error itself
+
+
+def test_the_opening_states_the_field_the_request_asks_about():
+    fields = list(LOAN)
+    assert asked_field(fields, "what's my monthly payment?") == 0
+    assert asked_field(fields, "how much interest will I pay in total?") == 3  # two words of total_interest
+    assert asked_field(fields, "car loan, 5 year term - how much a month?") == 0  # a tie: the first field
+    assert asked_field(fields, "and what would I pay back overall") == 0  # no word shared: the first
+    convo = [{"role": "user", "content": "how much will I have paid in total?"},
+             {"role": "assistant", "content": "", "calls": [Call("loan", {})]},
+             {"role": "tool", "name": "loan", "content": '{"monthly_payment": 3, "total_paid": 1080}'}]
+    assert lead_texts(last_results(convo), lambda name: True, convo[0]["content"]) == ["The total paid is 1080"]
+
+
+def test_short_string_fields_are_noted_after_the_figure():
+    convo = [{"role": "user", "content": "what's my BMI?"},
+             {"role": "assistant", "content": "", "calls": [Call("bmi", {"weight_kg": 75})]},
+             {"role": "tool", "name": "bmi", "content": '{"bmi": 23.1, "category": "normal weight", "weight_kg": 75,'
+                                                        ' "note": "' + "x" * 50 + '"}'}]
+    assert lead_texts(last_results(convo), lambda name: True, convo[0]["content"]) == [
+        "The bmi is 23.1 (category: normal weight)"]  # the echoed weight and the long note left out
+
+
+def test_the_trie_walks_an_opening_and_closes_at_its_end():
+    trie = LeadTrie([[1, 2, 3], [1, 4], [1, 2, 3, 5]])
+    scores = torch.zeros(8)
+    assert torch.isfinite(trie.mask(scores)).nonzero().flatten().tolist() == [1]
+    trie.advance(1)
+    assert torch.isfinite(trie.mask(scores)).nonzero().flatten().tolist() == [2, 4]
+    trie.advance(2)
+    assert trie.open
+    trie.advance(3)  # [1, 2, 3] ends here (and [1, 2, 3, 5] would go on): the model writes on freely
+    assert not trie.open
+    assert not LeadTrie([]).open

@@ -1,0 +1,141 @@
+"""Answers that open with the field of the result the request asked about
+(:attr:`ControllerConfig.lead_answers`).
+
+A tool registered from its schema alone has no real answers to learn from: after its result the backbone
+answers in the style of the tools it knows ("A 6.5% annual interest rate over 30 years = 1.58 total paid"
+for a monthly payment of 1,580.17; "I can't do that here" after a BMI it was given). When the turn after
+such a result answers in text, its first words are the opening :func:`~tokmem_agent.synth_phrasing.answer_leads`
+gives for the result's field the request asks about — "The monthly payment is 1,580.17." — and the answer
+ends there: the form registration's synthetic answers are written in. The result's other short string fields
+are noted after the figure, since they say what it means: "The bmi is 23.1 (category: normal weight)", "The
+time is 19:30 (day: previous day)". Allowed to go on, the model added
+sentences in the style of the tools it knows that were wrong more often than not ("…, so the total is 5, 6,
+and 3", "The time is 12:15, or 12:15 in both cities").
+
+Which field: the one whose name shares the most words with the latest user message ("monthly payment",
+"BMI", "what time"), the first on a tie or when none does, since a tool lists its headline figure first
+(:func:`asked_field`). Left to choose among all fields, the model took the one its training answers favour:
+"The total paid is …" for every loan, "The day is same day" for every time zone.
+
+Only the text is led: when the first token the model prefers is a memory token (another call), nothing
+changes. Results that are errors, lists or empty are not led.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from ..synth_phrasing import answer_leads, name_tokens, reported_fields
+
+__all__ = ["LeadTrie", "asked_field", "last_results", "lead_texts"]
+
+#: a result's other string fields up to this long are noted after the figure asked for
+MAX_NOTE = 40
+
+
+def _args_of(call: Any) -> dict[str, Any]:
+    args = call.get("arguments") if isinstance(call, dict) else getattr(call, "arguments", None)
+    return args if isinstance(args, dict) else {}
+
+
+def _name_of(call: Any) -> str | None:
+    return call.get("name") if isinstance(call, dict) else getattr(call, "name", None)
+
+
+def last_results(messages: Sequence[dict[str, Any]]) -> tuple[tuple[str, Any, dict[str, Any]], ...]:
+    """The tool results that end ``messages`` as (tool, parsed result, the call's arguments); () when the
+    conversation does not end with tool results."""
+    end = len(messages)
+    start = end
+    while start > 0 and messages[start - 1].get("role") == "tool":
+        start -= 1
+    if start == end:
+        return ()
+    calls = list(messages[start - 1].get("calls") or []) if start > 0 else []
+    out = []
+    for i, m in enumerate(messages[start:end]):
+        content = m.get("content")
+        try:
+            result = json.loads(content) if isinstance(content, str) else content
+        except ValueError:
+            result = content
+        name = str(m.get("name") or "")
+        call = next((c for c in calls if _name_of(c) == name), calls[i] if i < len(calls) else None)
+        out.append((name, result, _args_of(call) if call is not None else {}))
+    return tuple(out)
+
+
+def _stem(word: str) -> str:
+    return word[:5] if len(word) > 5 else word.rstrip("s")
+
+
+def asked_field(fields: Sequence[str], request: str) -> int:
+    """Which of a result's ``fields`` the ``request`` asks about: the one sharing the most words with it
+    (stems: "month" is "monthly"'s), the first on a tie or when none shares any (a tool lists its headline
+    figure first)."""
+    said = {_stem(w) for w in re.findall(r"[a-z0-9%]+", request.lower())}
+    scores = [sum(_stem(w) in said for w in name_tokens(f)) for f in fields]
+    return max(range(len(fields)), key=lambda i: (scores[i], -i)) if fields else 0
+
+
+def lead_texts(results: Sequence[tuple[str, Any, dict[str, Any]]], tools: Callable[[str], bool],
+               request: str = "") -> list[str]:
+    """The opening for ``results`` of the tools ``tools`` accepts: the field of the first result the
+    ``request`` asks about (:func:`asked_field`), with the result's other short string fields noted after
+    it ("The bmi is 23.1 (category: normal weight)"); [] when any result is an error."""
+    out: list[str] = []
+    for name, result, args in results:
+        if isinstance(result, dict) and "error" in result:
+            return []
+        if not tools(name):
+            continue
+        leads = answer_leads(result, args)
+        if not leads:
+            continue
+        reported = reported_fields(result, args) if isinstance(result, dict) else [("result", result)]
+        asked = asked_field([k for k, _ in reported], request)
+        lead = leads[asked]
+        notes = [f"{' '.join(name_tokens(k))}: {v}" for i, (k, v) in enumerate(reported)
+                 if i != asked and isinstance(v, str) and v.strip() and len(v) <= MAX_NOTE and "\n" not in v]
+        if notes:  # what a figure means ("category: normal weight", "day: previous day")
+            lead += f" ({'; '.join(notes)})"
+        if lead not in out:
+            out.append(lead)
+    return out[:1]
+
+
+class LeadTrie:
+    """The openings as token ids, walked one chosen token at a time. :attr:`open` while the answer is still
+    inside an opening; it closes at the end of one (or when one opening is a prefix of another, there)."""
+
+    _END = -1  # marks where an opening ends
+
+    def __init__(self, sequences: Sequence[Sequence[int]]):
+        self.root: dict[int, dict] = {}
+        for seq in sequences:
+            node = self.root
+            for tok in seq:
+                node = node.setdefault(int(tok), {})
+            node[self._END] = {}
+        self.node = self.root
+        self.open = any(k != self._END for k in self.root)
+
+    def mask(self, scores: torch.Tensor) -> torch.Tensor:
+        """``scores`` [V+N] with every text id but the opening's next ones set to -inf, memory ids too."""
+        keep = torch.tensor([k for k in self.node if k != self._END], dtype=torch.long, device=scores.device)
+        out = torch.full_like(scores, float("-inf"))
+        out[keep] = scores[keep]
+        return out
+
+    def advance(self, tok: int) -> None:
+        """After ``tok`` was chosen: step into the trie, or close at an opening's end."""
+        nxt = self.node.get(tok)
+        if nxt is None or self._END in nxt:
+            self.open = False
+            return
+        self.node = nxt
