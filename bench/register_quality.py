@@ -107,6 +107,8 @@ def main() -> None:
         res = tm.register([fn], None, config=rcfg)
         seconds[fn.__name__] = time.perf_counter() - t0
         bias = f", logit bias {res.row_bias[fn.__name__]:+.2f}" if fn.__name__ in res.row_bias else ""
+        if fn.__name__ in res.answer_bias:
+            bias += f", answer bias {res.answer_bias[fn.__name__]:+.2f}"
         print(f"registered {fn.__name__}: {res.n_synthetic} synthetic traces, {res.n_anchors} anchors{bias}, "
               f"{seconds[fn.__name__]:.1f} s ({cpu}, {a.threads} threads)", flush=True)
     AQ.EXTRA_TOOLS[:] = extra.TOOLS

@@ -457,6 +457,8 @@ def register(
         typer.echo(f"  {name}: synthetic requests such as " + "; ".join(repr(q) for q in queries))
     if res.row_bias:
         typer.echo("  calibrated logit bias: " + ", ".join(f"{n} {b:+.2f}" for n, b in res.row_bias.items()))
+    if res.answer_bias:
+        typer.echo("  text lead after the result: " + ", ".join(f"{n} {b:+.2f}" for n, b in res.answer_bias.items()))
     for w in res.warnings:
         typer.secho(f"  warning: {w}", fg=typer.colors.YELLOW)
 

@@ -223,6 +223,10 @@ class RegisterConfig:
     synth_dialogue_rate: share of those traces that are short conversations instead of one request: the
         assistant asks for a missing argument, or restates an action's arguments and the user agrees
         (:func:`tokmem_agent.synth.render_dialogue`).
+    synth_field_rate: share of the traces of a tool whose result has several fields (tools run for real
+        results, ``run_tools``) that ask for one of its other fields by name ("What's the total interest for
+        …?") and get it answered first, instead of asking with the tool's description: users ask for what
+        they want to know, which is not always the headline figure.
     replay_per_tool: at most this many of the given replay traces per already-known tool are used. They are
         not trained on: the hidden states where they call old tools become extra *anchors* (one forward pass
         each, no backward), which teach the new rows not to fire on old requests. Banks trained with
@@ -247,6 +251,7 @@ class RegisterConfig:
 
     synth_per_tool: int = 40
     synth_dialogue_rate: float = 0.0
+    synth_field_rate: float = 0.3
     replay_per_tool: int = 16
     paraphrase: bool = False
     run_tools: Literal["read_only", "always", "never"] = "read_only"
@@ -259,8 +264,9 @@ class RegisterConfig:
     def __post_init__(self) -> None:
         if self.synth_per_tool < 1:
             raise ConfigError(f"RegisterConfig.synth_per_tool must be >= 1, got {self.synth_per_tool}")
-        if not 0.0 <= self.synth_dialogue_rate <= 1.0:
-            raise ConfigError(f"RegisterConfig.synth_dialogue_rate must be in [0, 1], got {self.synth_dialogue_rate}")
+        for name in ("synth_dialogue_rate", "synth_field_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"RegisterConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.replay_per_tool < 0:
             raise ConfigError(f"RegisterConfig.replay_per_tool must be >= 0, got {self.replay_per_tool}")
         if self.bias_per_tool < 1:
@@ -281,6 +287,10 @@ ZERO_DATA_KEY = "zero_data_tools"
 #: (:mod:`tokmem_agent.row_bias`) and added to the row's logit in turns that answer a user message; training a
 #: row drops its bias.
 ROW_BIAS_KEY = "row_bias"
+#: Bank meta key: for tools registered from their schema alone and run for real results, how many logits the
+#: text leads the memory tokens by in the turn right after their result (``{tool: bias}``,
+#: :func:`tokmem_agent.row_bias.calibrate_answer_biases`); training a row drops it.
+ANSWER_BIAS_KEY = "answer_bias"
 #: Bank meta keys of the stored call thresholds (``tokmem calibrate``); training any row drops them.
 CALIBRATION_KEYS = ("call_threshold", "continue_threshold", "call_calibration")
 #: Argument property orders the schema constraint accepts: ``declared``: the schema's order; ``sorted``:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .config import CALIBRATION_KEYS, ROW_BIAS_KEY, ZERO_DATA_KEY, RegisterConfig
+from .config import ANSWER_BIAS_KEY, CALIBRATION_KEYS, ROW_BIAS_KEY, ZERO_DATA_KEY, RegisterConfig
 from .errors import ConfigError, DataFormatError
 from .registry import Tool
 from .synth import synthesize_traces
@@ -54,6 +54,8 @@ class RegisterResult:
     warnings: list[str] = field(default_factory=list)
     #: the logit bias calibrated for each tool registered from its schema alone (RegisterConfig.calibrate_bias)
     row_bias: dict[str, float] = field(default_factory=dict)
+    #: the lead given to text after the result of each of those run for real results (the same switch)
+    answer_bias: dict[str, float] = field(default_factory=dict)
 
     @property
     def trained(self) -> list[str]:
@@ -115,7 +117,8 @@ def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | No
     paraphrase = tm.paraphraser() if cfg.paraphrase else None
     synthetic = [tr for t in targets if t.name not in covered
                  for tr in synthesize_traces(t, cfg.synth_per_tool, seed=cfg.train.seed, paraphrase=paraphrase,
-                                             run=_may_run(t, cfg), dialogue_rate=cfg.synth_dialogue_rate)]
+                                             run=_may_run(t, cfg), dialogue_rate=cfg.synth_dialogue_rate,
+                                             field_rate=cfg.synth_field_rate)]
     replay_sel = _cap_replay(replay, set(tm.bank.names) - target_names, cfg.replay_per_tool)
     for t in targets:
         if t.name in covered:
@@ -153,10 +156,15 @@ def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | No
     tm.meta[ZERO_DATA_KEY] = sorted(zero | {t.name for t in targets if t.name not in covered})
     schema_only = [t for t in targets if t.name not in covered]
     if cfg.calibrate_bias and schema_only:
-        from .row_bias import calibrate_row_biases
+        from .row_bias import calibrate_answer_biases, calibrate_row_biases
 
         result.row_bias = calibrate_row_biases(tm, schema_only, per_tool=cfg.bias_per_tool,
                                                seed=cfg.train.seed + 7919, exclude={tr.query for tr in synthetic})
+        runnable = [t for t in schema_only if _may_run(t, cfg)]
+        if runnable:
+            result.answer_bias = calibrate_answer_biases(tm, runnable, per_tool=cfg.bias_per_tool,
+                                                         seed=cfg.train.seed + 7919,
+                                                         exclude={tr.query for tr in synthetic})
     result.n_anchors = len(anchors)
     result.train = res
     result.seconds = time.perf_counter() - t0
@@ -187,8 +195,9 @@ def forget(tm: MemoryModel, names: Iterable[str]) -> list[str]:
     tm.meta.setdefault("versions", []).append({"version": len(tm.meta.get("versions", [])) + 1, "removed": names})
     if ZERO_DATA_KEY in tm.meta:
         tm.meta[ZERO_DATA_KEY] = [n for n in tm.meta[ZERO_DATA_KEY] if n not in names]
-    if tm.meta.get(ROW_BIAS_KEY):
-        tm.meta[ROW_BIAS_KEY] = {n: b for n, b in tm.meta[ROW_BIAS_KEY].items() if n not in names}
+    for key in (ROW_BIAS_KEY, ANSWER_BIAS_KEY):
+        if tm.meta.get(key):
+            tm.meta[key] = {n: b for n, b in tm.meta[key].items() if n not in names}
     tm.drop_calibration()  # calibrated with the removed tokens
     return names
 

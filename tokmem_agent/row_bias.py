@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .config import ROW_BIAS_KEY
+from .config import ANSWER_BIAS_KEY, ROW_BIAS_KEY
 from .decoding.generate import DecodeSession
+from .executor import serialize
 from .synth import synthesize_traces
 from .training.replies import no_call_pool
 
@@ -43,13 +44,15 @@ if TYPE_CHECKING:
     from .registry import Tool
     from .training.protocol import MemoryModel
 
-__all__ = ["MAX_BIAS", "calibrate_row_biases", "choose_bias"]
+__all__ = ["MAX_BIAS", "calibrate_answer_biases", "calibrate_row_biases", "choose_bias"]
 
 log = logging.getLogger("tokmem_agent")
 #: the largest bias either way (logits)
 MAX_BIAS = 8.0
 #: shipped no-call messages used as negatives
 N_NO_CALL = 24
+#: the lead (logits) the text keeps over the memory tokens at the held-out answer points after a result
+ANSWER_MARGIN = 1.0
 
 
 def choose_bias(pos: Sequence[float], neg: Sequence[float]) -> float:
@@ -151,3 +154,41 @@ def calibrate_row_biases(tm: MemoryModel, tools: Sequence[Tool], *, per_tool: in
                  t.name, out[t.name], len(pos), min(pos, default=math.nan), len(neg), closest)
     tm.meta[ROW_BIAS_KEY] = {**(tm.meta.get(ROW_BIAS_KEY) or {}), **out}
     return out
+
+
+def calibrate_answer_biases(tm: MemoryModel, tools: Sequence[Tool], *, per_tool: int = 8, seed: int = 0,
+                            exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, float]:
+    """For each of ``tools`` (registered from their schemas and run for real results), the least bias on the
+    text — against every memory token — in the turn right after the tool's result that makes held-out
+    synthetic traces answer there by :data:`ANSWER_MARGIN` (0 when they all do already; at most
+    :data:`MAX_BIAS`); stored in ``tm.meta`` and returned.
+
+    Registration taught each such tool to be answered after its result (its synthetic traces are single
+    calls with an answer), but the decision there is made by a backbone trained on the old tools' chains:
+    after a BMI it called ``convert_units`` with the BMI as kilograms. Only positives exist (no synthetic
+    trace chains a new tool into another), so the bias is the smallest that makes them right: a real chain
+    starting with such a tool still runs when the model wants the next call by more than that.
+    """
+    out: dict[str, float] = {}
+    for t in tools:
+        traces = [tr for tr in synthesize_traces(t, per_tool * 2, seed=seed, run=True)
+                  if tr.results is not None and tr.query not in exclude][:per_tool]
+        margins = []
+        for tr in traces:
+            call = tr.calls[0]
+            convo = [*tr.messages, {"role": "assistant", "content": "", "calls": [call]},
+                     {"role": "tool", "name": call.name, "content": _result_text(tr.results[0])}]
+            text, rows = _point(tm, convo)
+            margins.append(text - float(rows.max()))
+        if not margins:
+            continue
+        out[t.name] = round(min(MAX_BIAS, max(0.0, ANSWER_MARGIN - min(margins))), 3)
+        log.info("answer bias of %s: %+.2f (%d held-out results, closest text lead %+.2f)", t.name, out[t.name],
+                 len(margins), min(margins))
+    if out:
+        tm.meta[ANSWER_BIAS_KEY] = {**(tm.meta.get(ANSWER_BIAS_KEY) or {}), **out}
+    return out
+
+
+def _result_text(result: Any) -> str:
+    return serialize(result)

@@ -300,16 +300,18 @@ def sample_arguments(tool: Tool, rng: random.Random, *, optional_rate: float = 0
                       "give traces, or 'examples'/'enum' for that parameter")
 
 
-def render_query(tool: Tool, args: Mapping[str, Any], rng: random.Random, tries: int = 8) -> str:
+def render_query(tool: Tool, args: Mapping[str, Any], rng: random.Random, tries: int = 8,
+                 field: str | None = None) -> str:
     """A user request asking for ``tool`` with ``args`` (:mod:`tokmem_agent.synth_phrasing`): every value is
-    mentioned in a form that maps back to it exactly, and no other number appears."""
+    mentioned in a form that maps back to it exactly, and no other number appears. ``field``: a field of the
+    tool's result the request asks for by name, instead of the tool's intent."""
     props = tool.parameters.get("properties", {})
     text = ""
     for _ in range(tries):
         mentions = [P.mention(k, props.get(k, {}), v, rng) for k, v in args.items()]
         if rng.random() < 0.3:
             rng.shuffle(mentions)
-        text = P.request(tool.name, tool.description or "", mentions, rng)
+        text = P.request(tool.name, tool.description or "", mentions, rng, field=field)
         if not P.stray_numbers(text, mentions):
             return text
     pieces = [f"{' '.join(P.name_tokens(k))} {render_value(v)}" for k, v in args.items()]  # plain fallback
@@ -364,7 +366,7 @@ def _string_values(v: Any) -> list[str]:
 
 def synthesize_traces(tool: Any, n: int = 40, *, seed: int = 0, optional_rate: float = 0.5,
                       paraphrase: Callable[[str], str] | None = None, run: bool = False,
-                      timeout: float = 5.0, dialogue_rate: float = 0.0) -> list[Trace]:
+                      timeout: float = 5.0, dialogue_rate: float = 0.0, field_rate: float = 0.0) -> list[Trace]:
     """``n`` single-call traces for ``tool`` (a Tool, function, pydantic model or tool dict).
 
     run: call the tool's function on each sampled argument object (only for tools without side effects:
@@ -373,6 +375,8 @@ def synthesize_traces(tool: Any, n: int = 40, *, seed: int = 0, optional_rate: f
         out after ``timeout`` s) are resampled; if it rejects nearly all, the traces end at the call.
     paraphrase: optional ``query -> rewritten query`` (e.g. the base model); a rewrite is used only if
         it keeps every string argument value verbatim, else the templated query stays.
+    field_rate: with ``run``, share of the traces whose result has several reported fields that ask for one of
+        the others by name and get it answered first ("What's the total interest for …?").
     dialogue_rate: share of traces that are short conversations (:func:`render_dialogue`: the assistant asks
         for a missing argument, or confirms an action) instead of one request.
     """
@@ -386,10 +390,7 @@ def synthesize_traces(tool: Any, n: int = 40, *, seed: int = 0, optional_rate: f
         tries += 1
         args = sample_arguments(t, rng, optional_rate=optional_rate)
         dialogue = render_dialogue(t, args, rng) if dialogue_rate and rng.random() < dialogue_rate else []
-        query = "\n".join(m["content"] for m in dialogue) if dialogue else render_query(t, args, rng)
-        if query in seen:
-            continue
-        result, response = None, None
+        result, response, field = None, None, None
         if runnable:
             out = execute(t.fn, args, timeout=timeout)
             if not out.ok:
@@ -398,11 +399,19 @@ def synthesize_traces(tool: Any, n: int = 40, *, seed: int = 0, optional_rate: f
                 if failures > 3 * n + len(traces):  # it rejects what the schema allows: stop running it
                     runnable = False
                 continue
-            result, response = out.value, P.answer(out.value, args, rng)
+            result = out.value
+            fields = [k for k, _ in P.reported_fields(result, args)]
+            if not dialogue and len(fields) > 1 and field_rate and rng.random() < field_rate:
+                field = rng.choice(fields[1:])  # "how much interest in total …": the question names an output
+            response = P.answer(result, args, rng, field=field)
             try:
                 json.dumps(result)
             except (TypeError, ValueError):  # a dataclass, a datetime inside a dict …: the text the model sees
                 result = serialize(result)
+        query = ("\n".join(m["content"] for m in dialogue) if dialogue
+                 else render_query(t, args, rng, field=field))
+        if query in seen:
+            continue
         seen.add(query)
         if paraphrase is not None and not dialogue:
             alt = (paraphrase(query) or "").strip()

@@ -328,9 +328,15 @@ def join_mentions(parts: list[str], rng: random.Random) -> str:
     return "; ".join(parts)
 
 
-def request(tool_name: str, description: str, mentions: list[Mention], rng: random.Random) -> str:
-    """One request for the tool carrying every mention."""
-    kind, phrase = rng.choice(intents(tool_name, description) or [("vp", "use " + tool_name)])
+def request(tool_name: str, description: str, mentions: list[Mention], rng: random.Random,
+            field: str | None = None) -> str:
+    """One request for the tool carrying every mention; ``field``: a field of the result it asks for by name
+    ("What's the total interest for …?") instead of the tool's intent."""
+    if field is not None:
+        words = " ".join(name_tokens(field))
+        kind, phrase = "np", rng.choice([words, f"{words} of the {split_words(tool_name)}"])
+    else:
+        kind, phrase = rng.choice(intents(tool_name, description) or [("vp", "use " + tool_name)])
     m = join_mentions([x.text for x in mentions], rng)
     if not m:
         template = rng.choice(_BARE_NP if kind == "np" else _BARE_VP)
@@ -423,12 +429,14 @@ def answer_leads(result: Any, args: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def answer(result: Any, args: Mapping[str, Any], rng: random.Random, brief: bool = True) -> str:
+def answer(result: Any, args: Mapping[str, Any], rng: random.Random, brief: bool = True,
+           field: str | None = None) -> str:
     """An answer stating a result's figures once; keys that only echo an argument are left out. ``brief``:
     the first figure only (what the new token learns from an answer is mostly *to* answer after its result;
-    each token of answer costs training time)."""
+    each token of answer costs training time). ``field``: the field the request asked for, stated first."""
     if isinstance(result, Mapping):
         items = reported_fields(result, args)
+        items.sort(key=lambda kv: kv[0] != field)  # the asked field first, the rest in order
         lists = [(k, v) for k, v in result.items() if isinstance(v, list)]
         if not items and not lists:
             return "Done."

@@ -147,7 +147,8 @@ def test_place_arguments_are_copied_from_the_conversation():
     convo = [{"role": "user", "content": "It's 09:30 in Tokyo — what time is that in Los Angeles?"}]
     g = grounding_for(convo)
     assert g.numbers is None  # no tool result yet: answers are not grounded
-    assert {"Tokyo", "Los Angeles", "in Los Angeles"} <= set(g.spans) and "Angeles?" not in g.spans
+    assert {"Tokyo", "Los Angeles", "Angeles"} <= set(g.spans) and "Angeles?" not in g.spans
+    assert "in Los Angeles" not in g.spans  # no place starts with "in"
     assert "09:30" not in g.spans  # runs without a letter are no place
     copied = copy_schema(schema, g.spans)
     assert copied["properties"]["from_city"]["enum"] == list(g.spans)
@@ -157,6 +158,8 @@ def test_place_arguments_are_copied_from_the_conversation():
     assert conversation_spans(["a b c d e f"])[:5] == ("a", "a b", "a b c", "a b c d", "b")
     long = " ".join(f"w{i}" for i in range(400))  # more runs than MAX_SPANS: the latest message wins
     assert "Lima" in conversation_spans([long, "fly to Lima"])
+    spans = conversation_spans(["It's 9am in London, what time is it in Tokyo?"])
+    assert {"London", "Tokyo", "9am"} <= set(spans) and not {"It's", "what", "what time", "it"} & set(spans)
 
 
 def weather(city: str) -> str:

@@ -6,9 +6,11 @@ import pytest
 import torch
 from toydata import TOOLS, toy_records  # tests/toydata.py
 
-from tokmem_agent import ConfigError, RegisterConfig, TrainConfig, load_traces
-from tokmem_agent.config import ROW_BIAS_KEY
+from tokmem_agent import ConfigError, RegisterConfig, TrainConfig, load_traces, read_only
+from tokmem_agent.config import ANSWER_BIAS_KEY, ROW_BIAS_KEY
 from tokmem_agent.decoding.controller import Controller
+from tokmem_agent.decoding.grounding import Grounding
+from tokmem_agent.decoding.turn import TurnDecoder
 from tokmem_agent.model.loader import LoadedModel, tokenizer_fingerprint
 from tokmem_agent.row_bias import MAX_BIAS, choose_bias
 from tokmem_agent.tokmem import TokMem
@@ -76,3 +78,39 @@ def test_the_bias_shifts_that_row_in_turns_on_a_user_message_only(trained):
     with_bias = ctl.call_probability(logits, ["add"])
     trained.meta.pop(ROW_BIAS_KEY)
     assert with_bias > ctl.call_probability(logits, ["add"])
+
+
+@read_only
+def area(width: float, height: float) -> dict:
+    """Area and perimeter of a rectangle.
+
+    Args:
+        width: Width in metres.
+        height: Height in metres.
+    """
+    return {"area": round(width * height, 2), "perimeter": round(2 * (width + height), 2)}
+
+
+def test_a_tool_run_for_results_gets_an_answer_bias_that_training_drops(trained):
+    res = trained.register([area], config=RegisterConfig(synth_per_tool=8, bias_per_tool=3, train=FAST))
+    assert set(res.answer_bias) == {"area"} and 0.0 <= res.answer_bias["area"] <= MAX_BIAS
+    assert trained.meta[ANSWER_BIAS_KEY] == res.answer_bias
+    # a tool with no function to run (a schema dict) has no result to answer: no answer bias
+    res = trained.register([TOOLS[3]], config=RegisterConfig(synth_per_tool=4, bias_per_tool=2, train=FAST))
+    assert res.answer_bias == {} and set(trained.meta[ANSWER_BIAS_KEY]) == {"area"}
+    trained.register([area], config=RegisterConfig(synth_per_tool=4, calibrate_bias=False, train=FAST), retrain=True)
+    assert not trained.meta.get(ANSWER_BIAS_KEY)
+
+
+def test_the_answer_bias_holds_the_memory_tokens_back_right_after_that_tools_result(trained):
+    trained.meta[ANSWER_BIAS_KEY] = {"add": 3.0}
+    ctl = Controller(trained)
+    v = trained.model.vocab_size
+    logits = torch.zeros(trained.model.total_vocab)
+    after_add = Grounding(results=(("add", 5, {"a": 2, "b": 3}),))
+    after_weather = Grounding(results=(("get_weather", {"temp": 21}, {}),))
+    held = TurnDecoder(ctl, logits, ["add", "get_weather"], after="tool", ground=after_add)
+    assert torch.all(held.open_bias[v:] == -3.0) and torch.all(held.open_bias[:v] == 0.0)
+    for turn in (TurnDecoder(ctl, logits, ["add", "get_weather"], after="tool", ground=after_weather),
+                 TurnDecoder(ctl, logits, ["add", "get_weather"], after="user", ground=after_add)):
+        assert torch.all(turn.open_bias[v:] == 0.0)  # another tool's result, or a user message: unchanged

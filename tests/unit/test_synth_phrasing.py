@@ -106,6 +106,19 @@ def test_run_gives_results_and_answers_only_for_runnable_tools():
     assert all(t.results is None and t.response is None for t in plain)
 
 
+def test_some_requests_ask_for_another_field_of_the_result_by_name():
+    traces = synthesize_traces(loan_payment, 40, run=True, field_rate=0.5)
+    by_field = [t for t in traces if t.response.lower().startswith(("months", "the months"))]
+    assert by_field and len(by_field) < len(traces)  # some, not all, ask for the second field
+    for t in by_field:  # the request names it, and the answer states it first
+        assert "months" in t.query.lower()
+        assert str(t.results[0]["months"]) in t.response
+    assert not any(t.response.lower().startswith(("months", "the months"))
+                   for t in synthesize_traces(loan_payment, 40, run=True))  # off by default
+    with pytest.raises(ConfigError, match="synth_field_rate"):
+        RegisterConfig(synth_field_rate=2.0)
+
+
 def test_a_function_that_always_fails_leaves_traces_at_the_call():
     def broken(city: str) -> str:
         """Weather for a city.

@@ -122,13 +122,26 @@ def _after_results(messages: Sequence[dict[str, Any]]) -> bool:
     return bool(messages) and messages[-1].get("role") == "tool"
 
 
+#: words no place name starts with (pronouns, question words, verbs of asking): "It's 9am in London" offers
+#: no "It's" as a city
+NOT_PLACE_START = frozenset({
+    "i", "i'm", "i’m", "it", "it's", "it’s", "its", "what", "what's", "what’s", "when", "where", "how", "who", "why",
+    "which", "is", "are", "was", "were", "be", "am", "my", "me", "you", "your", "we", "our", "us", "he", "she",
+    "they", "their", "if", "then", "and", "or", "but", "to", "from", "in", "at", "for", "of", "on", "by", "with",
+    "please", "can", "could", "would", "will", "should", "do", "does", "did", "that", "this", "there", "time",
+})
+
+
 def conversation_spans(texts: Iterable[str]) -> tuple[str, ...]:
-    """Runs of 1–4 words in ``texts`` (outer punctuation stripped, each with a letter): the values a place
-    argument may take. At most :data:`MAX_SPANS`, the latest messages first."""
+    """Runs of 1–4 words in ``texts`` (outer punctuation stripped, each with a letter, not starting with a
+    word of :data:`NOT_PLACE_START`): the values a place argument may take. At most :data:`MAX_SPANS`, the
+    latest messages first."""
     out: dict[str, None] = {}
     for t in reversed(list(texts)):
         words = re.findall(r"[^\s—–/|(){}\[\]\"“”]+", t)
         for i in range(len(words)):
+            if words[i].strip(".,;:!?'’").lower() in NOT_PLACE_START:
+                continue
             for j in range(i + 1, min(i + MAX_SPAN_WORDS, len(words)) + 1):
                 span = " ".join(words[i:j]).strip(".,;:!?'’")
                 if span and any(c.isalpha() for c in span) and len(out) < MAX_SPANS:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..config import ZERO_DATA_KEY
+from ..config import ANSWER_BIAS_KEY, ZERO_DATA_KEY
 from ..errors import GenerationError
 from ..validation import ArgCheck
 from .ground_args import ground_schema
@@ -151,6 +151,10 @@ class TurnDecoder:
         bound_set = set(bound)
         rows = after != "tool"  # calibrated row biases: for the decision on a user message, not after a result
         bound_bias = ctl._memory_bias(bound_set, rows=rows)  # [V+N]: text and the bound tools
+        text_lead = self._answer_bias(ground) if after == "tool" else 0.0
+        if text_lead:  # right after a schema-only tool's result: text leads the memory tokens by its calibrated bias
+            bound_bias = bound_bias.clone()
+            bound_bias[self.model.vocab_size:] -= text_lead
         self.call_prob: float | None = None
         threshold = (ctl.call_threshold(after) if after in ("user", "tool") and tool_choice in (None, "auto")
                      and bound_set else None)
@@ -184,6 +188,14 @@ class TurnDecoder:
                                                                 or cfg.ground_dates) else None)
         self.today = dt.date.fromisoformat(cfg.today) if cfg.today else dt.date.today()
         self.lead = self._lead(ground) if after == "tool" and cfg.lead_answers else None
+
+    def _answer_bias(self, ground: Grounding | None) -> float:
+        """The largest answer bias (:data:`~tokmem_agent.config.ANSWER_BIAS_KEY`) of the tools whose results
+        end the conversation; 0 when none has one."""
+        stored = self.ctl.tm.meta.get(ANSWER_BIAS_KEY) or {}
+        if ground is None or not stored:
+            return 0.0
+        return max((float(stored.get(name, 0.0)) for name, _, _ in ground.results), default=0.0)
 
     def _lead(self, ground: Grounding | None) -> LeadTrie | None:
         """The openings an answer to the results that end the conversation may start with (:mod:`.lead`)."""

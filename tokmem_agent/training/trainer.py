@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..config import ROW_BIAS_KEY, TrainConfig, resolve_autocast
+from ..config import ANSWER_BIAS_KEY, ROW_BIAS_KEY, TrainConfig, resolve_autocast
 from ..errors import BankFormatError, ConfigError
 from ..model.wrapped import FrozenPrefix
 from ..serialization import atomic_dir, read_adapter, read_config, read_tensors
@@ -267,13 +267,14 @@ def train(tm: MemoryModel, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir
                                "batches": len(prefix_cache.items), "mb": round(prefix_cache.used / 2**20, 1)},
                            "seconds": round(seconds, 1), "n_train": result.n_train, "history": result.history}
     tm.drop_calibration()  # calibrated on the old rows
-    biases = tm.meta.get(ROW_BIAS_KEY)
-    if biases:  # a trained row's bias was calibrated on its old values; a moved backbone stales them all
-        kept = {} if cfg.lora is not None else {n: b for n, b in biases.items() if n not in result.trained_tools}
-        if kept:
-            tm.meta[ROW_BIAS_KEY] = kept
-        else:
-            tm.meta.pop(ROW_BIAS_KEY, None)
+    for key in (ROW_BIAS_KEY, ANSWER_BIAS_KEY):
+        biases = tm.meta.get(key)
+        if biases:  # a trained row's bias was calibrated on its old values; a moved backbone stales them all
+            kept = {} if cfg.lora is not None else {n: b for n, b in biases.items() if n not in result.trained_tools}
+            if kept:
+                tm.meta[key] = kept
+            else:
+                tm.meta.pop(key, None)
     if out_dir is not None and accelerator.is_main_process:
         tm.save(out_dir)
     return result
