@@ -51,15 +51,25 @@ log = logging.getLogger("tokmem_agent")
 MAX_BIAS = 8.0
 #: shipped no-call messages used as negatives
 N_NO_CALL = 24
+#: how far below the closest negative's cut a positive bias stays (logits)
+KEEP_OUT = 0.5
 #: the lead (logits) the text keeps over the memory tokens at the held-out answer points after a result
 ANSWER_MARGIN = 1.0
 
 
 def choose_bias(pos: Sequence[float], neg: Sequence[float]) -> float:
     """The offset ``b`` for margins ``pos`` (right when ``m + b > 0``) and ``neg`` (right when ``m + b < 0``):
-    best balanced accuracy, the middle of the best interval, clipped to ±:data:`MAX_BIAS`; 0 without both."""
+    best balanced accuracy, the middle of the best interval, clipped to ±:data:`MAX_BIAS`; 0 without both.
+    Never so high that it takes a negative it did not take already: at most :data:`KEEP_OUT` below the
+    closest one's cut (balanced accuracy weighs 8 synthetic positives as much as 200 real old requests, and
+    once bought a BMI row "23 kg, how many pounds?")."""
     if not pos or not neg:
         return 0.0
+    return float(min(_balanced(pos, neg), max(0.0, -max(neg) - KEEP_OUT)))
+
+
+def _balanced(pos: Sequence[float], neg: Sequence[float]) -> float:
+    """:func:`choose_bias` before the cap on negatives."""
     # the count of right answers only changes where b crosses -m; try a point inside every interval
     cuts = sorted({-m for m in [*pos, *neg]})
     cands = [cuts[0] - 1.0, *[(a + b) / 2 for a, b in itertools.pairwise(cuts)], cuts[-1] + 1.0]

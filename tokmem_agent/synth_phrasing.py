@@ -419,10 +419,13 @@ MAX_LEAD_STRING = 60
 
 def answer_leads(result: Any, args: Mapping[str, Any]) -> list[str]:
     """The ways an answer to ``result`` may open, one per reported field, as :func:`answer` opens:
-    "The monthly payment is 1,580.17" (a number or a short string: "The result is …"); [] for lists, empty
-    dicts and long text."""
+    "The monthly payment is 1,580.17" (a number or a word or two: "The result is …"; a short message as it
+    is); [] for lists, empty dicts and long text."""
     if isinstance(result, Mapping):
         return [f"The {' '.join(name_tokens(k))} is {_fmt(v)}" for k, v in reported_fields(result, args)]
+    if isinstance(result, str) and len(result.split()) >= 3 and len(result) <= MAX_LEAD_STRING \
+            and "\n" not in result:
+        return [result.strip().rstrip(".")]  # a message ("Reminder set for 07:30") is said as it is
     if isinstance(result, (int, float)) and not isinstance(result, bool) or \
             isinstance(result, str) and result.strip() and len(result) <= MAX_LEAD_STRING and "\n" not in result:
         return [f"The result is {_fmt(result)}"]

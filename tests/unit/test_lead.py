@@ -20,6 +20,8 @@ def test_answer_leads_name_each_reported_field_as_synthetic_answers_do():
         "The time is 02:00"]
     assert answer_leads(5, {}) == ["The result is 5"] and answer_leads([1, 2], {}) == []
     assert answer_leads("x" * 80, {}) == [] and answer_leads("two\nlines", {}) == []  # long text: the model's
+    assert answer_leads("Reminder set for 07:30.", {}) == ["Reminder set for 07:30"]  # a message, as it is
+    assert answer_leads("02:00", {}) == ["The result is 02:00"]
 
 
 def test_last_results_pair_each_result_with_its_call():

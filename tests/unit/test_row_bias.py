@@ -29,6 +29,10 @@ def test_choose_bias_sits_in_the_middle_of_the_gap():
     assert choose_bias([], [-1.0]) == 0.0 and choose_bias([1.0], []) == 0.0
     assert choose_bias([-50.0], [-100.0]) == MAX_BIAS  # clipped
     assert choose_bias([100.0], [50.0]) == -MAX_BIAS
+    # never high enough to take a negative not taken already: one old request at -2.5 caps it at 2.0
+    # (balanced accuracy alone would buy both positives with it, at 6.5)
+    assert choose_bias([-3.0, -2.0], [-2.5] + [-10.0] * 50) == pytest.approx(2.0)
+    assert choose_bias([-3.0], [0.5, -10.0]) == 0.0  # a negative it takes already: no positive bias on top
 
 
 @pytest.fixture()
