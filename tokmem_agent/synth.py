@@ -401,8 +401,9 @@ def synthesize_traces(tool: Any, n: int = 40, *, seed: int = 0, optional_rate: f
                 continue
             result = out.value
             fields = [k for k, _ in P.reported_fields(result, args)]
-            if not dialogue and len(fields) > 1 and field_rate and rng.random() < field_rate:
-                field = rng.choice(fields[1:])  # "how much interest in total …": the question names an output
+            others = [k for k in fields[1:] if P.field_phrases(t.name, k)]
+            if not dialogue and others and field_rate and rng.random() < field_rate:
+                field = rng.choice(others)  # "how much interest in total …": the question names an output
             response = P.answer(result, args, rng, field=field)
             try:
                 json.dumps(result)

@@ -328,13 +328,23 @@ def join_mentions(parts: list[str], rng: random.Random) -> str:
     return "; ".join(parts)
 
 
+def field_phrases(tool_name: str, field: str) -> list[str]:
+    """How a request names ``field`` of the tool's result: a name of two words or more by itself ("total
+    interest"), or with what it belongs to when the tool's name is a thing ("total interest of the loan
+    payment"); a one-word name only so ("category of the body mass index": "category" alone could be
+    anything's). [] when a one-word field belongs to a tool named for an action (``convert_timezone``)."""
+    words = " ".join(name_tokens(field))
+    owners = [p for k, p in intents(tool_name, "") if k == "np"]
+    owned = [f"{words} of the {o}" for o in owners]
+    return ([words] + owned) if len(words.split()) > 1 else owned
+
+
 def request(tool_name: str, description: str, mentions: list[Mention], rng: random.Random,
             field: str | None = None) -> str:
     """One request for the tool carrying every mention; ``field``: a field of the result it asks for by name
     ("What's the total interest for …?") instead of the tool's intent."""
     if field is not None:
-        words = " ".join(name_tokens(field))
-        kind, phrase = "np", rng.choice([words, f"{words} of the {split_words(tool_name)}"])
+        kind, phrase = "np", rng.choice(field_phrases(tool_name, field) or [" ".join(name_tokens(field))])
     else:
         kind, phrase = rng.choice(intents(tool_name, description) or [("vp", "use " + tool_name)])
     m = join_mentions([x.text for x in mentions], rng)
@@ -417,12 +427,17 @@ def reported_fields(result: Any, args: Mapping[str, Any]) -> list[tuple[str, Any
 MAX_LEAD_STRING = 60
 
 
+def state_field(key: str, value: Any) -> str:
+    """One field stated as :func:`answer` states it: "The monthly payment is 1,580.17"."""
+    return f"The {' '.join(name_tokens(key))} is {_fmt(value)}"
+
+
 def answer_leads(result: Any, args: Mapping[str, Any]) -> list[str]:
     """The ways an answer to ``result`` may open, one per reported field, as :func:`answer` opens:
     "The monthly payment is 1,580.17" (a number or a word or two: "The result is …"; a short message as it
     is); [] for lists, empty dicts and long text."""
     if isinstance(result, Mapping):
-        return [f"The {' '.join(name_tokens(k))} is {_fmt(v)}" for k, v in reported_fields(result, args)]
+        return [state_field(k, v) for k, v in reported_fields(result, args)]
     if isinstance(result, str) and len(result.split()) >= 3 and len(result) <= MAX_LEAD_STRING \
             and "\n" not in result:
         return [result.strip().rstrip(".")]  # a message ("Reminder set for 07:30") is said as it is

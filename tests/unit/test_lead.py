@@ -44,11 +44,21 @@ def test_the_opening_states_the_field_the_request_asks_about():
     assert asked_field(fields, "what's my monthly payment?") == 0
     assert asked_field(fields, "how much interest will I pay in total?") == 3  # two words of total_interest
     assert asked_field(fields, "car loan, 5 year term - how much a month?") == 0  # a tie: the first field
-    assert asked_field(fields, "and what would I pay back overall") == 0  # no word shared: the first
+    assert asked_field(fields, "and what would I pay back overall") is None  # no word shared
     convo = [{"role": "user", "content": "how much will I have paid in total?"},
              {"role": "assistant", "content": "", "calls": [Call("loan", {})]},
              {"role": "tool", "name": "loan", "content": '{"monthly_payment": 3, "total_paid": 1080}'}]
     assert lead_texts(last_results(convo), lambda name: True, convo[0]["content"]) == ["The total paid is 1080"]
+
+
+def test_a_field_the_request_names_is_stated_even_when_it_echoes_an_argument():
+    convo = [{"role": "user", "content": "what time is 09:30 Paris time in Berlin?"},
+             {"role": "assistant", "content": "", "calls": [Call("tz", {"time": "09:30", "from_city": "Paris"})]},
+             {"role": "tool", "name": "tz", "content": '{"time": "09:30", "day": "same day", "from_city": "Paris"}'}]
+    assert lead_texts(last_results(convo), lambda name: True, convo[0]["content"]) == [
+        "The time is 09:30 (day: same day)"]
+    # not named: the first field that is no echo
+    assert lead_texts(last_results(convo), lambda name: True, "and in Berlin?") == ["The day is same day"]
 
 
 def test_short_string_fields_are_noted_after_the_figure():

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from ..synth_phrasing import answer_leads, name_tokens, reported_fields
+from ..synth_phrasing import answer_leads, name_tokens, reported_fields, state_field
 
 __all__ = ["LeadTrie", "asked_field", "last_results", "lead_texts"]
 
@@ -74,39 +74,46 @@ def _stem(word: str) -> str:
     return word[:5] if len(word) > 5 else word.rstrip("s")
 
 
-def asked_field(fields: Sequence[str], request: str) -> int:
-    """Which of a result's ``fields`` the ``request`` asks about: the one sharing the most words with it
-    (stems: "month" is "monthly"'s), the first on a tie or when none shares any (a tool lists its headline
-    figure first)."""
+def asked_field(fields: Sequence[str], request: str) -> int | None:
+    """Which of a result's ``fields`` the ``request`` names: the one sharing the most words with it (stems:
+    "month" is "monthly"'s), the first on a tie; None when none shares any."""
     said = {_stem(w) for w in re.findall(r"[a-z0-9%]+", request.lower())}
     scores = [sum(_stem(w) in said for w in name_tokens(f)) for f in fields]
-    return max(range(len(fields)), key=lambda i: (scores[i], -i)) if fields else 0
+    if not any(scores):
+        return None
+    return max(range(len(fields)), key=lambda i: (scores[i], -i))
 
 
 def lead_texts(results: Sequence[tuple[str, Any, dict[str, Any]]], tools: Callable[[str], bool],
                request: str = "") -> list[str]:
-    """The opening for ``results`` of the tools ``tools`` accepts: the field of the first result the
-    ``request`` asks about (:func:`asked_field`), with the result's other short string fields noted after
-    it ("The bmi is 23.1 (category: normal weight)"); [] when any result is an error."""
-    out: list[str] = []
+    """The opening for the first of ``results`` whose tool ``tools`` accepts: the field the ``request`` names
+    (:func:`asked_field`; even one that echoes an argument: "what *time* is 09:30 Paris in Berlin" is the
+    same 09:30), else its first reported field (a tool lists its headline figure first), with the result's
+    other short string fields noted ("The bmi is 23.1 (category: normal weight)"); [] when any result is an
+    error."""
+    if any(isinstance(r, dict) and "error" in r for _, r, _ in results):
+        return []
     for name, result, args in results:
-        if isinstance(result, dict) and "error" in result:
-            return []
         if not tools(name):
             continue
-        leads = answer_leads(result, args)
-        if not leads:
+        if not isinstance(result, dict):
+            leads = answer_leads(result, args)
+            if leads:
+                return leads[:1]
             continue
-        reported = reported_fields(result, args) if isinstance(result, dict) else [("result", result)]
-        asked = asked_field([k for k, _ in reported], request)
-        lead = leads[asked]
-        notes = [f"{' '.join(name_tokens(k))}: {v}" for i, (k, v) in enumerate(reported)
-                 if i != asked and isinstance(v, str) and v.strip() and len(v) <= MAX_NOTE and "\n" not in v]
+        scalars = reported_fields(result, {})  # every scalar field, echoes too
+        reported = reported_fields(result, args)
+        named = asked_field([k for k, _ in scalars], request)
+        asked = scalars[named] if named is not None else (reported[0] if reported else None)
+        if asked is None:
+            continue
+        lead = state_field(*asked)
+        notes = [f"{' '.join(name_tokens(k))}: {v}" for k, v in reported
+                 if k != asked[0] and isinstance(v, str) and v.strip() and len(v) <= MAX_NOTE and "\n" not in v]
         if notes:  # what a figure means ("category: normal weight", "day: previous day")
             lead += f" ({'; '.join(notes)})"
-        if lead not in out:
-            out.append(lead)
-    return out[:1]
+        return [lead]
+    return []
 
 
 class LeadTrie:
