@@ -1,24 +1,24 @@
-"""Answers that open with the field of the result the request asked about
-(:attr:`ControllerConfig.lead_answers`).
+"""Answers that state the field of the result the request asked about (:attr:`ControllerConfig.lead_answers`).
 
 A tool registered from its schema alone has no real answers to learn from: after its result the backbone
 answers in the style of the tools it knows ("A 6.5% annual interest rate over 30 years = 1.58 total paid"
 for a monthly payment of 1,580.17; "I can't do that here" after a BMI it was given). When the turn after
-such a result answers in text, its first words are the opening :func:`~tokmem_agent.synth_phrasing.answer_leads`
-gives for the result's field the request asks about — "The monthly payment is 1,580.17." — and the answer
-ends there: the form registration's synthetic answers are written in. The result's other short string fields
-are noted after the figure, since they say what it means: "The bmi is 23.1 (category: normal weight)", "The
-time is 19:30 (day: previous day)". Allowed to go on, the model added
-sentences in the style of the tools it knows that were wrong more often than not ("…, so the total is 5, 6,
-and 3", "The time is 12:15, or 12:15 in both cities").
+such a result answers in text, it is the sentence registration's synthetic answers are written in
+(:func:`~tokmem_agent.synth_phrasing.state_field`) for the field the request asks about, and ends there:
+"The monthly payment is 1,580.17." The result's other short string fields are noted after the figure, since
+they say what it means: "The bmi is 23.1 (category: normal weight).", "The time is 19:30 (day: previous
+day)." Allowed to go on, the model added sentences in the style of the tools it knows that were wrong more
+often than not ("…, so the total is 5, 6, and 3", "The time is 12:15, or 12:15 in both cities").
 
-Which field: the one whose name shares the most words with the latest user message ("monthly payment",
-"BMI", "what time"), the first on a tie or when none does, since a tool lists its headline figure first
-(:func:`asked_field`). Left to choose among all fields, the model took the one its training answers favour:
-"The total paid is …" for every loan, "The day is same day" for every time zone.
+Which field (:func:`lead_texts`): the one whose name shares the most words with the latest user message
+("monthly payment", "BMI", "what time"; even one that echoes an argument), else the first field that does
+not echo one, since a tool lists its headline figure first. Left to choose among all fields, the model took
+the one its training answers favour: "The total paid is …" for every loan, "The day is same day" for every
+time zone.
 
 Only the text is led: when the first token the model prefers is a memory token (another call), nothing
-changes. Results that are errors, lists or empty are not led.
+changes. Results that are errors, lists or empty are not led; a short message ("Reminder set for 07:30") is
+said as it is.
 """
 
 from __future__ import annotations
