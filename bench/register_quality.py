@@ -3,6 +3,10 @@
 
     python bench/register_quality.py [--bank tools/banks/demo] [--old bench/data/pack_requests_b.jsonl]
            [--new bench/data/new_tool_requests.jsonl] [--synth 40] [--json out.json]
+           [--save-bank DIR | --load-bank DIR] [--controller KEY=VALUE ...]
+
+``--save-bank`` keeps the bank with the new tools; ``--load-bank`` scores such a bank again without
+registering (with ``--new-only``, another request set or other ``--controller`` settings).
 
 1. The bank as shipped on ``--old`` (hand-written pack requests, 20 of them need no tool): the "before".
 2. Each tool of ``tools/extra.py`` registered with ``TokMem.register([tool])`` — no traces, so synthetic ones
