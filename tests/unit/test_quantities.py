@@ -41,6 +41,12 @@ def test_quantity_values(said, name, spec, want):
     assert values(name, spec, said) == want
 
 
+def test_quantities_come_in_the_order_stated():
+    qs = stated_quantities("weigh 150 pounds and 5 ft 10 tall")
+    assert [q.in_dimension("mass") is not None for q in qs] == [True, False]
+    assert qs[1].in_dimension("length") == pytest.approx(1.778)
+
+
 def test_param_units():
     assert param_unit("weight_kg", {}) == ("mass", 1.0)
     assert param_unit("height_cm", {}) == ("length", 0.01)

@@ -106,13 +106,13 @@ class Quantity:
 def stated_quantities(text: str) -> list[Quantity]:
     """The numbers of ``text`` (digits, or the words one to twenty and "a"/"an" before a unit) with their units,
     in order of appearance."""
-    out: list[Quantity] = []
+    found: list[tuple[int, Quantity]] = []  # (where, what)
     taken: list[tuple[int, int]] = []
     for m in _FEET_INCHES.finditer(text):  # 5 ft 10 → 70 inches
         if float(m.group(2)) >= 12:
             continue
         metres = int(m.group(1)) * 0.3048 + float(m.group(2)) * 0.0254
-        out.append(Quantity(metres, (("length", metres),)))
+        found.append((m.start(), Quantity(metres, (("length", metres),))))
         taken.append(m.span())
     numbers = [(m.start(), m.end(), float(m.group(1).replace(",", "")), True) for m in _NUMBER.finditer(text)]
     numbers += [(m.start(), m.end(), float(WORD_NUMBERS.get(m.group(1).lower(), 1)), False)
@@ -137,8 +137,8 @@ def stated_quantities(text: str) -> list[Quantity]:
             dims += [(d, value * size) for d, size in UNITS[unit.group(1).lower()]]
         if money and not any(d == "money" for d, _ in dims):
             dims.append(("money", value))
-        out.append(Quantity(value, tuple(dims)))
-    return out
+        found.append((start, Quantity(value, tuple(dims))))
+    return [q for _, q in sorted(found, key=lambda f: f[0])]
 
 
 def _words(name: str) -> list[str]:
