@@ -158,13 +158,13 @@ def register(tm: MemoryModel, tools: Iterable[Any], traces: Sequence[Trace] | No
     if cfg.calibrate_bias and schema_only:
         from .row_bias import calibrate_answer_biases, calibrate_row_biases
 
+        seen = {tr.query for tr in synthetic}  # held-out points are requests the training did not use
         result.row_bias = calibrate_row_biases(tm, schema_only, per_tool=cfg.bias_per_tool,
-                                               seed=cfg.train.seed + 7919, exclude={tr.query for tr in synthetic})
+                                               seed=cfg.train.seed + 7919, exclude=seen)
         runnable = [t for t in schema_only if _may_run(t, cfg)]
         if runnable:
             result.answer_bias = calibrate_answer_biases(tm, runnable, per_tool=cfg.bias_per_tool,
-                                                         seed=cfg.train.seed + 7919,
-                                                         exclude={tr.query for tr in synthetic})
+                                                         seed=cfg.train.seed + 7919, exclude=seen)
     result.n_anchors = len(anchors)
     result.train = res
     result.seconds = time.perf_counter() - t0

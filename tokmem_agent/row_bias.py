@@ -187,7 +187,7 @@ def calibrate_answer_biases(tm: MemoryModel, tools: Sequence[Tool], *, per_tool:
         for tr in traces:
             call = tr.calls[0]
             convo = [*tr.messages, {"role": "assistant", "content": "", "calls": [call]},
-                     {"role": "tool", "name": call.name, "content": _result_text(tr.results[0])}]
+                     {"role": "tool", "name": call.name, "content": serialize(tr.results[0])}]
             text, rows = _point(tm, convo)
             margins.append(text - float(rows.max()))
         if not margins:
@@ -199,6 +199,3 @@ def calibrate_answer_biases(tm: MemoryModel, tools: Sequence[Tool], *, per_tool:
         tm.meta[ANSWER_BIAS_KEY] = {**(tm.meta.get(ANSWER_BIAS_KEY) or {}), **out}
     return out
 
-
-def _result_text(result: Any) -> str:
-    return serialize(result)

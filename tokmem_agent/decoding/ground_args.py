@@ -388,10 +388,15 @@ def _ground_number(spec: dict[str, Any], ev: ArgEvidence) -> dict[str, Any] | No
         allowed = [v for v in allowed if (lo is None or v >= lo) and (hi is None or v <= hi)]
     if not allowed:
         return None
+    return {**spec, "enum": _with_default(allowed, spec, integer)}
+
+
+def _with_default(values: list[Any], spec: dict[str, Any], integer: bool) -> list[Any]:
+    """``values`` with the parameter's numeric default among them (writing the default is leaving it out)."""
     default = spec.get("default")
-    if isinstance(default, (int, float)) and not isinstance(default, bool) and default not in allowed:
-        allowed.append(int(default) if integer or float(default).is_integer() else default)
-    return {**spec, "enum": allowed}
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and default not in values:
+        values.append(int(default) if integer or float(default).is_integer() else default)
+    return values
 
 
 _TODAY_SAID = re.compile(r"\b(today|tonight|now|this (?:morning|afternoon|evening))\b")
@@ -453,9 +458,7 @@ def _quantity_spec(name: str, spec: dict[str, Any], ev: ArgEvidence) -> dict[str
     values = quantity_values(name, inner, ev.quantities, ev.result_numbers if ev.after_result else ())
     if not values:
         return None
-    default = inner.get("default")
-    if isinstance(default, (int, float)) and not isinstance(default, bool) and default not in values:
-        values.append(default)
+    values = _with_default(values, inner, inner.get("type") == "integer")
     return {**{k: v for k, v in inner.items() if k not in ("minimum", "maximum", "exclusiveMinimum",
                                                               "exclusiveMaximum", "multipleOf")}, "enum": values}
 
@@ -469,8 +472,8 @@ def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool
     removed, and (``named``) optional number and date parameters the user asked for made required
     (:func:`_named_values`), and (``operators``) an arithmetic expression made to start with an operation the
     request asks for (:mod:`.operators`), and (``quantities``) a number parameter with a unit limited to the
-    user's quantities of its dimension (:mod:`.quantities`); the schema itself when nothing changes. ``today``: what relative dates resolve
-    against (default: this machine's date)."""
+    user's quantities of its dimension (:mod:`.quantities`); the schema itself when nothing changes.
+    ``today``: what relative dates resolve against (default: this machine's date)."""
     props = schema.get("properties") if isinstance(schema, dict) else None
     if ev is None or not isinstance(props, dict) or not (times or optional or dates or spans or operators
                                                           or quantities):

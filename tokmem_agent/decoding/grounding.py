@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from .ground_args import ArgEvidence
-from .lead import last_results
+from .lead import call_arguments, last_results
 
 _NUM = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
 SMALL = tuple(str(i) for i in range(11))
@@ -101,8 +101,8 @@ def _request_calls(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages[last_user + 1:]:
         for c in m.get("calls") or [] if m.get("role") == "assistant" else []:
-            args = c.get("arguments") if isinstance(c, dict) else getattr(c, "arguments", None)
-            if isinstance(args, dict):
+            args = call_arguments(c)
+            if args is not None:
                 out.append(args)
     return out
 
@@ -125,8 +125,8 @@ def _after_results(messages: Sequence[dict[str, Any]]) -> bool:
 #: words no place name starts with (pronouns, question words, verbs of asking): "It's 9am in London" offers
 #: no "It's" as a city
 NOT_PLACE_START = frozenset({
-    "i", "i'm", "i’m", "it", "it's", "it’s", "its", "what", "what's", "what’s", "when", "where", "how", "who", "why",
-    "which", "is", "are", "was", "were", "be", "am", "my", "me", "you", "your", "we", "our", "us", "he", "she",
+    "i", "i'm", "i’m", "it", "it's", "it’s", "its", "what", "what's", "what’s", "when", "where", "how", "who",
+    "why", "which", "is", "are", "was", "were", "be", "am", "my", "me", "you", "your", "we", "our", "us", "he", "she",
     "they", "their", "if", "then", "and", "or", "but", "to", "from", "in", "at", "for", "of", "on", "by", "with",
     "please", "can", "could", "would", "will", "should", "do", "does", "did", "that", "this", "there", "time",
 })

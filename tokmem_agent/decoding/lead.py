@@ -38,9 +38,10 @@ __all__ = ["LeadTrie", "asked_field", "last_results", "lead_texts"]
 MAX_NOTE = 40
 
 
-def _args_of(call: Any) -> dict[str, Any]:
+def call_arguments(call: Any) -> dict[str, Any] | None:
+    """A call's arguments (a :class:`~tokmem_agent.traces.Call` or a dict), None when they are no object."""
     args = call.get("arguments") if isinstance(call, dict) else getattr(call, "arguments", None)
-    return args if isinstance(args, dict) else {}
+    return args if isinstance(args, dict) else None
 
 
 def _name_of(call: Any) -> str | None:
@@ -66,7 +67,7 @@ def last_results(messages: Sequence[dict[str, Any]]) -> tuple[tuple[str, Any, di
             result = content
         name = str(m.get("name") or "")
         call = next((c for c in calls if _name_of(c) == name), calls[i] if i < len(calls) else None)
-        out.append((name, result, _args_of(call) if call is not None else {}))
+        out.append((name, result, (call_arguments(call) if call is not None else None) or {}))
     return tuple(out)
 
 

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..synth_phrasing import name_tokens
 from .dates import WORD_NUMBERS
 
 __all__ = ["Quantity", "param_unit", "quantity_values", "stated_quantities"]
@@ -87,8 +88,8 @@ _UNIT_WORDS = "|".join(re.escape(w) for w in sorted(UNITS, key=len, reverse=True
 _AFTER = re.compile(r"\s*-?\s*(%|(?:" + _UNIT_WORDS + r")\b)", re.IGNORECASE)
 _MAGNITUDE_AFTER = re.compile(r"(k|m|bn|b)\b|\s*(thousand|grand|million|mn|billion|bn)\b", re.IGNORECASE)
 _MONEY_BEFORE = re.compile(r"(?:[$€£¥]|\b(?:usd|eur|gbp|us\$|aud|cad|chf))\s*$", re.IGNORECASE)
-_FEET_INCHES = re.compile(r"(?<![\w.])(\d+)\s*(?:ft|foot|feet|')\s*(?:and\s+)?(\d+(?:\.\d+)?)\s*(?:in\b|inch(?:es)?\b|\"|”|″)?",
-                          re.IGNORECASE)
+_FEET_INCHES = re.compile(r"(?<![\w.])(\d+)\s*(?:ft|foot|feet|')\s*(?:and\s+)?(\d+(?:\.\d+)?)"
+                          r"\s*(?:in\b|inch(?:es)?\b|\"|”|″)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -141,29 +142,21 @@ def stated_quantities(text: str) -> list[Quantity]:
     return [q for _, q in sorted(found, key=lambda f: f[0])]
 
 
-def _words(name: str) -> list[str]:
-    return [w for w in re.split(r"[^a-z%]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower()) if w]
-
-
 def param_unit(name: str, spec: dict[str, Any]) -> tuple[str, float] | None:
     """The (dimension, unit size) a number parameter is in, from its name's words ("kg" in ``weight_kg``,
     "years"), else the first unit word of its description ("in centimetres", "in percent"); ("money", 1) for
     a sum of money; None when neither says."""
-    for w in _words(name):
+    for w in name_tokens(name):
         if w in UNITS and w not in _NOT_PARAM_UNITS:  # "pound" names money or mass: neither is assumed
-            return _first_dimension(w)
+            return UNITS[w][0]
     desc = str(spec.get("description") or "")
     for w in re.findall(r"%|per cent|[a-z]+", desc.lower()):
         if w in UNITS and w not in _NOT_PARAM_UNITS and (len(w) >= 3 or w in _SHORT_IN_PROSE):
-            return _first_dimension(w)
-    words = set(_words(name)) | set(re.findall(r"[a-z]+", desc.lower()))
+            return UNITS[w][0]
+    words = set(name_tokens(name)) | set(re.findall(r"[a-z]+", desc.lower()))
     if words & MONEY_WORDS:
         return ("money", 1.0)
     return None
-
-
-def _first_dimension(word: str) -> tuple[str, float]:
-    return UNITS[word][0]
 
 
 def _number(x: float, integer: bool, digits: int) -> int | float | None:
