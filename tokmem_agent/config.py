@@ -392,7 +392,22 @@ class ControllerConfig:
         (``expression``, ``formula``) starts with an operation the request's words ask for ("divide", "split it
         between 4", "minus", "how much more", "squared", "plus") that no earlier call for the request did: its
         first operator is one of them; division words only after a tool result
-        (:mod:`tokmem_agent.decoding.operators`).
+        (:mod:`tokmem_agent.decoding.operators`). Its numbers are written plainly (``1199``, not ``1,199``,
+        a tuple in Python; ``2.4``, not ``2.4m``). Right after an arithmetic tool's own result, that tool is
+        not offered again unless the request asks for an operation no call has done yet.
+    ground_expression_numbers: with ``constrained``, an arithmetic expression argument writes only numbers
+        the user's messages or the tool results hold (as an integer, as Python prints it, or with two
+        decimals) and a few constants (0-12, 24, 30, 52, 60, 100, 365, 1000): "a dozen eggs at 0.35" gives
+        no 20 (:func:`tokmem_agent.decoding.operators.number_literals`).
+    ground_titles: with ``constrained``, a title argument (``title``, ``subject``, ``heading``, ``label``) takes
+        only the titles the latest user message gives after a title word ("a note titled Boiler: the engineer
+        comes …" → "Boiler"; "… call it Bike key" → "Bike key"), and a note's text (``text``, ``body``,
+        ``content``) only the texts it gives after "with the text", "that says", a title's colon …, when it
+        gives any (:mod:`tokmem_agent.decoding.titles`).
+    ground_distinct: with ``constrained``, a from/to pair of parameters (``from_unit``/``to_unit``,
+        ``start``/``end``, ``origin``/``destination``) whose values are enums (the tool's own, or the dates
+        and places grounding left) never takes one value twice: no conversion into the same unit, no days
+        between a date and itself (:mod:`tokmem_agent.decoding.pairs`).
     ground_quantities: with ``constrained``, a number argument whose parameter names a unit (``weight_kg``,
         ``height_cm``, "years", "in percent", a sum of money) takes only the numbers the user stated in that
         unit's dimension, converted ("1.65 m" → 165 for ``height_cm``, "250k" → 250000, "18 months" → 1.5
@@ -404,6 +419,10 @@ class ControllerConfig:
         (:mod:`tokmem_agent.decoding.lead`). "zero_data" (default): after results of tools
         registered from their schema alone (no real answers to learn from); True: after any tool's result;
         False: never.
+    state_results: a text answer to tool results that would end without writing any figure of a result (a
+        number it reports that echoes no argument and is no id) goes on with one sentence stating it, then
+        ends: "75.00 USD is 11,625.00 JPY. For 1,500.00 JPY: 1,500.00 JPY." gets "The result is 7.75."
+        after it (:func:`tokmem_agent.decoding.lead.unstated_figures`).
     """
 
     max_steps: int = 6
@@ -430,8 +449,12 @@ class ControllerConfig:
     ground_named: bool = True
     ground_spans: bool = True
     ground_operators: bool = True
+    ground_expression_numbers: bool = True
+    ground_titles: bool = True
+    ground_distinct: bool = True
     ground_quantities: bool | Literal["zero_data"] = "zero_data"
     lead_answers: bool | Literal["zero_data"] = "zero_data"
+    state_results: bool = True
 
     def __post_init__(self) -> None:
         for name in ("ground_places", "ground_quantities", "lead_answers"):

@@ -319,7 +319,8 @@ def test_an_answer_after_a_result_opens_with_one_of_its_fields(tm):
 
     def answer(policy, city="Paris"):
         plan = plan_of(tm, "get_weather", '{"city":"' + city + '"}', EOT, "It is warm.", EOT)
-        return agent_with(tm, plan, constrained=False, lead_answers=policy).run("weather in Paris?")
+        return agent_with(tm, plan, constrained=False, lead_answers=policy,
+                          state_results=False).run("weather in Paris?")
 
     # "city" only echoes the argument; the request names neither temp nor unit: the first field
     assert answer(False).answer == "It is warm."
@@ -333,6 +334,18 @@ def test_an_answer_after_a_result_opens_with_one_of_its_fields(tm):
         assert answer(True, city="Atlantis").answer == "It is warm."
     finally:
         tm.meta.pop(ZERO_DATA_KEY)
+
+
+def test_an_answer_that_leaves_out_the_results_figures_goes_on_to_state_one(tm):
+    def answer(text, **kw):
+        plan = plan_of(tm, "get_weather", '{"city":"Paris"}', EOT, text, EOT)
+        return agent_with(tm, plan, constrained=False, **kw).run("weather in Paris?")
+
+    r = answer("It is warm.")
+    assert r.answer == "It is warm. The temp is 21." and r.outcome == "answer"
+    assert answer("It is warm.", state_results=False).answer == "It is warm."
+    assert answer("It is 21 C.").answer == "It is 21 C."  # a figure stated: the answer ends where it ended
+    assert answer("It is 21.0 C.").answer == "It is 21.0 C."  # in another usual form
 
 
 def test_a_call_after_a_result_is_not_led(tm):

@@ -282,3 +282,22 @@ def test_controller_overrides_from_the_command_line():
         parse_overrides(["ground_times"])
     with pytest.raises(ConfigError, match="today must be a date"):
         ControllerConfig(today="next friday")
+
+
+def test_a_limit_asked_for_in_words_is_written():
+    import datetime as dt
+
+    from tokmem_agent.decoding.grounding import grounding_for
+
+    search = {"type": "object", "required": ["query"], "properties": {
+        "query": {"type": "string"}, "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5}}}
+
+    def limit(text: str):
+        out = ground_schema(search, grounding_for([{"role": "user", "content": text}]).args, named=True,
+                            today=dt.date(2025, 6, 2))
+        return out["properties"].get("limit", {}).get("enum"), "limit" in out.get("required", [])
+
+    assert limit("search my notes for recipe, just the first 2 please") == ([2], True)
+    assert limit("top three notes about the garage") == ([3], True)
+    assert limit("search my notes for recipe") == (None, False)  # nothing asked: left out
+    assert limit("find 2 notes on cars") == ([2, 5], False)  # a count, but not asked as a limit

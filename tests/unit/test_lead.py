@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tokmem_agent.decoding.lead import LeadTrie, asked_field, last_results, lead_texts
+from tokmem_agent.decoding.lead import LeadTrie, asked_field, last_results, lead_texts, unstated_figures
 from tokmem_agent.synth_phrasing import answer_leads
 from tokmem_agent.traces import Call
 
@@ -81,3 +81,33 @@ def test_the_trie_walks_an_opening_and_closes_at_its_end():
     trie.advance(3)  # [1, 2, 3] ends here (and [1, 2, 3, 5] would go on): the model writes on freely
     assert not trie.open
     assert not LeadTrie([]).open
+
+
+def test_unstated_figures_name_what_an_answer_left_out():
+    calc = [("calculate", {"expression": "11625 / 1500", "result": 7.75}, {"expression": "11625 / 1500"})]
+    assert unstated_figures(calc, "how many lunches", "For 1,500.00 JPY: 1,500.00 JPY.") == ["The result is 7.75"]
+    assert unstated_figures(calc, "how many lunches", "That buys 7.75 lunches.") == []
+    assert unstated_figures(calc, "how many lunches", "About 8.") == ["The result is 7.75"]  # under 10: too rough
+    assert unstated_figures([("calculate", {"result": 817.8}, {})], "", "About 818.") == []
+    assert unstated_figures(calc, "how many lunches", "About 7.8.") == []
+    temp = [("convert_units", {"value": 21, "result": -6.1111}, {"value": 21})]
+    assert unstated_figures(temp, "", "21 °F is -6.11 °C.") == []  # signed
+    assert unstated_figures(temp, "", "21 °F is -6.11111 °C.") == ["The result is -6.1111"]  # not its value
+    assert unstated_figures([("calculate", {"result": 2.4}, {})], "", "About 2.") == ["The result is 2.4"]
+    fx = [("convert_currency", {"amount": 1200, "from_currency": "GBP", "rate": 196.203, "result": 235443.04},
+           {"amount": 1200, "from_currency": "GBP"})]
+    # the echoed amount is no figure of the result; "result" before the first figure (the rate)
+    assert unstated_figures(fx, "How much is £1,200 in yen?", "1,200.00 GBP is 1200.00 JPY.") == [
+        "The result is 235,443.04"]
+    assert unstated_figures(fx, "what rate?", "It is 235,443.04.") == []  # any figure counts as stated
+    assert unstated_figures(fx, "what is the rate?", "Hmm.") == ["The rate is 196.203"]  # the one asked about
+    # ids and strings are no figures; errors are the model's to explain
+    todo = [("add_todo", {"id": 3, "title": "x", "due": "2025-06-02"}, {"title": "x"})]
+    assert unstated_figures(todo, "add x", "Added x.") == []
+    assert unstated_figures([("calculate", {"error": "bad"}, {})], "", "Oops.") == []
+    assert unstated_figures(LOAN_RESULTS, "monthly payment?", "Done.") == ["The monthly payment is 1,580.17"]
+    two = calc + [("loan", LOAN, {})]
+    assert unstated_figures(two, "", "7.75") == ["The monthly payment is 1,580.17"]  # each result on its own
+
+
+LOAN_RESULTS = [("loan", LOAN, {"principal": 250000})]

@@ -35,6 +35,9 @@ grammar makes the choice and the text the model wrote is the call that runs:
 * **Quantities** (``ground_quantities``). A number parameter whose name or description names a unit
   (``weight_kg``, "in percent", "years", a sum of money) takes only the user's numbers of that dimension,
   converted ("1.65 m" → 165 for ``height_cm``), required or optional alike (:mod:`.quantities`).
+* **Titles and texts** (``ground_titles``). A title parameter (``title``, ``subject``) takes only the titles
+  the latest user message gives after a title word ("titled Boiler: …", "call it Bike key"), a note's text
+  (``text``, ``body``) only the texts it gives after "with the text", "that says" … (:mod:`.titles`).
 * **Optional parameters the user asks for** (``ground_named``). The other way round: an optional number or
   date parameter becomes required when a word of its name is in the user's words ("due" for ``due_by``) and
   the user stated a value for it that no call for this request has used yet; it then takes only those.
@@ -53,32 +56,19 @@ from typing import Any
 from .dates import ISO_DATE, WORD_NUMBERS, conversation_dates, iso_dates, stated_spans, unresolved_dates
 from .operators import (
     expression_operators,
+    expression_pattern,
     is_expression_param,
     needed_operators,
-    operator_pattern,
+    percent_change,
     stated_operators,
 )
 from .quantities import Quantity, quantity_values, stated_quantities
+from .times import clock_of, conversation_times, time_forms
+from .titles import is_text_param, is_title_param, stated_spec, stated_texts, stated_titles
 
 __all__ = ["ArgEvidence", "clock_of", "conversation_times", "ground_schema", "is_span_param", "mentions_date",
            "time_forms", "used_values"]
 
-_HOUR = r"(\d{1,2}|" + "|".join(w for w, i in WORD_NUMBERS.items() if 1 <= i <= 12) + r")"
-_AMPM = r"(a\.?\s?m\.?|p\.?\s?m\.?)(?![a-z])"
-_PART = r"(?:in the |at |this |tomorrow |tonight)?(morning|afternoon|evening|night)"
-_TIME_RES = [
-    # 14:00, 9:30 am, 9:30 in the morning
-    re.compile(r"\b(\d{1,2}):(\d{2})(?!\d)\s*(?:" + _AMPM + r"|" + _PART + r")?"),
-    # half past 9 (in the morning), quarter past / to 4
-    re.compile(r"\b(half past|quarter past|quarter to)\s+" + _HOUR + r"\b(?:\s*" + _AMPM + r"|\s*" + _PART + r")?"),
-    # 2 pm, 2pm, 11 a.m.
-    re.compile(r"\b" + _HOUR + r"\s*(?:o'?clock\s*)?" + _AMPM),
-    # 3 in the afternoon, 7 o'clock in the evening, seven at night
-    re.compile(r"\b" + _HOUR + r"\s*(?:o'?clock\s*)?" + r"(?:in the |at )(morning|afternoon|evening|night)\b"),
-    # 7 o'clock
-    re.compile(r"\b" + _HOUR + r"\s*o'?clock\b"),
-]
-_NOON = re.compile(r"\b(noon|midday|midnight)\b")
 _DATE_WORDS = re.compile(
     r"\b(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|oct(ober)?|"
     r"nov(ember)?|dec(ember)?)\b|\b\d{1,2}(st|nd|rd|th)\b|"
@@ -89,94 +79,6 @@ _NUM = re.compile(r"(?<![\d.])\d+(?:,\d{3})*(?:\.\d+)?")
 #: words of a parameter name that say nothing about what the user asked for
 GENERIC_WORDS = frozenset("has have is are can allow allows number num of the name type to from a an in for and "
                           "or with id flag whether if by at on per".split())
-
-
-def _hour(text: str) -> int:
-    return int(text) if text.isdigit() else WORD_NUMBERS[text]
-
-
-def _is_pm(marker: str | None) -> bool | None:
-    """True (afternoon/evening/night/pm), False (morning/am) or None (not said)."""
-    if not marker:
-        return None
-    m = marker.replace(".", "").replace(" ", "")
-    if m in ("am", "morning"):
-        return False
-    return True if m in ("pm", "afternoon", "evening", "night") else None
-
-
-def _readings(h: int, m: int, pm: bool | None) -> list[tuple[int, int]]:
-    if not (0 <= h <= 23 and 0 <= m <= 59):
-        return []
-    if h > 12 or h == 0:
-        return [(h, m)]
-    if pm is None:  # "5:30": either
-        return [(h % 12, m), (h % 12 + 12, m)] if h != 12 else [(12, m), (0, m)]
-    if pm:
-        return [(12 if h == 12 else h + 12, m)]
-    return [(0 if h == 12 else h, m)]
-
-
-def conversation_times(text: str) -> list[tuple[int, int]]:
-    """The clock times ``text`` states, as (hour 0-23, minute), in order of appearance, without repeats."""
-    t = text.lower()
-    found: list[tuple[int, tuple[int, int]]] = []
-    taken: list[tuple[int, int]] = []  # spans already read, so "9:30 am" is not also read as "30 am"
-
-    def add(pos: int, end: int, hm: list[tuple[int, int]]) -> None:
-        if any(a < end and pos < b for a, b in taken):
-            return
-        taken.append((pos, end))
-        found.extend((pos, x) for x in hm)
-
-    for mt in _TIME_RES[0].finditer(t):
-        add(mt.start(), mt.end(), _readings(int(mt.group(1)), int(mt.group(2)), _is_pm(mt.group(3) or mt.group(4))))
-    for mt in _TIME_RES[1].finditer(t):
-        h = _hour(mt.group(2))
-        kind = mt.group(1)
-        pm = _is_pm(mt.group(3) or mt.group(4))
-        if kind == "half past":
-            hm = _readings(h, 30, pm)
-        elif kind == "quarter past":
-            hm = _readings(h, 15, pm)
-        else:
-            hm = [((hh - 1) % 24, 45) for hh, _ in _readings(h, 0, pm)]
-        add(mt.start(), mt.end(), hm)
-    for rx in _TIME_RES[2:]:
-        for mt in rx.finditer(t):
-            marker = mt.group(2) if mt.lastindex and mt.lastindex >= 2 else None
-            h = _hour(mt.group(1))
-            if h > 12 and marker:
-                continue
-            add(mt.start(), mt.end(), _readings(h, 0, _is_pm(marker)))
-    for mt in _NOON.finditer(t):
-        add(mt.start(), mt.end(), [(0, 0)] if mt.group(1) == "midnight" else [(12, 0)])
-    out: list[tuple[int, int]] = []
-    for _, hm in sorted(found, key=lambda x: x[0]):
-        if hm not in out:
-            out.append(hm)
-    return out
-
-
-def time_forms(h: int, m: int, clock: str | None = None) -> list[str]:
-    """The written forms a time argument may take: ``"14:00"`` and ``"2:00 PM"``; only the first with
-    ``clock="24"``, only the second with ``clock="12"`` (see :func:`clock_of`)."""
-    h12 = h % 12 or 12
-    forms = [f"{h:02d}:{m:02d}", f"{h12}:{m:02d} {'PM' if h >= 12 else 'AM'}"]
-    return forms[:1] if clock == "24" else forms[1:] if clock == "12" else forms
-
-
-_CLOCK_24 = re.compile(r"24[- ]?h(our)?|\bhh:mm\b(?!\s*(am|pm|a\.m|p\.m))|\b([01]\d|2[0-3]):[0-5]\d\b(?!\s*[ap]\.?m)",
-                       re.IGNORECASE)
-_CLOCK_12 = re.compile(r"12[- ]?h(our)?|\bam\s*/\s*pm\b|\d\s*[ap]\.?m\.?\b", re.IGNORECASE)
-
-
-def clock_of(spec: dict[str, Any]) -> str | None:
-    """The clock a time parameter's description asks for: "24" ("HH:MM in 24-hour form", "e.g. 17:00"), "12"
-    ("e.g. 5:00 PM", "AM/PM") or None (not said, or both)."""
-    text = str(spec.get("description") or "")
-    is24, is12 = bool(_CLOCK_24.search(text)), bool(_CLOCK_12.search(text))
-    return "24" if is24 and not is12 else "12" if is12 and not is24 else None
 
 
 def mentions_date(text: str) -> bool:
@@ -248,6 +150,9 @@ class ArgEvidence:
     after_result: bool = False  # a call (and so a result) came since the latest user message
     quantities: tuple[Quantity, ...] = ()  # the user's numbers with their units (.quantities)
     result_numbers: tuple[float, ...] = ()  # the numbers of the tool results
+    titles: tuple[str, ...] = ()  # the titles the latest user message gives ("titled Boiler": .titles)
+    texts: tuple[str, ...] = ()  # the note texts it gives ("with the text …": .titles)
+    percent_sign: str | None = None  # "+"/"-": the latest user message asks for a rise/fall by a percentage
     _dates: dict[dt.date, tuple[dt.date, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -265,7 +170,8 @@ class ArgEvidence:
                    tuple(d for r in results for d in iso_dates(r)), used_values(calls), tuple(stated_spans(said)),
                    stated_operators(texts[-1]) if texts else frozenset(), done, bool(calls),
                    tuple(q for t in texts for q in stated_quantities(t)),
-                   tuple(sorted(stated_numbers("\n".join(results)))))
+                   tuple(sorted(stated_numbers("\n".join(results)))), stated_titles(texts[-1]) if texts else (),
+                   stated_texts(texts[-1]) if texts else (), percent_change(texts[-1]) if texts else None)
 
     def user_dates(self, today: dt.date) -> tuple[dt.date, ...]:
         """The dates the user's messages state, resolved against ``today`` (:mod:`.dates`; cached)."""
@@ -422,13 +328,31 @@ def _date_values(spec: dict[str, Any], ev: ArgEvidence, today: dt.date) -> list[
     return list(dict.fromkeys(values))
 
 
+#: words of a parameter name that make it a limit on how many results come back (``limit``, ``max_results``)
+LIMIT_WORDS = frozenset({"limit", "max", "maximum", "top", "results", "count"})
+#: how people ask for at most N results: "just the first 2", "top 3", "only 5", "at most 4", "no more than 10"
+_LIMIT_ASKED = re.compile(r"\b(?:first|top|only|at most|up to|no more than|max(?:imum)?(?: of)?|limit(?:ed)? to)\s+"
+                          r"(\d+|" + "|".join(w for w in WORD_NUMBERS if w != "zero") + r")\b")
+
+
+def _limit_asked(name: str, ev: ArgEvidence) -> set[float]:
+    """The limits the user's words ask for ("just the first 2" → {2}) when ``name`` is a limit parameter."""
+    if not name_words(name) & LIMIT_WORDS:
+        return set()
+    return {float(WORD_NUMBERS.get(m, m)) for m in _LIMIT_ASKED.findall(ev.said)}
+
+
 def _named_values(name: str, spec: dict[str, Any], grounded: dict[str, Any], ev: ArgEvidence,
                   today: dt.date) -> list[Any]:
     """The values an optional parameter must take because the user asked for it: a telling word of its name
     is in the user's words ("due" for ``due_by``, "people" for ``people``) and the grounded choices hold a
     value the user's words state (not a tool result's: its "Thursday" is no request) that no call for this
     request has used yet ("add 'x' due the 4th, then show what's due by the 6th": the list takes the 6th).
+    A limit parameter (``limit``, ``max_results``) asked for as "the first 2", "top 3" takes that number.
     [] when it stays optional."""
+    limits = _limit_asked(name, ev)
+    if limits:
+        return [v for v in grounded.get("enum") or [] if not isinstance(v, str) and float(v) in limits]
     words = name_words(name)
     if not words or not any(_said(w, ev.said) for w in words):
         return []
@@ -466,17 +390,20 @@ def _quantity_spec(name: str, spec: dict[str, Any], ev: ArgEvidence) -> dict[str
 def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool = True,
                   optional: bool = True, dates: bool = False, today: dt.date | None = None,
                   named: bool = False, spans: bool = False, operators: bool = False,
-                  quantities: bool = False) -> dict[str, Any]:
+                  quantities: bool = False, expression_numbers: bool = False,
+                  titles: bool = False) -> dict[str, Any]:
     """``schema`` for one call in this conversation: time and date parameters limited to the stated ones,
     (``spans``) day counts to the stated spans, optional parameters the conversation gives nothing for
     removed, and (``named``) optional number and date parameters the user asked for made required
-    (:func:`_named_values`), and (``operators``) an arithmetic expression made to start with an operation the
-    request asks for (:mod:`.operators`), and (``quantities``) a number parameter with a unit limited to the
+    (:func:`_named_values`), and (``operators``) an arithmetic expression written well-formed and made to
+    start with an operation the request asks for, (``expression_numbers``) with only the conversation's
+    numbers and a few constants (:mod:`.operators`), (``titles``) a title or note-text parameter limited to
+    the titles or texts the request gives after a marker word (:mod:`.titles`), and (``quantities``) a number parameter with a unit limited to the
     user's quantities of its dimension (:mod:`.quantities`); the schema itself when nothing changes.
     ``today``: what relative dates resolve against (default: this machine's date)."""
     props = schema.get("properties") if isinstance(schema, dict) else None
     if ev is None or not isinstance(props, dict) or not (times or optional or dates or spans or operators
-                                                          or quantities):
+                                                          or quantities or expression_numbers or titles):
         return schema
     today = today or dt.date.today()
     required = set(schema.get("required") or [])
@@ -519,10 +446,14 @@ def ground_schema(schema: dict[str, Any], ev: ArgEvidence | None, *, times: bool
                 values = _span_values(inner, ev)
                 if values:  # the stated spans replace whatever the rules above allowed
                     out = {**{k: v for k, v in inner.items() if k != "default"}, "enum": values}
-            if operators and ev.operators and isinstance(out, dict) and is_expression_param(name, out):
-                pattern = operator_pattern(needed_operators(ev.operators, ev.done_operators, ev.after_result))
-                if pattern:
-                    out = {**out, "pattern": pattern}
+            if titles and ev.titles and isinstance(out, dict) and is_title_param(name, out):
+                out = stated_spec(out, ev.titles) or out
+            elif titles and ev.texts and isinstance(out, dict) and is_text_param(name, out):
+                out = stated_spec(out, ev.texts) or out
+            if (operators or expression_numbers) and isinstance(out, dict) and is_expression_param(name, out):
+                need = needed_operators(ev.operators, ev.done_operators, ev.after_result) if operators else ()
+                sign = ev.percent_sign if operators and ev.percent_sign not in ev.done_operators else None
+                out = {**out, "pattern": expression_pattern(need, ev.numbers if expression_numbers else None, sign)}
         if out is None:
             changed = True
             continue

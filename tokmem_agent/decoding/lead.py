@@ -32,7 +32,7 @@ import torch
 
 from ..synth_phrasing import answer_leads, name_tokens, reported_fields, state_field
 
-__all__ = ["LeadTrie", "asked_field", "last_results", "lead_texts"]
+__all__ = ["LeadTrie", "asked_field", "last_results", "lead_texts", "unstated_figures"]
 
 #: a result's other string fields up to this long are noted after the figure asked for
 MAX_NOTE = 40
@@ -115,6 +115,46 @@ def lead_texts(results: Sequence[tuple[str, Any, dict[str, Any]]], tools: Callab
             lead += f" ({'; '.join(notes)})"
         return [lead]
     return []
+
+
+_NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
+
+
+def _figures(result: Any, args: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The numbers a result reports: its numeric fields that echo no argument and are no id."""
+    return [(k, v) for k, v in reported_fields(result, args) if isinstance(v, (int, float))
+            and "id" not in name_tokens(k)]
+
+
+def _written(value: Any, said: Sequence[str]) -> bool:
+    """Whether one of ``said`` (the numbers of an answer, unsigned, without separators) is ``value`` rounded to
+    its own decimals ("7.75", "7.8"; "8" only from 10 up or for an integer: "2" is no statement of 2.4)."""
+    x = abs(float(value))
+    for s in said:
+        d = len(s.split(".")[1]) if "." in s else 0
+        if abs(round(x, d) - float(s)) < 1e-9 and (d or x == int(x) or x >= 10):
+            return True
+    return False
+
+
+def unstated_figures(results: Sequence[tuple[str, Any, dict[str, Any]]], request: str, text: str) -> list[str]:
+    """Sentences for the results whose figures the answer ``text`` leaves out (:attr:`ControllerConfig.state_results`):
+    for each result that reports numbers (:func:`_figures`) of which ``text`` writes none, its figure the
+    ``request`` names, else the one named ``result``, else its first ("The result is 7.75"); [] when any
+    result is an error."""
+    if any(isinstance(r, dict) and "error" in r for _, r, _ in results):
+        return []
+    said = [m.replace(",", "") for m in _NUMBER.findall(text)]
+    out = []
+    for _, result, args in results:
+        figures = _figures(result, args)
+        if not figures or any(_written(v, said) for _, v in figures):
+            continue
+        named = asked_field([k for k, _ in figures], request)
+        if named is None:
+            named = next((i for i, (k, _) in enumerate(figures) if k == "result"), 0)
+        out.append(state_field(*figures[named]))
+    return out
 
 
 class LeadTrie:

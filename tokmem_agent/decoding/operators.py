@@ -29,12 +29,14 @@ When the words state nothing, the parameter stays free. Measured in docs/benchma
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["LATE_OPERATORS", "expression_operators", "is_expression_param", "needed_operators", "operator_pattern",
-           "stated_operators"]
+__all__ = ["CONSTANTS", "LATE_OPERATORS", "expression_operators", "expression_pattern", "has_expression_param",
+           "is_expression_param", "needed_operators",
+           "number_literals", "percent_change", "stated_operators"]
 
 _N = r"(?:\d+|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
 _COMPARE = (r"(?:longer|shorter|heavier|lighter|further|farther|bigger|smaller|cheaper|dearer|higher|"
@@ -75,8 +77,6 @@ LATE_OPERATORS = frozenset({"/"})
 _SATISFIES = {"/": "/%", "%": "%", "-": "-", "*": "*", "+": "+", "+*": "+*", "-*": "-*"}
 _EXPRESSION_NAMES = frozenset({"expression", "expr", "formula", "equation", "math", "arithmetic"})
 _EXPRESSION_DESC = re.compile(r"\b(?:arithmetic|math(?:ematical)? expression|numeric expression)\b", re.IGNORECASE)
-_FREE = '[^"\\\\]'  # a character of a JSON string body that needs no escape
-_BEFORE = "[0-9A-Za-z_ .,()]"  # what an expression holds before its first operator
 #: the operators that may come first for each operation (a stated division is "/", not a remainder)
 _FIRST = {**_SATISFIES, "/": "/"}
 
@@ -109,15 +109,89 @@ def is_expression_param(name: str, spec: Any) -> bool:
     return bool(words & _EXPRESSION_NAMES) or bool(_EXPRESSION_DESC.search(str(spec.get("description") or "")))
 
 
-def operator_pattern(need: Iterable[str]) -> str | None:
-    """A JSON-schema ``pattern`` (matched whole) for an expression whose *first* operation is one of ``need``:
-    numbers, names, spaces and parentheses, then one of ``need``'s operators, then anything; None when ``need``
-    is empty. (A pattern that only asked for the operator somewhere let the model write its habitual ``*``
-    first and then pad the string with a stray ``%`` to pass.)"""
-    chars = "".join(sorted({c for op in need for c in _FIRST[op]}))
-    if not chars:
+#: pieces of a well-formed arithmetic string: a name (``sqrt``, ``pi``, ``log10``), a number written plainly
+#: (no thousands separator, no unit glued on: ``1199``, not ``1,199`` or ``2.4m``), and what may follow a number
+_NAME = "[A-Za-z_][A-Za-z_0-9]*"
+_NUMBER = "[0-9]+(\\.[0-9]+)?"
+_SPACES = "[ ()]"  # spaces and brackets
+_OPS = "*/+%-"
+
+
+#: numbers an expression may use beyond the conversation's: small counts and the usual unit factors (a dozen,
+#: hours in a day, days in a month, weeks in a year, minutes in an hour, percent, days in a year, thousand)
+CONSTANTS = (*range(13), 24, 30, 52, 60, 100, 365, 1000)
+
+
+def number_literals(numbers: Iterable[float]) -> tuple[str, ...]:
+    """The ways an expression may write each of ``numbers`` and :data:`CONSTANTS`: an integer as an integer,
+    a fraction as Python prints it and, from 1 up, also with two decimals ("25.00", "19.90", "4.73" for 4.7318)."""
+    out: set[str] = set()
+    for x in (*numbers, *CONSTANTS):
+        x = abs(float(x))  # a sign is an operator of its own
+        if not math.isfinite(x) or "e" in repr(x):
+            continue
+        out.add(str(int(x)) if x == int(x) else repr(x))
+        if x >= 1:
+            out.add(f"{x:.2f}")  # "25.00", "19.90", "4.73"
+    return tuple(sorted(out, key=lambda t: (-len(t), t)))
+
+
+def _stream(ops: str, number: str) -> str:
+    """Regex of a run of names, numbers, spaces, brackets and the operator characters ``ops``, in which every
+    number ends at a space, a bracket or one of ``ops`` (or at the end); ", " only between the arguments of
+    a function ("max(3, 4)", "round(2.5 ** 2, 1)"), never between two bare numbers ("1026.21 - 1, 1199")."""
+    after = _SPACES + (f"|[{re.escape(ops)}]" if ops else "")
+    plain = f"({_NAME}|{after}|{number}({after}))*({number})?"
+    call = f"{_NAME}\\({plain}(, {plain})+\\)"  # a function of several arguments
+    return f"({call}|{_NAME}|{after}|{number}({after}))*({number})?"
+
+
+_PERCENT = re.compile(r"\d\s*%|\bper\s?cent\b|\bpct\b", re.IGNORECASE)
+
+
+def percent_change(text: str) -> str | None:
+    """The sign of a change by a percentage ``text`` states: "+" for a rise ("goes up by 4.5%"), "-" for a
+    fall ("20% off"); None when it states neither, or both."""
+    if not _PERCENT.search(text):
         return None
-    return _BEFORE + "*[" + re.escape(chars) + "]" + _FREE + "*"
+    ops = stated_operators(text)
+    rise, fall = "+*" in ops, "-*" in ops
+    return "+" if rise and not fall else "-" if fall and not rise else None
+
+
+def _containing(rest: str, sign: str | None) -> str:
+    """Regex: ``rest`` holding the character ``sign`` somewhere (``rest`` itself when None)."""
+    return f"{rest}{re.escape(sign)}{rest}" if sign else rest
+
+
+def expression_pattern(need: Iterable[str] = (), numbers: Iterable[float] | None = None,
+                       sign: str | None = None) -> str:
+    """A JSON-schema ``pattern`` (matched whole) for an arithmetic expression: numbers written plainly
+    (``1199``, not ``1,199``, a tuple in Python; ``2.4``, not ``2.4m``); when ``need`` is not empty, a
+    *first* operator among ``need``'s: numbers, names, spaces and brackets, then one of its operators, then
+    anything well-formed (a pattern that only asked for the operator somewhere let the model write its
+    habitual ``*`` first and then pad the string with a stray ``%`` to pass); with ``numbers``, only those
+    numbers and the :data:`CONSTANTS` (:func:`number_literals`). ``sign`` ("+" or "-", with ``numbers``): a
+    change by a percentage (:func:`percent_change`) writes that sign somewhere, ``1150 * (1 + 4.5 / 100)``,
+    not ``1150 * 4.5 / 100`` (the factor ``1.045`` is no number of the conversation).
+
+    Asking for *every* stated operation (the first among them) was tried and dropped: after "12 squared plus
+    5 squared" the model chose ``+`` first and then wrote ``12 + 5 + 12 + …`` to the token budget, never the
+    ``*`` it still owed."""
+    number = _NUMBER if numbers is None else "(" + "|".join(re.escape(t) for t in number_literals(numbers)) + ")"
+    rest = _stream(_OPS, number)
+    sign = sign if numbers is not None else None
+    firsts = sorted({c for op in need for c in _FIRST[op]})
+    if not firsts:
+        return _containing(rest, sign)
+    alternatives = [re.escape(c) + _containing(rest, None if c == sign else sign) for c in firsts]
+    return f"{_stream('', number)}({'|'.join(alternatives)})"
+
+
+def has_expression_param(schema: Any) -> bool:
+    """Whether a tool's parameters ``schema`` holds an arithmetic expression parameter."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    return isinstance(props, dict) and any(is_expression_param(k, v) for k, v in props.items())
 
 
 def needed_operators(stated: frozenset[str], done: Iterable[str], after_result: bool) -> frozenset[str]:

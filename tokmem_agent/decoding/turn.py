@@ -27,7 +27,9 @@ from ..errors import GenerationError
 from ..validation import ArgCheck
 from .ground_args import ground_schema
 from .grounding import Grounding, NumberGround, copy_schema
-from .lead import LeadTrie, lead_texts
+from .lead import LeadTrie, lead_texts, unstated_figures
+from .operators import has_expression_param, needed_operators
+from .pairs import distinct_schema
 
 #: tool_choice values: None/"auto" (model decides), "none" (no tools), "any"/"required" (must call one),
 #: or a tool name (must call that one first).
@@ -148,6 +150,8 @@ class TurnDecoder:
         cfg = self.cfg = ctl.config
         self.ctl, self.model, self.chat = ctl, ctl.tm.model, ctl.tm.chat
         self.budget = cfg.max_new_tokens if budget is None else budget
+        if after == "tool" and cfg.ground_operators and tool_choice in (None, "auto"):
+            bound = self._spent(bound, ground)
         bound_set = set(bound)
         rows = after != "tool"  # calibrated row biases: for the decision on a user message, not after a result
         bound_bias = ctl._memory_bias(bound_set, rows=rows)  # [V+N]: text and the bound tools
@@ -188,6 +192,21 @@ class TurnDecoder:
                                                                 or cfg.ground_dates) else None)
         self.today = dt.date.fromisoformat(cfg.today) if cfg.today else dt.date.today()
         self.lead = self._lead(ground) if after == "tool" and cfg.lead_answers else None
+        # answering results: the text may not end before it states a figure of each (state_results)
+        self.unstated = ground if after == "tool" and cfg.state_results and ground is not None and ground.results \
+            else None
+
+    def _spent(self, bound: Sequence[str], ground: Grounding | None) -> list[str]:
+        """``bound`` less the arithmetic tools whose results end the conversation when the request asks for no
+        operation that no call for it has done yet (``ground_operators``): a small model that has computed
+        "2.4 * 1.85" goes on to "4.44 * 2.4"; no gold or training chain has one expression follow another
+        unless words ask for a second operation ("… times 3, then add 2")."""
+        ev = ground.args if ground is not None else None
+        if ev is None or not ground.results or needed_operators(ev.operators, ev.done_operators, True):
+            return list(bound)
+        done = {name for name, _, _ in ground.results}
+        tools = self.ctl.tm.tools
+        return [b for b in bound if not (b in done and b in tools and has_expression_param(tools.get(b).parameters))]
 
     def _answer_bias(self, ground: Grounding | None) -> float:
         """The largest answer bias (:data:`~tokmem_agent.config.ANSWER_BIAS_KEY`) of the tools whose results
@@ -209,6 +228,20 @@ class TurnDecoder:
         enc = self.ctl.tm.tokenizer  # the opening, a full stop, the end of the turn: the answer registration taught
         trie = LeadTrie([[*enc.encode(f"{t}.", add_special_tokens=False), self.chat.eot_id] for t in texts])
         return trie if trie.open else None
+
+    def _state_figures(self, scores: torch.Tensor, stop: int) -> int:
+        """At the end of an answer to results: ``stop`` when the text states a figure of each result, else the
+        first token of the sentences that state them (then a full stop and the end of the turn)."""
+        ground, self.unstated = self.unstated, None
+        text = self.ctl.tm.tokenizer.decode(self.text_ids)
+        missing = unstated_figures(ground.results, ground.request, text)
+        if not missing:
+            return stop
+        sep = "" if not text or text[-1:].isspace() else " "
+        tail = sep + " ".join(f"{m}." for m in missing)
+        ids = [*self.ctl.tm.tokenizer.encode(tail, add_special_tokens=False), self.chat.eot_id]
+        self.lead = LeadTrie([ids])
+        return int(torch.argmax(self.lead.mask(torch.zeros_like(scores))))
 
     def step(self, logits: torch.Tensor) -> int | None:
         """The next id to feed after ``logits`` [V+N], or None: the turn is over (nothing to feed)."""
@@ -235,6 +268,8 @@ class TurnDecoder:
         tok = int(torch.argmax(scores))
         if not torch.isfinite(scores[tok]):
             raise GenerationError("every token is masked; the schema grammar and tool masks disagree")
+        if tok in self.chat.stop_ids and self.state == "text" and self.unstated is not None and not self.calls:
+            tok = self._state_figures(scores, tok)
         self.ids.append(tok)
         if self.state == "args" and self.matcher is not None:
             self.matcher.advance(tok)
@@ -271,7 +306,11 @@ class TurnDecoder:
                 schema = ground_schema(copy_schema(tool.parameters, spans), self.evidence, times=cfg.ground_times,
                                        optional=cfg.ground_optional, dates=cfg.ground_dates, today=self.today,
                                        named=cfg.ground_named, spans=cfg.ground_spans,
-                                       operators=cfg.ground_operators, quantities=measure)
+                                       operators=cfg.ground_operators, quantities=measure,
+                                       expression_numbers=cfg.ground_expression_numbers,
+                                       titles=cfg.ground_titles)
+                if cfg.ground_distinct:
+                    schema = distinct_schema(schema)
                 self.matcher = self.ctl.constraint().matcher(schema)
         elif self.state == "args":  # unconstrained argument text
             self.calls[-1].arg_ids.append(tok)
