@@ -170,7 +170,7 @@ NO_GROUNDING: dict[str, Any] = {"ground_numbers": False, "ground_places": False,
                                 "ground_dates": False, "ground_optional": False, "ground_named": False,
                                 "ground_spans": False, "ground_operators": False,
                                 "ground_expression_numbers": False, "ground_titles": False,
-                                "ground_quantities": False, "lead_answers": False}
+                                "ground_distinct": False, "ground_quantities": False, "lead_answers": False}
 
 
 class TokMemMethod(Method):

@@ -29,6 +29,7 @@ from .ground_args import ground_schema
 from .grounding import Grounding, NumberGround, copy_schema
 from .lead import LeadTrie, lead_texts, unstated_figures
 from .operators import has_expression_param, needed_operators
+from .pairs import distinct_schema
 
 #: tool_choice values: None/"auto" (model decides), "none" (no tools), "any"/"required" (must call one),
 #: or a tool name (must call that one first).
@@ -308,6 +309,8 @@ class TurnDecoder:
                                        operators=cfg.ground_operators, quantities=measure,
                                        expression_numbers=cfg.ground_expression_numbers,
                                        titles=cfg.ground_titles)
+                if cfg.ground_distinct:
+                    schema = distinct_schema(schema)
                 self.matcher = self.ctl.constraint().matcher(schema)
         elif self.state == "args":  # unconstrained argument text
             self.calls[-1].arg_ids.append(tok)
