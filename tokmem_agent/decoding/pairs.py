@@ -8,6 +8,7 @@ was 71°F" → ``convert_units(26, "celsius", "celsius")``). Parameters pair up 
 ``origin`` / ``destination``, ``fromCity`` / ``toCity``. When both members of a pair are enums (the tool's
 own, or the dates and places grounding left them), the schema becomes an ``anyOf`` over the first member's
 values, each with the second member's other values (:func:`distinct_schema`; ~30 ms to compile for 27 units).
+Pairs of more than :data:`MAX_VALUES` values (a place enum of the conversation's word runs) are left alone.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from typing import Any
 
 from ..synth_phrasing import name_tokens
 
-__all__ = ["distinct_pairs", "distinct_schema"]
+__all__ = ["MAX_VALUES", "distinct_pairs", "distinct_schema"]
 
 #: the word of a pair's first member → its second's
 _PARTNER = {"from": "to", "source": "target", "src": "dest", "origin": "destination", "start": "end"}
 _WORDS = frozenset(_PARTNER) | frozenset(_PARTNER.values())
+#: pairs with more values than this are left alone (the anyOf grows with the square: a place enum of the
+#: conversation's word runs holds hundreds)
+MAX_VALUES = 64
 
 
 def _role(name: str) -> tuple[str, tuple[str, ...]] | None:
@@ -57,7 +61,8 @@ def distinct_schema(schema: dict[str, Any]) -> dict[str, Any]:
         return schema
     for a, b in distinct_pairs(props):
         first, second = _enum(props[a]), _enum(props[b])
-        if not first or not second or not set(map(repr, first)) & set(map(repr, second)):
+        if not first or not second or not set(map(repr, first)) & set(map(repr, second)) \
+                or max(len(first), len(second)) > MAX_VALUES:
             continue
         alternatives = []
         for v in first:
