@@ -188,8 +188,10 @@ class TurnDecoder:
         numbers = ground.numbers if ground is not None and cfg.ground_numbers else None
         self.ground = NumberGround(ctl.number_vocab(), numbers) if numbers is not None else None
         self.spans = ground.spans if ground is not None and cfg.ground_places else ()
-        self.evidence = (ground.args if ground is not None and (cfg.ground_times or cfg.ground_optional
-                                                                or cfg.ground_dates) else None)
+        grounds_args = (cfg.ground_times or cfg.ground_optional or cfg.ground_dates or cfg.ground_spans
+                        or cfg.ground_operators or cfg.ground_expression_numbers or cfg.ground_titles
+                        or cfg.ground_quantities)
+        self.evidence = ground.args if ground is not None and grounds_args else None
         self.today = dt.date.fromisoformat(cfg.today) if cfg.today else dt.date.today()
         self.lead = self._lead(ground) if after == "tool" and cfg.lead_answers else None
         # answering results: the text may not end before it states a figure of each (state_results)
