@@ -86,6 +86,18 @@ def test_expression_parameters():
     assert not is_expression_param("expression", {"type": "string", "pattern": "^[0-9+]+$"})
 
 
+def _accepts(tok, pattern: str, text: str) -> bool:
+    """Whether the argument grammar of an expression with ``pattern`` takes ``text``, token by real token."""
+    schema = {"type": "object", "required": ["expression"],
+              "properties": {"expression": {"type": "string", "pattern": pattern}}}
+    m = SchemaConstraint(tok, len(tok)).matcher(schema)
+    for tid in tok.encode(json.dumps({"expression": text}, separators=(",", ":")), add_special_tokens=False):
+        if not m.allowed_mask()[tid]:
+            return False
+        m.advance(tid)
+    return m.is_done()
+
+
 @pytest.mark.parametrize("need, text, ok", [
     ({"/"}, "276 / 4", True), ({"/"}, "276 * 4", False), ({"/"}, "276 * 4 / 1", False),  # the first operation
     ({"/"}, "206 * 7}%||{", False), ({"/"}, "198 % 36", False), ({"%"}, "198 % 36", True),
@@ -102,17 +114,7 @@ def test_expression_parameters():
     ({"-"}, "1026.21 - 1, 1199 * 11", False), ((), "max(3, 4, 5)", True),  # a comma only between arguments
 ])
 def test_the_grammar_enforces_the_pattern_on_real_tokens(smollm2_tokenizer, need, text, ok):
-    tok = smollm2_tokenizer
-    schema = {"type": "object", "required": ["expression"],
-              "properties": {"expression": {"type": "string", "pattern": expression_pattern(need)}}}
-    m = SchemaConstraint(tok, len(tok)).matcher(schema)
-    accepted = True
-    for tid in tok.encode(json.dumps({"expression": text}, separators=(",", ":")), add_special_tokens=False):
-        if not m.allowed_mask()[tid]:
-            accepted = False
-            break
-        m.advance(tid)
-    assert (accepted and m.is_done()) is ok
+    assert _accepts(smollm2_tokenizer, expression_pattern(need), text) is ok
 
 
 @pytest.mark.parametrize("text, ok", [
@@ -120,18 +122,8 @@ def test_the_grammar_enforces_the_pattern_on_real_tokens(smollm2_tokenizer, need
     ("0.35 * 1.57", False), ("(12 + 3) / 2", True), ("13 * 0.35", False), ("123 * 0.35", False),
 ])
 def test_the_grammar_keeps_expression_numbers_to_the_conversations(smollm2_tokenizer, text, ok):
-    tok = smollm2_tokenizer
     numbers = ArgEvidence.of(["I bought a dozen eggs at 0.35 each and 3 loaves at 2.80 a loaf"]).numbers
-    schema = {"type": "object", "required": ["expression"],
-              "properties": {"expression": {"type": "string", "pattern": expression_pattern((), numbers)}}}
-    m = SchemaConstraint(tok, len(tok)).matcher(schema)
-    accepted = True
-    for tid in tok.encode(json.dumps({"expression": text}, separators=(",", ":")), add_special_tokens=False):
-        if not m.allowed_mask()[tid]:
-            accepted = False
-            break
-        m.advance(tid)
-    assert (accepted and m.is_done()) is ok
+    assert _accepts(smollm2_tokenizer, expression_pattern((), numbers), text) is ok
 
 
 @pytest.mark.parametrize("said, need, text, ok", [
@@ -142,19 +134,9 @@ def test_the_grammar_keeps_expression_numbers_to_the_conversations(smollm2_token
     ("80 with 20% off", {"-*"}, "80 * (1 - 20 / 100)", True), ("80 with 20% off", {"-*"}, "80 * 20 / 100", False),
 ])
 def test_a_change_by_a_percentage_writes_its_sign(smollm2_tokenizer, said, need, text, ok):
-    tok = smollm2_tokenizer
     ev = ArgEvidence.of([said])
     assert ev.percent_sign == percent_change(said) == ("+" if "up" in said else "-")
-    schema = {"type": "object", "required": ["expression"], "properties": {"expression": {
-        "type": "string", "pattern": expression_pattern(need, ev.numbers, ev.percent_sign)}}}
-    m = SchemaConstraint(tok, len(tok)).matcher(schema)
-    accepted = True
-    for tid in tok.encode(json.dumps({"expression": text}, separators=(",", ":")), add_special_tokens=False):
-        if not m.allowed_mask()[tid]:
-            accepted = False
-            break
-        m.advance(tid)
-    assert (accepted and m.is_done()) is ok
+    assert _accepts(smollm2_tokenizer, expression_pattern(need, ev.numbers, ev.percent_sign), text) is ok
     assert percent_change("the rent goes up by 40 pounds") is None and percent_change("what is 20% of 80") is None
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tokmem_agent.decoding.ground_args import ArgEvidence, ground_schema
-from tokmem_agent.decoding.titles import is_text_param, is_title_param, stated_spec, stated_texts, stated_titles
+from tokmem_agent.decoding.titles import (
+    is_text_param,
+    is_title_param,
+    stated_spec,
+    stated_texts,
+    stated_titles,
+)
 
 
 @pytest.mark.parametrize("text, titles", [

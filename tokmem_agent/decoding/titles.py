@@ -25,8 +25,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["TEXT_WORDS", "TITLE_WORDS", "is_text_param", "is_title_param", "stated_texts", "stated_spec",
-           "stated_titles"]
+__all__ = [
+    "TEXT_WORDS",
+    "TITLE_WORDS",
+    "is_text_param",
+    "is_title_param",
+    "stated_spec",
+    "stated_texts",
+    "stated_titles",
+]
 
 #: words of a parameter name that make it a title, or the text of a note
 TITLE_WORDS = frozenset({"title", "subject", "heading", "label"})
@@ -96,22 +103,23 @@ def _name_tokens(name: str) -> set[str]:
     return set(re.split(r"[^a-z]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower()))
 
 
-def is_title_param(name: str, spec: Any) -> bool:
-    """A free string parameter that holds a title."""
+def _named_string(name: str, spec: Any, words: frozenset[str]) -> bool:
+    """A free string parameter (no enum, pattern or format) whose name has one of ``words``."""
     if not isinstance(spec, dict) or spec.get("type") != "string":
         return False
     if any(k in spec for k in ("enum", "const", "pattern", "format")):
         return False
-    return bool(_name_tokens(name) & TITLE_WORDS)
+    return bool(_name_tokens(name) & words)
+
+
+def is_title_param(name: str, spec: Any) -> bool:
+    """A free string parameter that holds a title."""
+    return _named_string(name, spec, TITLE_WORDS)
 
 
 def is_text_param(name: str, spec: Any) -> bool:
     """A free string parameter that holds the text of a note (``text``, ``body``, ``content``)."""
-    if not isinstance(spec, dict) or spec.get("type") != "string":
-        return False
-    if any(k in spec for k in ("enum", "const", "pattern", "format")):
-        return False
-    return bool(_name_tokens(name) & TEXT_WORDS)
+    return _named_string(name, spec, TEXT_WORDS)
 
 
 def stated_spec(spec: dict[str, Any], stated: tuple[str, ...]) -> dict[str, Any] | None:
