@@ -111,3 +111,16 @@ def test_unstated_figures_name_what_an_answer_left_out():
 
 
 LOAN_RESULTS = [("loan", LOAN, {"principal": 250000})]
+
+
+def test_unstated_figures_name_the_listed_records_an_answer_left_out():
+    notes = {"query": "recipe", "count": 2, "notes": [
+        {"id": 1, "title": "Banana bread recipe", "text": "3 ripe bananas"},
+        {"id": 2, "title": "Grandma's chili", "text": "beans, beef"}]}
+    found = [("search_notes", notes, {"query": "recipe", "limit": 2})]
+    assert unstated_figures(found, "", "Found 2 notes. “Banana bread recipe”: 3 ripe bananas.") == [
+        "Also: “Grandma's chili”"]
+    assert unstated_figures(found, "", "Found 2 notes: Banana bread recipe and Grandma’s chili.") == []
+    assert unstated_figures(found, "", "Found 2 notes.") == ["Listed: “Banana bread recipe”; “Grandma's chili”"]
+    many = {"count": 11, "notes": [{"title": f"n{i}"} for i in range(11)]}
+    assert unstated_figures([("search_notes", many, {})], "", "Found 11 notes.") == []  # too many to list

@@ -137,23 +137,54 @@ def _written(value: Any, said: Sequence[str]) -> bool:
     return False
 
 
+#: the field that names a listed record ("title" of a note, "name" of a restaurant), and how many are named
+NAME_KEYS = ("title", "name")
+MAX_LISTED = 10
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.lower().replace("’", "'").split())
+
+
+def _unnamed(result: Any, text: str) -> str | None:
+    """A sentence naming the records a result lists that the answer ``text`` does not name ("Also: “Grandma's
+    chili”."), or None: a list of at most :data:`MAX_LISTED` records with a title or name each."""
+    lists = [v for v in result.values() if isinstance(v, list)] if isinstance(result, dict) else [result]
+    for items in lists:
+        if not isinstance(items, list) or not items or len(items) > MAX_LISTED:
+            continue
+        names = [next((str(it[k]).strip() for k in NAME_KEYS if isinstance(it.get(k), str)), "")
+                 for it in items if isinstance(it, dict)]
+        if len(names) != len(items) or not all(names):
+            continue
+        said = _plain(text)
+        missing = [n for n in names if _plain(n) not in said]
+        if missing:
+            listed = "; ".join(f"“{n}”" for n in missing)
+            return f"Also: {listed}" if len(missing) < len(names) else f"Listed: {listed}"
+    return None
+
+
 def unstated_figures(results: Sequence[tuple[str, Any, dict[str, Any]]], request: str, text: str) -> list[str]:
-    """Sentences for the results whose figures the answer ``text`` leaves out (:attr:`ControllerConfig.state_results`):
+    """Sentences for what the answer ``text`` leaves out of the results (:attr:`ControllerConfig.state_results`):
     for each result that reports numbers (:func:`_figures`) of which ``text`` writes none, its figure the
-    ``request`` names, else the one named ``result``, else its first ("The result is 7.75"); [] when any
-    result is an error."""
+    ``request`` names, else the one named ``result``, else its first ("The result is 7.75"); for each that
+    lists records by title or name, the ones ``text`` does not name (:func:`_unnamed`); [] when any result
+    is an error."""
     if any(isinstance(r, dict) and "error" in r for _, r, _ in results):
         return []
     said = [m.replace(",", "") for m in _NUMBER.findall(text)]
     out = []
     for _, result, args in results:
         figures = _figures(result, args)
-        if not figures or any(_written(v, said) for _, v in figures):
-            continue
-        named = asked_field([k for k, _ in figures], request)
-        if named is None:
-            named = next((i for i, (k, _) in enumerate(figures) if k == "result"), 0)
-        out.append(state_field(*figures[named]))
+        if figures and not any(_written(v, said) for _, v in figures):
+            named = asked_field([k for k, _ in figures], request)
+            if named is None:
+                named = next((i for i, (k, _) in enumerate(figures) if k == "result"), 0)
+            out.append(state_field(*figures[named]))
+        listed = _unnamed(result, text)
+        if listed:
+            out.append(listed)
     return out
 
 
