@@ -422,7 +422,8 @@ class ControllerConfig:
     state_results: a text answer to tool results that would end without writing any figure of a result (a
         number it reports that echoes no argument and is no id) goes on with one sentence stating it, then
         ends: "75.00 USD is 11,625.00 JPY. For 1,500.00 JPY: 1,500.00 JPY." gets "The result is 7.75."
-        after it (:func:`tokmem_agent.decoding.lead.unstated_figures`).
+        after it; one that leaves out records a result lists by title or name names them ("Also: “Grandma's
+        chili”.") (:func:`tokmem_agent.decoding.lead.unstated_figures`).
     """
 
     max_steps: int = 6
