@@ -365,20 +365,28 @@ def test_message_mapping():
 
 
 def test_multi_turn_prompt_is_the_whole_conversation(tm):
-    llm, script = scripted(tm, "It is sunny.", EOT)
+    llm, script = scripted(tm, "It is 21 and sunny.", EOT)
     history = [
         HumanMessage("weather in Paris?"),
         AIMessage("", tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}]),
         ToolMessage('{"temp":21}', tool_call_id="c1"),
     ]
     msg = llm.bind_tools([lc_get_weather]).invoke(history)
-    assert msg.content == "It is sunny."
+    assert msg.content == "It is 21 and sunny."
     expected = tm.chat.prompt_ids([
         {"role": "user", "content": "weather in Paris?"},
         {"role": "assistant", "content": "", "calls": [Call("get_weather", {"city": "Paris"})]},
         {"role": "tool", "name": "get_weather", "content": '{"temp":21}'}])
     assert script.sessions[0].ids[: len(expected)] == expected
     assert tm.model.memory_id("get_weather") in expected  # the past call is its memory token
+
+
+def test_an_answer_to_a_tool_message_states_its_figure(tm):
+    llm, _ = scripted(tm, "It is sunny.", EOT)  # the same decode path as the agent: state_results
+    history = [HumanMessage("weather in Paris?"),
+               AIMessage("", tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}]),
+               ToolMessage('{"temp":21}', tool_call_id="c1")]
+    assert llm.bind_tools([lc_get_weather]).invoke(history).content == "It is sunny. The temp is 21."
 
 
 # ----- construction, metadata, threads --------------------------------------------------------------
