@@ -54,3 +54,22 @@ def test_free_members_and_combinators_are_left_alone():
     many = [f"place {i}" for i in range(100)]
     places = {"type": "object", "properties": {"origin": {"enum": many}, "destination": {"enum": many}}}
     assert distinct_schema(places) is places  # too many values: left alone
+
+
+def test_a_pair_of_dates_runs_forward(smollm2_tokenizer):
+    import datetime as dt
+
+    tok = smollm2_tokenizer
+    c = SchemaConstraint(tok, len(tok))
+    days = {"type": "object", "required": ["start", "end"], "properties": {
+        "start": {"type": "string", "enum": ["today", "2025-06-02", "2025-09-20", "2025-01-15"]},
+        "end": {"type": "string", "enum": ["today", "2025-06-02", "2025-09-20", "2025-01-15"]}}}
+    ordered = distinct_schema(days, dt.date(2025, 6, 2))
+    assert _accepts(c, tok, ordered, {"start": "today", "end": "2025-09-20"})
+    assert not _accepts(c, tok, ordered, {"start": "2025-09-20", "end": "today"})  # backwards
+    assert not _accepts(c, tok, ordered, {"start": "today", "end": "2025-06-02"})  # the same day
+    assert _accepts(c, tok, ordered, {"start": "2025-01-15", "end": "today"})
+    # without a today, "today" is not ordered (other values still are)
+    loose = distinct_schema(days)
+    assert _accepts(c, tok, loose, {"start": "2025-09-20", "end": "today"})
+    assert not _accepts(c, tok, loose, {"start": "2025-09-20", "end": "2025-01-15"})

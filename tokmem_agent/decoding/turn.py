@@ -312,7 +312,7 @@ class TurnDecoder:
                                        expression_numbers=cfg.ground_expression_numbers,
                                        titles=cfg.ground_titles)
                 if cfg.ground_distinct:
-                    schema = distinct_schema(schema)
+                    schema = distinct_schema(schema, self.today)
                 self.matcher = self.ctl.constraint().matcher(schema)
         elif self.state == "args":  # unconstrained argument text
             self.calls[-1].arg_ids.append(tok)
