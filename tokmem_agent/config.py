@@ -407,7 +407,7 @@ class ControllerConfig:
     ground_distinct: with ``constrained``, a from/to pair of parameters (``from_unit``/``to_unit``,
         ``start``/``end``, ``origin``/``destination``) whose values are enums (the tool's own, or the dates
         and places grounding left) never takes one value twice: no conversion into the same unit, no days
-        between a date and itself (:mod:`tokmem_agent.decoding.pairs`).
+        between a date and itself; a pair of dates runs forward (:mod:`tokmem_agent.decoding.pairs`).
     ground_quantities: with ``constrained``, a number argument whose parameter names a unit (``weight_kg``,
         ``height_cm``, "years", "in percent", a sum of money) takes only the numbers the user stated in that
         unit's dimension, converted ("1.65 m" → 165 for ``height_cm``, "250k" → 250000, "18 months" → 1.5
