@@ -291,6 +291,8 @@ ROW_BIAS_KEY = "row_bias"
 #: text leads the memory tokens by in the turn right after their result (``{tool: bias}``,
 #: :func:`tokmem_agent.row_bias.calibrate_answer_biases`); training a row drops it.
 ANSWER_BIAS_KEY = "answer_bias"
+#: The per-row bias keys above: a row that is trained or forgotten loses its entry in each.
+BIAS_KEYS = (ROW_BIAS_KEY, ANSWER_BIAS_KEY)
 #: Bank meta keys of the stored call thresholds (``tokmem calibrate``); training any row drops them.
 CALIBRATION_KEYS = ("call_threshold", "continue_threshold", "call_calibration")
 #: Argument property orders the schema constraint accepts: ``declared``: the schema's order; ``sorted``:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .config import ANSWER_BIAS_KEY, CALIBRATION_KEYS, ROW_BIAS_KEY, ZERO_DATA_KEY, RegisterConfig
+from .config import BIAS_KEYS, CALIBRATION_KEYS, ZERO_DATA_KEY, RegisterConfig
 from .errors import ConfigError, DataFormatError
 from .registry import Tool
 from .synth import synthesize_traces
@@ -195,7 +195,7 @@ def forget(tm: MemoryModel, names: Iterable[str]) -> list[str]:
     tm.meta.setdefault("versions", []).append({"version": len(tm.meta.get("versions", [])) + 1, "removed": names})
     if ZERO_DATA_KEY in tm.meta:
         tm.meta[ZERO_DATA_KEY] = [n for n in tm.meta[ZERO_DATA_KEY] if n not in names]
-    for key in (ROW_BIAS_KEY, ANSWER_BIAS_KEY):
+    for key in BIAS_KEYS:
         if tm.meta.get(key):
             tm.meta[key] = {n: b for n, b in tm.meta[key].items() if n not in names}
     tm.drop_calibration()  # calibrated with the removed tokens

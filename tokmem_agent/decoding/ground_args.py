@@ -62,6 +62,7 @@ from .operators import (
     percent_change,
     stated_operators,
 )
+from .params import free_string, param_words
 from .quantities import Quantity, quantity_values, stated_quantities
 from .times import clock_of, conversation_times, time_forms
 from .titles import is_text_param, is_title_param, stated_spec, stated_texts, stated_titles
@@ -122,8 +123,7 @@ def stated_numbers(text: str) -> set[float]:
 
 def name_words(name: str) -> set[str]:
     """The telling words of a parameter name (``has_wifi`` → {"wifi"}; ``petsWelcome`` → {"pets", "welcome"})."""
-    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower()
-    return {w for w in re.split(r"[^a-z]+", spaced) if len(w) >= 3 and w not in GENERIC_WORDS}
+    return {w for w in param_words(name) if len(w) >= 3 and w not in GENERIC_WORDS}
 
 
 def _said(word: str, text: str) -> bool:
@@ -234,13 +234,9 @@ def _unwrap(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _free_string(spec: dict[str, Any]) -> bool:
-    return spec.get("type") == "string" and not any(k in spec for k in ("enum", "const", "pattern", "format"))
-
-
 def is_time_param(name: str, spec: Any) -> bool:
     """A free-form string parameter whose name has the word ``time``."""
-    return isinstance(spec, dict) and _free_string(spec) and "time" in name_words(name)
+    return free_string(spec) and "time" in name_words(name)
 
 
 def is_date_param(name: str, spec: Any) -> bool:

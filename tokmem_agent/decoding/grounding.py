@@ -29,9 +29,9 @@ from typing import Any
 import torch
 
 from .ground_args import ArgEvidence
-from .lead import call_arguments, last_results
+from .lead import WRITTEN_NUMBER, call_arguments, last_results
+from .params import free_string, param_words
 
-_NUM = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
 SMALL = tuple(str(i) for i in range(11))
 
 
@@ -59,7 +59,7 @@ def allowed_numbers(texts: Iterable[str]) -> frozenset[str]:
     """Every form of every number in ``texts``, and the integers 0–10."""
     out: set[str] = set(SMALL)
     for t in texts:
-        for m in _NUM.findall(t):
+        for m in WRITTEN_NUMBER.findall(t):
             out |= number_forms(m)
     return frozenset(out)
 
@@ -154,11 +154,9 @@ def place_params(schema: dict[str, Any]) -> list[str]:
     props = schema.get("properties") or {}
     found = []
     for name, spec in props.items():
-        if not isinstance(spec, dict) or spec.get("type") != "string" or \
-                any(k in spec for k in ("enum", "const", "format", "pattern")):
+        if not free_string(spec):
             continue
-        words = set(re.split(r"[^a-z]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower()))
-        words |= set(re.findall(r"[a-z]+", str(spec.get("description", "")).lower()))
+        words = param_words(name) | set(re.findall(r"[a-z]+", str(spec.get("description", "")).lower()))
         if words & PLACE_WORDS:
             found.append(name)
     return found

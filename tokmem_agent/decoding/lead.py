@@ -32,7 +32,7 @@ import torch
 
 from ..synth_phrasing import answer_leads, name_tokens, reported_fields, state_field
 
-__all__ = ["LeadTrie", "asked_field", "last_results", "lead_texts", "unstated_figures"]
+__all__ = ["WRITTEN_NUMBER", "LeadTrie", "asked_field", "last_results", "lead_texts", "unstated_figures"]
 
 #: a result's other string fields up to this long are noted after the figure asked for
 MAX_NOTE = 40
@@ -117,7 +117,8 @@ def lead_texts(results: Sequence[tuple[str, Any, dict[str, Any]]], tools: Callab
     return []
 
 
-_NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
+#: a number as an answer writes it: digits, thousands separators, decimals ("1,580.17")
+WRITTEN_NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
 
 
 def _figures(result: Any, args: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -173,7 +174,7 @@ def unstated_figures(results: Sequence[tuple[str, Any, dict[str, Any]]], request
     is an error."""
     if any(isinstance(r, dict) and "error" in r for _, r, _ in results):
         return []
-    said = [m.replace(",", "") for m in _NUMBER.findall(text)]
+    said = [m.replace(",", "") for m in WRITTEN_NUMBER.findall(text)]
     out = []
     for _, result, args in results:
         figures = _figures(result, args)

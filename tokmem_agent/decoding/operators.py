@@ -34,6 +34,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .params import free_string, param_words
+
 __all__ = ["CONSTANTS", "LATE_OPERATORS", "expression_operators", "expression_pattern", "has_expression_param",
            "is_expression_param", "needed_operators",
            "number_literals", "percent_change", "stated_operators"]
@@ -101,12 +103,9 @@ def expression_operators(expr: str) -> frozenset[str]:
 
 def is_expression_param(name: str, spec: Any) -> bool:
     """A free string parameter that holds an arithmetic expression."""
-    if not isinstance(spec, dict) or spec.get("type") != "string":
+    if not free_string(spec):
         return False
-    if any(k in spec for k in ("enum", "const", "pattern", "format")):
-        return False
-    words = set(re.split(r"[^a-z]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower()))
-    return bool(words & _EXPRESSION_NAMES) or bool(_EXPRESSION_DESC.search(str(spec.get("description") or "")))
+    return bool(param_words(name) & _EXPRESSION_NAMES) or bool(_EXPRESSION_DESC.search(str(spec.get("description") or "")))
 
 
 #: pieces of a well-formed arithmetic string: a name (``sqrt``, ``pi``, ``log10``), a number written plainly

@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .params import free_string, param_words
+
 __all__ = [
     "TEXT_WORDS",
     "TITLE_WORDS",
@@ -41,8 +43,14 @@ TEXT_WORDS = frozenset({"text", "body", "content"})
 
 _CUE = (r"\b(?:titled|entitled|called|named|title(?:\s+(?:is|was|it)\b|\s*[:=])?|call\s+it|name\s+it|label\s+it|"
         r"under\s+the\s+(?:title|heading|name))")
-_QUOTED = re.compile(_CUE + r"\s*[:=]?\s*(?:'([^'\n]{1,80})'|\"([^\"\n]{1,80})\"|‘([^’\n]{1,80})’|“([^”\n]{1,80})”)",
-                     re.IGNORECASE)
+
+
+def _quoted(most: int) -> str:
+    """Regex of a span of 1 to ``most`` characters in straight or curly quotes, one group per kind of quote."""
+    return (rf"(?:'([^'\n]{{1,{most}}})'|\"([^\"\n]{{1,{most}}})\"|‘([^’\n]{{1,{most}}})’|“([^”\n]{{1,{most}}})”)")
+
+
+_QUOTED = re.compile(_CUE + r"\s*[:=]?\s*" + _quoted(80), re.IGNORECASE)
 _STOP = r"(?:with|that|which|saying|says|text|and|then|for|due|about|to|on|in|of|please|pls|thanks)"
 _PLAIN = re.compile(_CUE + r"\s+(?!['\"‘“])((?:(?!" + _STOP + r"\b)[^\s:,;.!?]+\s*){1,6}?)"
                     r"(?=\s*(?:[:,;!?]|\.(?:\s|$)|$|\s" + _STOP + r"\b))", re.IGNORECASE)
@@ -68,7 +76,7 @@ def stated_titles(text: str) -> tuple[str, ...]:
 
 _TEXT_CUE = (r"\b(?:with\s+(?:the\s+)?text|the\s+text\s+(?:is|was)|text\s*[:=]|(?:that|which)\s+(?:says|reads)|saying|"
              r"body\s*[:=]|content\s*[:=])\s*:?\s*")
-_QUOTE = r"(?:'([^'\n]{1,300})'|\"([^\"\n]{1,300})\"|‘([^’\n]{1,300})’|“([^”\n]{1,300})”)"
+_QUOTE = _quoted(300)
 _TEXT_QUOTED = re.compile(_TEXT_CUE + _QUOTE, re.IGNORECASE)
 _TEXT_PLAIN = re.compile(_TEXT_CUE + r"(?!['\"‘“])(\S.{0,299}?)(?=,?\s+(?:and\s+)?then\b|\s*$)",
                          re.IGNORECASE | re.DOTALL)
@@ -99,27 +107,14 @@ def stated_texts(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _name_tokens(name: str) -> set[str]:
-    return set(re.split(r"[^a-z]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower()))
-
-
-def _named_string(name: str, spec: Any, words: frozenset[str]) -> bool:
-    """A free string parameter (no enum, pattern or format) whose name has one of ``words``."""
-    if not isinstance(spec, dict) or spec.get("type") != "string":
-        return False
-    if any(k in spec for k in ("enum", "const", "pattern", "format")):
-        return False
-    return bool(_name_tokens(name) & words)
-
-
 def is_title_param(name: str, spec: Any) -> bool:
     """A free string parameter that holds a title."""
-    return _named_string(name, spec, TITLE_WORDS)
+    return free_string(spec) and bool(param_words(name) & TITLE_WORDS)
 
 
 def is_text_param(name: str, spec: Any) -> bool:
     """A free string parameter that holds the text of a note (``text``, ``body``, ``content``)."""
-    return _named_string(name, spec, TEXT_WORDS)
+    return free_string(spec) and bool(param_words(name) & TEXT_WORDS)
 
 
 def stated_spec(spec: dict[str, Any], stated: tuple[str, ...]) -> dict[str, Any] | None:

@@ -227,9 +227,13 @@ class TurnDecoder:
                            ground.request)
         if not texts:
             return None
-        enc = self.ctl.tm.tokenizer  # the opening, a full stop, the end of the turn: the answer registration taught
-        trie = LeadTrie([[*enc.encode(f"{t}.", add_special_tokens=False), self.chat.eot_id] for t in texts])
+        trie = self._closing([f"{t}." for t in texts])  # the opening, a full stop, the end of the turn
         return trie if trie.open else None
+
+    def _closing(self, texts: Sequence[str]) -> LeadTrie:
+        """A trie of ``texts``, each followed by the end of the turn: what the answer must say, then stop."""
+        enc = self.ctl.tm.tokenizer
+        return LeadTrie([[*enc.encode(t, add_special_tokens=False), self.chat.eot_id] for t in texts])
 
     def _state_figures(self, scores: torch.Tensor, stop: int) -> int:
         """At the end of an answer to results: ``stop`` when the text states a figure of each result, else the
@@ -240,9 +244,7 @@ class TurnDecoder:
         if not missing:
             return stop
         sep = "" if not text or text[-1:].isspace() else " "
-        tail = sep + " ".join(f"{m}." for m in missing)
-        ids = [*self.ctl.tm.tokenizer.encode(tail, add_special_tokens=False), self.chat.eot_id]
-        self.lead = LeadTrie([ids])
+        self.lead = self._closing([sep + " ".join(f"{m}." for m in missing)])
         return int(torch.argmax(self.lead.mask(torch.zeros_like(scores))))
 
     def step(self, logits: torch.Tensor) -> int | None:

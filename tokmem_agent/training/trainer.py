@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..config import ANSWER_BIAS_KEY, ROW_BIAS_KEY, TrainConfig, resolve_autocast
+from ..config import BIAS_KEYS, TrainConfig, resolve_autocast
 from ..errors import BankFormatError, ConfigError
 from ..model.wrapped import FrozenPrefix
 from ..serialization import atomic_dir, read_adapter, read_config, read_tensors
@@ -267,7 +267,7 @@ def train(tm: MemoryModel, traces: Sequence[Trace], cfg: TrainConfig, *, out_dir
                                "batches": len(prefix_cache.items), "mb": round(prefix_cache.used / 2**20, 1)},
                            "seconds": round(seconds, 1), "n_train": result.n_train, "history": result.history}
     tm.drop_calibration()  # calibrated on the old rows
-    for key in (ROW_BIAS_KEY, ANSWER_BIAS_KEY):
+    for key in BIAS_KEYS:
         biases = tm.meta.get(key)
         if biases:  # a trained row's bias was calibrated on its old values; a moved backbone stales them all
             kept = {} if cfg.lora is not None else {n: b for n, b in biases.items() if n not in result.trained_tools}
